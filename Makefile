@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine:
+#   make train ENV=Breakout      train an agent (installs first)
+#   make test                    run the test suite (installs first)
+# The install step creates .venv and puts the torch build named by TORCH in first, so that the
+# project's torch range is already satisfied and pip never pulls another build.
+#   CPU (default):   TORCH=torch==2.13.0
+#   CUDA example:    make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+ENV ?= Breakout
+ARGS ?=
+PY := $(VENV)/bin/python
+
+.PHONY: install test train clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e ".[test,plots]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q
+
+train: install
+	$(PY) scripts/train_agent.py --env $(ENV) $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Generic neural-network blocks; they know nothing of RL or Atari."""

@@ -1,0 +1,1 @@
+"""Runtime: the only place with I/O and processes (replay, loop, logging, checkpoints)."""
