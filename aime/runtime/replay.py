@@ -1,0 +1,224 @@
+"""Sequence replay: frames stored once as ``uint8``, uniform ``[B, T]`` windows, exact save/load.
+
+Layout. The buffer holds ``num_streams`` parallel streams (one per environment of a vector env),
+each a ring of ``length = capacity // num_streams`` rows. Row ``t`` of a stream is one agent step::
+
+    obs[t]          uint8 [C, H, W]   the observation o_t
+    action[t]       int64             the action taken at o_t (ignored by the env if o_t is terminal)
+    reward[t]       float32           the reward received on arriving at o_t (0 at a first step)
+    is_first[t]     bool              o_t is the first observation of an episode
+    is_terminal[t]  bool              o_t ends the episode by termination (not by truncation)
+
+Every frame is stored exactly once; overlapping windows are views of the same rows, so 100k frames
+of 84x84 RGB take ``100_000 * 21_182`` bytes (2.12 GB, :meth:`ReplayBuffer.nbytes`).
+
+Sampling draws a stream and a start uniformly among all windows of length ``T`` that lie inside the
+written part of the stream and do not cross its write head (the boundary between the newest and
+the oldest row of a full ring, where time is not contiguous). A window may cross episode
+boundaries; ``is_first`` marks them and the world model resets its state there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+FIELDS = ("obs", "action", "reward", "is_first", "is_terminal")
+FORMAT_VERSION = 1
+
+
+class ReplayBuffer:
+    """A ring of agent steps per environment stream, sampled as ``[B, T]`` windows.
+
+    Args:
+        capacity: rows held in total over all streams (each stream holds ``capacity // num_streams``).
+        num_streams: parallel environment streams written in lockstep by :meth:`add`.
+        obs_shape: shape of one observation, ``(3, 84, 84)`` for the Atari protocol.
+        seed: seed of the sampling generator (its state is saved with the buffer).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_streams: int = 1,
+        obs_shape: tuple[int, ...] = (3, 84, 84),
+        seed: int | None = 0,
+    ) -> None:
+        if num_streams < 1:
+            raise ValueError(f"num_streams must be >= 1, got {num_streams}")
+        if capacity < num_streams:
+            raise ValueError(f"capacity ({capacity}) must be >= num_streams ({num_streams})")
+        self.capacity = int(capacity)
+        self.num_streams = int(num_streams)
+        self.length = self.capacity // self.num_streams
+        self.obs_shape = tuple(int(s) for s in obs_shape)
+        S, L = self.num_streams, self.length
+        # np.zeros maps pages lazily: an unfilled buffer costs no resident memory.
+        self.obs = np.zeros((S, L, *self.obs_shape), dtype=np.uint8)
+        self.action = np.zeros((S, L), dtype=np.int64)
+        self.reward = np.zeros((S, L), dtype=np.float32)
+        self.is_first = np.zeros((S, L), dtype=bool)
+        self.is_terminal = np.zeros((S, L), dtype=bool)
+        self.head = 0  # next row to write, the same for every stream
+        self.filled = 0  # rows written per stream, at most L
+        self.total_added = 0  # rows ever written per stream
+        self.rng = np.random.default_rng(seed)
+
+    # -- writing -------------------------------------------------------------------------------
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        is_first: np.ndarray,
+        is_terminal: np.ndarray,
+    ) -> None:
+        """Append one agent step to every stream.
+
+        Args:
+            obs: ``uint8 [S, C, H, W]``.
+            action, reward, is_first, is_terminal: ``[S]`` each.
+        """
+        S = self.num_streams
+        obs = np.asarray(obs)
+        if obs.shape != (S, *self.obs_shape) or obs.dtype != np.uint8:
+            raise ValueError(
+                f"obs: expected uint8 {(S, *self.obs_shape)}, got {obs.dtype} {tuple(obs.shape)}"
+            )
+        columns = {"action": action, "reward": reward, "is_first": is_first, "is_terminal": is_terminal}
+        for name, value in columns.items():
+            if np.shape(value) != (S,):
+                raise ValueError(f"{name}: expected shape ({S},), got {np.shape(value)}")
+        t = self.head
+        self.obs[:, t] = obs
+        self.action[:, t] = action
+        self.reward[:, t] = reward
+        self.is_first[:, t] = is_first
+        self.is_terminal[:, t] = is_terminal
+        self.head = (t + 1) % self.length
+        self.filled = min(self.filled + 1, self.length)
+        self.total_added += 1
+
+    # -- reading -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Rows held over all streams."""
+        return self.filled * self.num_streams
+
+    def num_windows(self, seq_len: int) -> int:
+        """Windows of length ``seq_len`` available per stream."""
+        return max(self.filled - seq_len + 1, 0)
+
+    def can_sample(self, seq_len: int) -> bool:
+        return self.num_windows(seq_len) > 0
+
+    def sample_indices(self, batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform window positions: ``(stream [B], rows [B, T])`` physical indices."""
+        if seq_len < 1 or batch_size < 1:
+            raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
+        windows = self.num_windows(seq_len)
+        if windows == 0:
+            raise ValueError(
+                f"cannot sample windows of length {seq_len}: each stream holds {self.filled} rows"
+            )
+        stream = self.rng.integers(0, self.num_streams, size=batch_size)
+        start = self.rng.integers(0, windows, size=batch_size)  # logical: 0 is the oldest row
+        oldest = self.head if self.filled == self.length else 0
+        rows = (oldest + start[:, None] + np.arange(seq_len)[None, :]) % self.length
+        return stream, rows
+
+    def gather(self, stream: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The fields at ``stream [B]`` and ``rows [B, T]``: obs ``uint8 [B, T, C, H, W]``, others ``[B, T]``."""
+        s = stream[:, None]
+        return {name: getattr(self, name)[s, rows] for name in FIELDS}
+
+    def sample(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
+        """A batch of ``[B, T]`` windows drawn uniformly (see the module docstring)."""
+        return self.gather(*self.sample_indices(batch_size, seq_len))
+
+    def nbytes(self) -> int:
+        """Bytes held by the arrays at full capacity."""
+        return sum(getattr(self, name).nbytes for name in FIELDS)
+
+    def bytes_per_frame(self) -> float:
+        return self.nbytes() / (self.num_streams * self.length)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        """Counters, shape and sampling-generator state (JSON-serialisable)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "capacity": self.capacity,
+            "num_streams": self.num_streams,
+            "obs_shape": list(self.obs_shape),
+            "head": self.head,
+            "filled": self.filled,
+            "total_added": self.total_added,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write the buffer to ``directory`` atomically (a temp folder renamed into place).
+
+        Only the written rows are stored, in physical order, so a resumed run samples exactly
+        what the interrupted one would have.
+        """
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            for name in FIELDS:
+                np.save(tmp / f"{name}.npy", getattr(self, name)[:, : self.filled])
+            (tmp / "state.json").write_text(json.dumps(self.state()))
+            if directory.exists():
+                old = directory.with_name(f".{directory.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                directory.rename(old)
+                tmp.rename(directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "ReplayBuffer":
+        """Read a buffer written by :meth:`save`; a damaged folder raises ``ValueError``."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "state.json").read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{directory} is not a saved replay buffer: {error}") from error
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{directory}: replay format {meta.get('format_version')!r}, expected {FORMAT_VERSION}"
+            )
+        buffer = cls(meta["capacity"], meta["num_streams"], tuple(meta["obs_shape"]), seed=None)
+        buffer._restore(directory, meta)
+        return buffer
+
+    def _restore(self, directory: Path, meta: Mapping) -> None:
+        filled = int(meta["filled"])
+        for name in FIELDS:
+            try:
+                data = np.load(directory / f"{name}.npy", allow_pickle=False)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"{directory}: cannot read {name}.npy: {error}") from error
+            target = getattr(self, name)
+            expected = (self.num_streams, filled, *target.shape[2:])
+            if data.shape != expected or data.dtype != target.dtype:
+                raise ValueError(
+                    f"{directory}/{name}.npy: expected {target.dtype} {expected}, "
+                    f"got {data.dtype} {tuple(data.shape)}"
+                )
+            target[:, :filled] = data
+        self.head = int(meta["head"])
+        self.filled = filled
+        self.total_added = int(meta["total_added"])
+        self.rng.bit_generator.state = meta["rng"]

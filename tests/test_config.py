@@ -1,0 +1,91 @@
+import dataclasses
+
+import pytest
+
+from aime.config import (
+    Config,
+    ConfigError,
+    available_presets,
+    default_preset,
+    describe,
+    flatten,
+    load_config,
+    load_config_file,
+    save_config,
+)
+
+
+def test_every_preset_loads_and_differs_from_defaults():
+    names = available_presets()
+    assert {"debug", "cpu", "atari100k"} <= set(names)
+    defaults = flatten(Config())
+    for name in names:
+        cfg = load_config([name])
+        assert isinstance(cfg, Config)
+        assert flatten(cfg) != defaults or name == "atari100k"
+
+
+def test_presets_apply_in_order_then_overrides():
+    cfg = load_config(["cpu", "debug"])
+    assert cfg.model.deter == 32  # debug wins over cpu
+    assert load_config(["debug", "cpu"]).model.deter == 256
+    cfg = load_config(["debug"], ["model.deter=48", "train.model_lr=3e-4", "env.name=Pong",
+                                  "model.attention=false", "train.loss_scales.kl=0.5"])
+    assert cfg.model.deter == 48 and cfg.train.model_lr == pytest.approx(3e-4)
+    assert cfg.env.name == "Pong" and cfg.model.attention is False
+    assert cfg.train.loss_scales.kl == 0.5
+
+
+def test_int_is_accepted_for_float_but_not_the_reverse():
+    assert load_config([], ["train.train_ratio=8"]).train.train_ratio == 8.0
+    with pytest.raises(ConfigError, match="expected int"):
+        load_config([], ["model.deter=1.5"])
+    with pytest.raises(ConfigError, match="expected bool"):
+        load_config([], ["model.attention=1"])
+
+
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [("model.detr=3", "model.deter"), ("deter=3", "model.deter"), ("train.batchsize=3", "train.batch_size"),
+     ("train.loss_scales.kll=1", "train.loss_scales.kl")],
+)
+def test_unknown_keys_suggest_the_closest(override, suggestion):
+    with pytest.raises(ConfigError, match="unknown config key") as info:
+        load_config([], [override])
+    assert repr(suggestion) in str(info.value)
+
+
+def test_unknown_key_inside_a_preset_file(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("model:\n  detr: 3\n")
+    with pytest.raises(ConfigError, match="'model.deter'"):
+        load_config([str(path)])
+
+
+def test_unknown_preset_and_bad_values():
+    with pytest.raises(ConfigError, match="Did you mean 'cpu'"):
+        load_config(["cppu"])
+    with pytest.raises(ConfigError, match="must be > 0"):
+        load_config([], ["train.batch_size=0"])
+    with pytest.raises(ConfigError, match="not one of"):
+        load_config([], ["model.latent=beta"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config([], ["model.deter"])
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        load_config([], ["env.repeat_action_probability=2"])
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cfg = load_config(["debug"], ["model.deter=40"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert dataclasses.asdict(load_config_file(tmp_path / "config.yaml")) == dataclasses.asdict(cfg)
+
+
+def test_default_preset_depends_on_cuda():
+    assert default_preset(True) == "atari100k" and default_preset(False) == "cpu"
+
+
+def test_describe_lists_every_leaf_with_its_doc():
+    rows = {key: doc for key, _, doc in describe()}
+    assert set(rows) == set(flatten(Config()))
+    assert "Deterministic" in rows["model.deter"]
