@@ -1,0 +1,76 @@
+"""Perceiver-style context encoder: a small learned latent array cross-attends to a frame's tokens.
+
+The world model runs it once per frame (batched over ``B*T``) on the feature-pyramid tokens to get
+the context vector ``c_t`` that modulates the attention posterior's slot seeds.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+class PerceiverEncoder(nn.Module):
+    """Latent array ``[L, D]`` -> cross-attention to tokens -> self-attention -> mean -> ``[B, out_dim]``.
+
+    Args:
+        token_dim: channels ``C`` of the input tokens.
+        out_dim: size of the context vector.
+        num_latents: ``L``, the learned queries.
+        latent_dim: ``D``, their width (a multiple of ``heads``).
+        heads: attention heads.
+        self_attention: add one latent self-attention block after the cross-attention.
+    """
+
+    def __init__(
+        self,
+        token_dim: int,
+        out_dim: int,
+        num_latents: int = 8,
+        latent_dim: int = 64,
+        heads: int = 4,
+        self_attention: bool = True,
+    ) -> None:
+        super().__init__()
+        if latent_dim % heads:
+            raise ValueError(f"latent_dim ({latent_dim}) must be a multiple of heads ({heads})")
+        self.token_dim, self.heads = token_dim, heads
+        self.latents = nn.Parameter(torch.randn(num_latents, latent_dim) * latent_dim**-0.5)
+        self.norm_tokens = nn.LayerNorm(token_dim)
+        self.norm_latents = nn.LayerNorm(latent_dim)
+        self.to_q = nn.Linear(latent_dim, latent_dim, bias=False)
+        self.to_kv = nn.Linear(token_dim, 2 * latent_dim, bias=False)
+        self.to_out = nn.Linear(latent_dim, latent_dim)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(latent_dim), nn.Linear(latent_dim, 2 * latent_dim), nn.SiLU(),
+            nn.Linear(2 * latent_dim, latent_dim),
+        )
+        self.self_attn = (
+            nn.TransformerEncoderLayer(latent_dim, heads, 2 * latent_dim, dropout=0.0,
+                                       activation="gelu", batch_first=True, norm_first=True)
+            if self_attention else None
+        )
+        self.head = nn.Sequential(nn.LayerNorm(latent_dim), nn.Linear(latent_dim, out_dim))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """``tokens [B, N, C]`` (or a feature map ``[B, C, H, W]``) -> context ``[B, out_dim]``."""
+        if tokens.dim() == 4:
+            tokens = rearrange(tokens, "b c h w -> b (h w) c")
+        if tokens.dim() != 3 or tokens.shape[-1] != self.token_dim:
+            raise ValueError(
+                f"tokens: expected [B, N, {self.token_dim}] or [B, {self.token_dim}, H, W], "
+                f"got {tuple(tokens.shape)}"
+            )
+        b = tokens.shape[0]
+        latents = self.latents.expand(b, -1, -1)
+        q = rearrange(self.to_q(self.norm_latents(latents)), "b l (h d) -> b h l d", h=self.heads)
+        k, v = rearrange(self.to_kv(self.norm_tokens(tokens)), "b n (two h d) -> two b h n d",
+                         two=2, h=self.heads)
+        attended = F.scaled_dot_product_attention(q, k, v)
+        latents = latents + self.to_out(rearrange(attended, "b h l d -> b l (h d)"))
+        latents = latents + self.mlp(latents)
+        if self.self_attn is not None:
+            latents = self.self_attn(latents)
+        return self.head(latents.mean(1))
