@@ -1,0 +1,387 @@
+"""Bottom-up attention posterior of the attention schema (seed 003, ``AttentionPosterior``).
+
+    observation [B,3,84,84] --FPN--> features [B,64,21,21] --+ 2-D position--> tokens [B,441,64]
+    (h, c) --MLP--> slot seeds [B,K,64]
+    SlotAttention(tokens, seeds) -> slots [B,K,64], responsibilities [B,K,441]
+    fuse the K maps (weighted | max | gated) -> softmax over positions -> attention_probs [B,21,21]
+    weighted centroid of each slot map -> slot_centers [B,K,2] -> regulariser MLP -> coords [B,2]
+
+The feature pyramid is also the world model's encoder trunk: ``encode`` runs it alone (batched over
+``B*T`` frames) and ``forward(..., features=...)`` reuses its output, so each frame is convolved
+once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from aime.attention.overlays import visualize_multi_object_attention as _visualize
+from aime.nn.slot_attention import SlotAttention
+
+__all__ = ["AttentionPosterior", "FeaturePyramid", "slot_diversity_loss", "weighted_centroids"]
+
+_FUSION_MODES = ("weighted", "max", "gated")
+_NORMS = ("group", "none")
+
+
+def slot_diversity_loss(slot_maps: torch.Tensor, from_logits: bool = True) -> torch.Tensor:
+    """Seed 003's slot diversity loss: mean squared off-diagonal correlation of the slot maps.
+
+    Each map is turned into a distribution over positions (``softmax`` when ``from_logits``, the
+    seed's definition; division by its sum otherwise, for maps that are already non-negative),
+    L2-normalised, and the K x K correlation ``p @ p^T`` is compared with the identity:
+    ``sum((corr - I)^2) / (B * K * (K - 1))``. It lies in [0, 1]: 0 for disjoint maps, 1 when all
+    K maps are identical.
+
+    Args:
+        slot_maps: ``[B, K, H, W]`` per-slot maps.
+        from_logits: see above.
+    Returns:
+        a scalar tensor (0 when K == 1: there is no pair to decorrelate).
+    """
+    if slot_maps.dim() != 4:
+        raise ValueError(
+            f"slot_diversity_loss: expected slot_maps [B, K, H, W], got {tuple(slot_maps.shape)}"
+        )
+    b, k = slot_maps.shape[:2]
+    flat = rearrange(slot_maps, "b k h w -> b k (h w)")
+    if from_logits:
+        p = flat.softmax(dim=-1)
+    else:
+        p = flat / flat.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    p = F.normalize(p, p=2, dim=-1)
+    corr = torch.einsum("bkn,bjn->bkj", p, p)  # [B, K, K]
+    eye = torch.eye(k, device=corr.device, dtype=corr.dtype)
+    return ((corr - eye) ** 2).sum() / max(b * k * (k - 1), 1)
+
+
+def weighted_centroids(maps: torch.Tensor) -> torch.Tensor:
+    """Centres of mass of non-negative maps in [-1, 1] coordinates (x = column, y = row).
+
+    Args:
+        maps: ``[B, K, H, W]`` non-negative weights (normalised here over H*W).
+    Returns:
+        ``[B, K, 2]`` as (x, y); -1 is the first column/row, +1 the last.
+    """
+    if maps.dim() != 4:
+        raise ValueError(f"weighted_centroids: expected maps [B, K, H, W], got {tuple(maps.shape)}")
+    h, w = maps.shape[-2:]
+    weights = maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    ys = torch.linspace(-1.0, 1.0, h, device=maps.device, dtype=maps.dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=maps.device, dtype=maps.dtype)
+    x = torch.einsum("bkhw,w->bk", weights, xs)
+    y = torch.einsum("bkhw,h->bk", weights, ys)
+    return torch.stack([x, y], dim=-1)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    # about 4 channels per group, as the seed's FPN (8/12/16 groups for 32/48/64 channels)
+    if kind == "group":
+        groups = max(g for g in range(1, max(channels // 4, 1) + 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    return nn.Identity()
+
+
+class FeaturePyramid(nn.Module):
+    """Seed 003's 3-level feature pyramid, fused at 1/4 resolution.
+
+    ``84 -> conv5 s2 -> 42 (32 ch) -> conv5 s2 -> 21 (48 ch) -> conv3 -> 21 (C ch)``, each
+    Conv + norm + SiLU; the 42x42 level is average-pooled to 21x21 and a 1x1 convolution fuses the
+    three levels into C channels.
+
+    Args:
+        input_channels: image channels.
+        feature_channels: C.
+        norm: ``"group"`` (GroupNorm, the seed's) or ``"none"`` (about 2.5x cheaper on CPU).
+    Forward: ``[B, input_channels, S, S]`` float -> ``[B, C, ceil(S/4), ceil(S/4)]``.
+    """
+
+    def __init__(
+        self, input_channels: int = 3, feature_channels: int = 64, norm: str = "group"
+    ) -> None:
+        super().__init__()
+        if norm not in _NORMS:
+            raise ValueError(f"FeaturePyramid: expected norm in {_NORMS}, got {norm!r}")
+
+        def block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2),
+                _norm(norm, c_out),
+                nn.SiLU(inplace=True),
+            )
+
+        self.level1 = block(input_channels, 32, 5, 2)
+        self.level2 = block(32, 48, 5, 2)
+        self.level3 = block(48, feature_channels, 3, 1)
+        self.fuse = nn.Conv2d(32 + 48 + feature_channels, feature_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C_in, S, S]`` -> ``[B, C, S/4, S/4]``."""
+        l1 = self.level1(x)  # [B, 32, S/2, S/2]
+        l2 = self.level2(l1)  # [B, 48, S/4, S/4]
+        l3 = self.level3(l2)  # [B, C, S/4, S/4]
+        l1 = F.adaptive_avg_pool2d(l1, l2.shape[-2:])
+        return self.fuse(torch.cat([l1, l2, l3], dim=1))
+
+
+class AttentionPosterior(nn.Module):
+    """Bottom-up, top-down-seeded multi-object attention (seed 003).
+
+    Args:
+        image_size: side of the square input frames (84).
+        attention_resolution: side of the attention map; must equal ``ceil(image_size / 4)`` (21).
+        hidden_dim: size of the world model's deterministic state ``h`` (256).
+        context_dim: size of the context ``c`` (128); 0 for none.
+        input_channels: image channels (3).
+        feature_channels: FPN output / slot dimension d (64).
+        num_semantic_slots: K (4).
+        num_heads: accepted for the seed's API; unused (the seed marks it "not used currently").
+        attention_fusion_mode: ``"weighted"`` (softmax weights from the slot features),
+            ``"max"`` (max over slots) or ``"gated"`` (sigmoid gates from (h, c)).
+        enforce_diversity: compute ``diversity_loss`` (otherwise it is a zero tensor).
+        dropout_p: dropout on the slot features (before fusion weights and bottleneck).
+        coord_noise_std: std of Gaussian noise added to the slot centres before the spatial
+            regulariser, in training mode only.
+        slot_iters: slot-attention refinement iterations (3).
+        slot_mlp_hidden: hidden width of the slot MLP (128).
+        norm: FPN normalisation, ``"group"`` (seed) or ``"none"`` (cheaper on CPU).
+
+    Forward:
+        observation: ``[B, input_channels, image_size, image_size]``, float in [0, 1] or uint8 in
+            [0, 255] (converted once to float in [0, 1]); may be ``None`` when ``features`` is
+            given.
+        hidden_state: ``[B, hidden_dim]``.
+        context: ``[B, context_dim]``.
+        features: optional precomputed ``encode(observation)`` ``[B, d, R, R]``; when given, the
+            observation is not looked at (the world model runs the FPN once over ``B*T`` frames).
+        returns ``attention_probs [B, R, R]`` (sums to 1 over R*R) and ``coords [B, 2]`` in [-1, 1].
+
+    Side attributes set by ``forward``:
+        features ``[B, d, R, R]``, slot_attention_maps ``[B, K, R, R]`` (responsibilities: they sum
+        to 1 over K at each position), slot_centers ``[B, K, 2]`` (x, y in [-1, 1]),
+        slot_features ``[B, K, d]`` (after dropout), fusion_weights ``[B, K]`` (``None`` for max),
+        group_assignments ``[B, R, R, K]`` (one-hot of the dominant slot per position),
+        bottleneck_features ``[B, hidden_dim // 2]``, diversity_loss (scalar tensor).
+
+    Slot initialisation: the learnable Gaussian N(mu, sigma) of SlotAttention *plus* the top-down
+    seeds MLP(h, c); sampled in training, its mean in eval mode (deterministic evaluation).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 84,
+        attention_resolution: int = 21,
+        hidden_dim: int = 256,
+        context_dim: int = 128,
+        input_channels: int = 3,
+        feature_channels: int = 64,
+        num_semantic_slots: int = 4,
+        num_heads: int = 4,
+        attention_fusion_mode: str = "weighted",
+        enforce_diversity: bool = True,
+        dropout_p: float = 0.2,
+        coord_noise_std: float = 0.0,
+        slot_iters: int = 3,
+        slot_mlp_hidden: int = 128,
+        norm: str = "group",
+    ) -> None:
+        super().__init__()
+        int_args = (
+            ("image_size", image_size, 1), ("attention_resolution", attention_resolution, 1),
+            ("hidden_dim", hidden_dim, 2), ("context_dim", context_dim, 0),
+            ("input_channels", input_channels, 1), ("feature_channels", feature_channels, 2),
+            ("num_semantic_slots", num_semantic_slots, 1), ("num_heads", num_heads, 1),
+            ("slot_iters", slot_iters, 1), ("slot_mlp_hidden", slot_mlp_hidden, 1),
+        )
+        for name, value, low in int_args:
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(
+                    f"AttentionPosterior: expected {name} to be an int >= {low}, got {value!r}"
+                )
+        expected_res = ((image_size + 1) // 2 + 1) // 2  # two stride-2 convs: ceil(ceil(S/2)/2)
+        if attention_resolution != expected_res:
+            raise ValueError(
+                f"AttentionPosterior: expected attention_resolution {expected_res} for image_size "
+                f"{image_size} (the FPN downsamples by 4), got {attention_resolution}"
+            )
+        if feature_channels % 2:
+            raise ValueError(
+                f"AttentionPosterior: expected an even feature_channels (row and column embeddings "
+                f"take half each), got {feature_channels}"
+            )
+        if attention_fusion_mode not in _FUSION_MODES:
+            raise ValueError(
+                f"AttentionPosterior: expected attention_fusion_mode in {_FUSION_MODES}, "
+                f"got {attention_fusion_mode!r}"
+            )
+        if not 0.0 <= dropout_p < 1.0:
+            raise ValueError(f"AttentionPosterior: expected 0 <= dropout_p < 1, got {dropout_p!r}")
+        if not coord_noise_std >= 0.0:
+            raise ValueError(
+                f"AttentionPosterior: expected coord_noise_std >= 0, got {coord_noise_std!r}"
+            )
+
+        self.image_size, self.attention_resolution = image_size, attention_resolution
+        self.hidden_dim, self.context_dim = hidden_dim, context_dim
+        self.input_channels, self.feature_channels = input_channels, feature_channels
+        self.num_semantic_slots, self.num_heads = num_semantic_slots, num_heads
+        self.attention_fusion_mode, self.enforce_diversity = attention_fusion_mode, enforce_diversity
+        self.dropout_p, self.coord_noise_std = float(dropout_p), float(coord_noise_std)
+        d, k = feature_channels, num_semantic_slots
+        td_dim = hidden_dim + context_dim
+
+        self.fpn = FeaturePyramid(input_channels, feature_channels, norm)
+        self.row_embed = nn.Parameter(torch.randn(attention_resolution, d // 2) * 0.02)
+        self.col_embed = nn.Parameter(torch.randn(attention_resolution, d // 2) * 0.02)
+        self.slot_modulator = nn.Sequential(
+            nn.Linear(td_dim, k * d), nn.LayerNorm(k * d), nn.SiLU(), nn.Linear(k * d, k * d)
+        )
+        self.slot_attention = SlotAttention(
+            num_slots=k, dim=d, iters=slot_iters, hidden_dim=slot_mlp_hidden, seed_mode="add"
+        )
+        self.dropout = nn.Dropout(dropout_p)
+        if attention_fusion_mode == "weighted":
+            self.fusion_head = nn.Linear(k * d, k)
+        elif attention_fusion_mode == "gated":
+            self.fusion_gate = nn.Linear(td_dim, k)
+        # Responsibilities lie in [0, 1], so softmax(fused) alone could never be sharper than e:1;
+        # a learnable inverse temperature (1 at init, i.e. the seed's map) lets it sharpen.
+        self.log_sharpness = nn.Parameter(torch.zeros(()))
+        self.spatial_regularizer = nn.Sequential(
+            nn.Linear(2 * k, hidden_dim // 2), nn.LayerNorm(hidden_dim // 2), nn.SiLU(),
+            nn.Linear(hidden_dim // 2, 2), nn.Tanh(),
+        )
+        self.bottleneck_projector = nn.Sequential(
+            nn.Linear(k * d, hidden_dim), nn.LayerNorm(hidden_dim), nn.SiLU(),
+            nn.Linear(hidden_dim, hidden_dim // 2),
+        )
+
+        self.features: torch.Tensor | None = None
+        self.slot_attention_maps: torch.Tensor | None = None
+        self.slot_centers: torch.Tensor | None = None
+        self.slot_features: torch.Tensor | None = None
+        self.fusion_weights: torch.Tensor | None = None
+        self.group_assignments: torch.Tensor | None = None
+        self.bottleneck_features: torch.Tensor | None = None
+        self.diversity_loss: torch.Tensor = torch.zeros(())
+
+    def encode(self, observation: torch.Tensor) -> torch.Tensor:
+        """FPN features of frames: ``[B, C_in, S, S]`` (float [0, 1] or uint8) -> ``[B, d, R, R]``.
+
+        Runs on any batch, e.g. all ``B*T`` frames of a sequence at once.
+        """
+        expected = (self.input_channels, self.image_size, self.image_size)
+        if observation.dim() != 4 or tuple(observation.shape[1:]) != expected:
+            raise ValueError(
+                "AttentionPosterior: expected observation of shape "
+                f"[B, {', '.join(map(str, expected))}], "
+                f"got {tuple(observation.shape)}"
+            )
+        if observation.dtype == torch.uint8:
+            observation = observation.float() / 255.0
+        return self.fpn(observation)
+
+    def positional_encoding(self) -> torch.Tensor:
+        """Learned 2-D position code, row half concatenated with column half: ``[R*R, d]``."""
+        r = self.attention_resolution
+        rows = self.row_embed[:, None, :].expand(r, r, -1)
+        cols = self.col_embed[None, :, :].expand(r, r, -1)
+        return rearrange(torch.cat([rows, cols], dim=-1), "h w d -> (h w) d")
+
+    def forward(
+        self,
+        observation: torch.Tensor | None,
+        hidden_state: torch.Tensor,
+        context: torch.Tensor,
+        features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs [B,C,S,S]``, ``hidden_state [B,H]``, ``context [B,Ctx]`` -> ``[B,R,R]``, ``[B,2]``."""
+        r, d, k = self.attention_resolution, self.feature_channels, self.num_semantic_slots
+        if features is None:
+            if observation is None:
+                raise ValueError(
+                    "AttentionPosterior: expected an observation or precomputed features, got neither"
+                )
+            features = self.encode(observation)
+        elif features.dim() != 4 or tuple(features.shape[1:]) != (d, r, r):
+            raise ValueError(
+                f"AttentionPosterior: expected features of shape [B, {d}, {r}, {r}], "
+                f"got {tuple(features.shape)}"
+            )
+        b = features.shape[0]
+        if tuple(hidden_state.shape) != (b, self.hidden_dim):
+            raise ValueError(
+                f"AttentionPosterior: expected hidden_state of shape {(b, self.hidden_dim)}, "
+                f"got {tuple(hidden_state.shape)}"
+            )
+        if tuple(context.shape) != (b, self.context_dim):
+            raise ValueError(
+                f"AttentionPosterior: expected context of shape {(b, self.context_dim)}, "
+                f"got {tuple(context.shape)}"
+            )
+        self.features = features
+
+        tokens = rearrange(features, "b c h w -> b (h w) c") + self.positional_encoding()  # [B,N,d]
+        top_down = torch.cat([hidden_state, context], dim=-1)  # [B, H + Ctx]
+        seeds = rearrange(self.slot_modulator(top_down), "b (k d) -> b k d", k=k)
+        slots, attn = self.slot_attention(tokens, seed_slots=seeds, noise=self.training)
+
+        slot_maps = rearrange(attn, "b k (h w) -> b k h w", h=r)  # [B, K, R, R]
+        slot_features = self.dropout(slots)  # [B, K, d]
+        if self.attention_fusion_mode == "weighted":
+            weights = self.fusion_head(rearrange(slot_features, "b k d -> b (k d)")).softmax(dim=-1)
+        elif self.attention_fusion_mode == "gated":
+            weights = torch.sigmoid(self.fusion_gate(top_down))
+        else:
+            weights = None
+        if weights is None:
+            fused = slot_maps.amax(dim=1)  # [B, R, R]
+        else:
+            fused = torch.einsum("bkhw,bk->bhw", slot_maps, weights)
+        logits = rearrange(fused, "b h w -> b (h w)") * self.log_sharpness.exp()
+        attention_probs = rearrange(logits.softmax(dim=-1), "b (h w) -> b h w", h=r)
+
+        slot_centers = weighted_centroids(slot_maps)  # [B, K, 2]
+        centers_in = slot_centers
+        if self.training and self.coord_noise_std > 0:
+            centers_in = centers_in + self.coord_noise_std * torch.randn_like(centers_in)
+        coords = self.spatial_regularizer(rearrange(centers_in, "b k two -> b (k two)"))  # [B, 2]
+
+        self.slot_attention_maps, self.slot_centers = slot_maps, slot_centers
+        self.slot_features, self.fusion_weights = slot_features, weights
+        self.group_assignments = rearrange(
+            F.one_hot(attn.argmax(dim=1), k).to(attn.dtype), "b (h w) k -> b h w k", h=r
+        )
+        self.bottleneck_features = self.bottleneck_projector(
+            rearrange(slot_features, "b k d -> b (k d)")
+        )  # [B, hidden_dim // 2]
+        if self.enforce_diversity:
+            self.diversity_loss = slot_diversity_loss(slot_maps)
+        else:
+            self.diversity_loss = attention_probs.new_zeros(())
+        return attention_probs, coords
+
+    def visualize_multi_object_attention(
+        self,
+        observation: torch.Tensor,
+        slot_attention_maps: torch.Tensor | None = None,
+        slot_centers: torch.Tensor | None = None,
+        group_assignments: torch.Tensor | None = None,
+        return_mode: str = "all",
+    ) -> dict[str, torch.Tensor]:
+        """Seed 003's overlays (see ``aime.attention.overlays.visualize_multi_object_attention``).
+
+        Missing maps, centres and assignments default to those of the last ``forward``.
+        """
+        if slot_attention_maps is None:
+            slot_attention_maps, slot_centers = self.slot_attention_maps, self.slot_centers
+            group_assignments = self.group_assignments if group_assignments is None else group_assignments
+        if slot_attention_maps is None or slot_centers is None:
+            raise ValueError(
+                "AttentionPosterior.visualize_multi_object_attention: expected slot maps and centres, "
+                "or a previous forward, got neither"
+            )
+        return _visualize(observation, slot_attention_maps, slot_centers, group_assignments, return_mode)

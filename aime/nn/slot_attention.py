@@ -1,0 +1,121 @@
+"""Slot Attention (Locatello et al., 2020), with optional top-down seed slots (seed 003).
+
+K slots compete for N input tokens: the attention logits are soft-maxed over the *slots* (so each
+token distributes one unit of responsibility among the slots, which is what makes them explain
+different parts of the input), then re-normalised over the inputs to take a weighted mean of the
+values. Each slot is updated by a shared GRUCell and a residual MLP; 3 refinement iterations.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+__all__ = ["SlotAttention"]
+
+_SEED_MODES = ("add", "replace")
+
+
+class SlotAttention(nn.Module):
+    """Iterative competitive routing of N tokens into K slots.
+
+    Args:
+        num_slots: K.
+        dim: slot dimension D (also the query/key/value dimension).
+        iters: refinement iterations.
+        eps: added to the responsibilities before normalising them over the inputs, so that a slot
+            that wins no token still takes a well-defined mean.
+        hidden_dim: hidden width of the residual slot MLP.
+        input_dim: token dimension D_in (default: ``dim``).
+        seed_mode: how ``seed_slots`` enter the initial slots: ``"add"`` (default) adds them to the
+            sample from the learnable Gaussian N(mu, sigma), so the top-down signal shifts each
+            slot while the Gaussian still breaks ties; ``"replace"`` uses them as the initial slots.
+
+    Forward:
+        x: ``[B, N, D_in]`` tokens.
+        seed_slots: optional ``[B, K, D]`` top-down slot seeds.
+        noise: sample the Gaussian (``True``) or use its mean ``mu`` (``False``, deterministic).
+            Without seeds and without noise all slots start equal and stay equal.
+        returns ``slots [B, K, D]`` and ``attn [B, K, N]``, the responsibilities of the last
+        iteration (soft-maxed over slots: ``attn.sum(1) == 1`` at every position).
+    """
+
+    def __init__(
+        self,
+        num_slots: int = 4,
+        dim: int = 64,
+        iters: int = 3,
+        eps: float = 1e-8,
+        hidden_dim: int = 128,
+        input_dim: int | None = None,
+        seed_mode: str = "add",
+    ) -> None:
+        super().__init__()
+        input_dim = dim if input_dim is None else input_dim
+        for name, value in (("num_slots", num_slots), ("dim", dim), ("iters", iters),
+                            ("hidden_dim", hidden_dim), ("input_dim", input_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SlotAttention: expected {name} to be a positive int, got {value!r}")
+        if not eps >= 0:
+            raise ValueError(f"SlotAttention: expected eps >= 0, got {eps!r}")
+        if seed_mode not in _SEED_MODES:
+            raise ValueError(f"SlotAttention: expected seed_mode in {_SEED_MODES}, got {seed_mode!r}")
+        self.num_slots, self.dim, self.input_dim = num_slots, dim, input_dim
+        self.iters, self.eps, self.seed_mode = iters, eps, seed_mode
+        self.scale = dim ** -0.5
+
+        self.slots_mu = nn.Parameter(torch.randn(1, 1, dim))
+        self.slots_logsigma = nn.Parameter(torch.empty(1, 1, dim))
+        nn.init.xavier_uniform_(self.slots_logsigma)
+
+        self.norm_input = nn.LayerNorm(input_dim)
+        self.norm_slots = nn.LayerNorm(dim)
+        self.norm_pre_ff = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(input_dim, dim)
+        self.to_v = nn.Linear(input_dim, dim)
+        self.gru = nn.GRUCell(dim, dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, dim)
+        )
+
+    def forward(
+        self, x: torch.Tensor, seed_slots: torch.Tensor | None = None, noise: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, N, D_in]``, ``seed_slots [B, K, D] | None`` -> ``slots [B, K, D]``, ``attn [B, K, N]``."""
+        if x.dim() != 3 or x.shape[-1] != self.input_dim:
+            raise ValueError(
+                f"SlotAttention: expected x of shape [B, N, {self.input_dim}], got {tuple(x.shape)}"
+            )
+        b, n, _ = x.shape
+        k_slots, d = self.num_slots, self.dim
+        if seed_slots is not None and tuple(seed_slots.shape) != (b, k_slots, d):
+            raise ValueError(
+                f"SlotAttention: expected seed_slots of shape {(b, k_slots, d)}, "
+                f"got {tuple(seed_slots.shape)}"
+            )
+
+        slots = self.slots_mu.expand(b, k_slots, d)
+        if noise:
+            slots = slots + self.slots_logsigma.exp() * torch.randn_like(slots)
+        if seed_slots is not None:
+            slots = seed_slots if self.seed_mode == "replace" else slots + seed_slots
+
+        x = self.norm_input(x)
+        keys, values = self.to_k(x), self.to_v(x)  # [B, N, D] each
+
+        for _ in range(self.iters):
+            slots_prev = slots
+            queries = self.to_q(self.norm_slots(slots))  # [B, K, D]
+            logits = torch.einsum("bkd,bnd->bkn", queries, keys) * self.scale
+            attn = logits.softmax(dim=1)  # [B, K, N] responsibilities: competition over slots
+            weights = attn + self.eps
+            weights = weights / weights.sum(dim=-1, keepdim=True)  # weighted mean over inputs
+            updates = torch.einsum("bkn,bnd->bkd", weights, values)  # [B, K, D]
+            slots = self.gru(
+                rearrange(updates, "b k d -> (b k) d"), rearrange(slots_prev, "b k d -> (b k) d")
+            )
+            slots = rearrange(slots, "(b k) d -> b k d", b=b)
+            slots = slots + self.mlp(self.norm_pre_ff(slots))
+        return slots, attn
