@@ -1,0 +1,44 @@
+"""Heads on the model state ``s = [h, z]``: reward (two-hot symlog), continuation (Bernoulli), and the
+attention-map field head that gives imagined states an attention map."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from aime.nn.distributions import TwoHot, symlog_bins
+
+
+def mlp(inp: int, hidden: int, out: int, layers: int = 2, zero_last: bool = False) -> nn.Sequential:
+    """``layers`` x (Linear, LayerNorm, SiLU) then a Linear to ``out`` (zero-initialised if asked)."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(inp if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.SiLU()]
+    last = nn.Linear(hidden if layers else inp, out)
+    if zero_last:  # predictions start at 0 instead of a random scale (DreamerV3)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+    return nn.Sequential(*mods, last)
+
+
+class RewardHead(nn.Module):
+    """``feat [..., F]`` -> :class:`~aime.nn.distributions.TwoHot` over 255 symlog bins."""
+
+    def __init__(self, feat_dim: int, hidden: int, bins: int = 255) -> None:
+        super().__init__()
+        self.net = mlp(feat_dim, hidden, bins, zero_last=True)
+        self.register_buffer("bins", symlog_bins(bins), persistent=False)
+
+    def forward(self, feat: Tensor) -> TwoHot:
+        return TwoHot(self.net(feat), self.bins)
+
+
+class ContinueHead(nn.Module):
+    """``feat [..., F]`` -> continuation logits ``[...]`` (1 - is_terminal)."""
+
+    def __init__(self, feat_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = mlp(feat_dim, hidden, 1)
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return self.net(feat).squeeze(-1)

@@ -1,0 +1,59 @@
+"""Loss terms of the world model as pure functions (every weight lives in ``LossScales``).
+
+Each returns a tensor per element (``[B, T]``) so that the caller can mask and average.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def balanced_kl(dyn: Tensor, rep: Tensor, free_bits: float, balance: float) -> Tensor:
+    """KL balancing with free bits (DreamerV2/V3).
+
+    loss = balance * max(free_bits, KL(sg(q) || p)) + (1 - balance) * max(free_bits, KL(q || sg(p)))
+
+    The prior (``dyn``) learns faster than the posterior is pulled towards it; below ``free_bits``
+    nats a term has no gradient, so the model is not pushed to encode less than that.
+    """
+    return balance * dyn.clamp_min(free_bits) + (1 - balance) * rep.clamp_min(free_bits)
+
+
+def image_loss(pred: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Squared error summed over pixels: ``pred, target [..., C, H, W]`` -> ``[...]``.
+
+    ``weights [..., H, W]`` (optional) scale each pixel, e.g. ``1 + precision`` from attention.
+    """
+    err = (pred - target).square()
+    if weights is not None:
+        err = err * weights.unsqueeze(-3)
+    return err.sum((-3, -2, -1))
+
+
+def continue_loss(logits: Tensor, is_terminal: Tensor) -> Tensor:
+    """Binary cross-entropy of continuation ``1 - is_terminal``: ``[...]``."""
+    return F.binary_cross_entropy_with_logits(logits, 1.0 - is_terminal.float(), reduction="none")
+
+
+def attention_precision(attention: Tensor, image_size: int, strength: float) -> Tensor:
+    """Pixel weights ``1 + strength * R^2 * A`` upsampled to the image: ``[N, R, R] -> [N, S, S]``.
+
+    ``R^2 * A`` is 1 on average over the map, so ``strength`` says how much more an attended pixel
+    counts than the mean; gradients do not flow into the attention through the weights.
+    """
+    r = attention.shape[-1]
+    up = F.interpolate(attention.detach().unsqueeze(1) * r * r, size=(image_size, image_size), mode="nearest")
+    return 1.0 + strength * up.squeeze(1)
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``x`` over the entries where ``mask`` is true (0 if there are none)."""
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def entropy_of_map(probs: Tensor) -> Tensor:
+    """Entropy of maps ``[..., H, W]`` that sum to 1: ``[...]``."""
+    return -(probs * probs.clamp_min(1e-12).log()).sum((-2, -1))
+

@@ -1,0 +1,396 @@
+"""The AIME world model: a VRNN whose posterior looks through an attention schema.
+
+Per step ``t`` (deterministic ``h``, stochastic ``z``, action ``a``)::
+
+    h_t = cell(h_{t-1}, in([z_{t-1}, a_{t-1}]))               transition (GRU | LSTM)
+    p(z_t | h_t)                                              prior (gaussian | categorical | DP mixture)
+    A_t, xy_t = AttentionPosterior(features_t, h_t, c_t)      where the agent looks now
+    e_t = [embed_t, sum_n A_t[n] readout_t[:, n], phi(bottleneck_t, xy_t)]
+    q(z_t | h_t, e_t)                                         posterior
+    Â_{t+1} = AttentionPrior(A_t, h_t, z_t)                   where it will look next
+
+The transition never sees an observation-only quantity, so :meth:`VRNN.imagine` runs it from any
+state with actions alone. Only the cell, the slot attention of the posterior and the posterior over
+z run inside the time loop; the encoder, the context encoder, the prior over z, the attention prior,
+the decoder and the heads run batched over ``B*T``. With ``attention=False`` the schema, the
+readout and ``phi`` are absent and the model is a plain recurrent state-space model with the same
+encoder, decoder and heads (the project's ablation baseline).
+
+Conventions: ``obs`` is ``uint8 [B, T, 3, 84, 84]``; ``action[:, t]`` is the action taken at
+``obs[:, t]`` (integer indices); ``reward[:, t]`` was received on arriving at ``obs[:, t]``;
+``is_first[:, t]`` resets the state before step ``t``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from aime.attention.losses import center_of_mass
+from aime.attention.posterior import slot_diversity_loss
+from aime.attention.schema import AttentionSchema
+from aime.config import LossScales, ModelConfig, TrainConfig
+from aime.nn.perceiver import PerceiverEncoder
+from aime.world_model import objectives
+from aime.world_model.decoders import DECODERS
+from aime.world_model.encoder import Encoder
+from aime.world_model.heads import ContinueHead, RewardHead, mlp
+from aime.world_model.latent import make_latent, stack_params
+
+State = dict[str, Tensor]
+Policy = Callable[[Tensor], Tensor]  # feat [N, F] -> one-hot action [N, A]
+
+
+class VRNN(nn.Module):
+    """The world model. See the module docstring for the equations.
+
+    Args:
+        num_actions: size of the discrete action space.
+        deter, stoch, classes, latent, mixture_components, hidden, cnn_depth, context_dim, rnn,
+        decoder, attention, num_slots, attention_resolution: as in :class:`aime.config.ModelConfig`.
+        embed_dim: size of the encoder's global code (default ``hidden``).
+        readout_dim: channels of the attention-weighted readout (attention on).
+        precision_strength: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: plain).
+        fpn_norm: the feature pyramid's normalisation, ``"group"`` (seed) or ``"none"``.
+        prior_position_bias: the attention prior's position code: ``"none"`` (absolute embedding
+            only; keeps attention on the fused kernel, several times faster on CPU) or
+            ``"relative"`` (the seed's learnable 2-D relative bias).
+        prior_dropout: dropout inside the attention prior (the seed's 0.1; 0 by default here,
+            since dropout on the 441x441 attention weights dominates the prior's cost).
+        loss_scales: the weight of every term (default :class:`aime.config.LossScales`).
+        free_bits, kl_balance: KL balancing (see :func:`aime.world_model.objectives.balanced_kl`).
+    """
+
+    def __init__(
+        self,
+        num_actions: int,
+        deter: int = 512,
+        stoch: int = 32,
+        classes: int = 32,
+        latent: str = "categorical",
+        mixture_components: int = 15,
+        hidden: int = 512,
+        cnn_depth: int = 32,
+        context_dim: int = 128,
+        rnn: str = "gru",
+        decoder: str = "conv",
+        attention: bool = True,
+        num_slots: int = 4,
+        attention_resolution: int = 21,
+        embed_dim: int | None = None,
+        readout_dim: int = 32,
+        precision_strength: float = 0.0,
+        fpn_norm: str = "group",
+        prior_position_bias: str = "none",
+        prior_dropout: float = 0.0,
+        loss_scales: LossScales | None = None,
+        free_bits: float = 1.0,
+        kl_balance: float = 0.8,
+    ) -> None:
+        super().__init__()
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+        if rnn not in ("gru", "lstm"):
+            raise ValueError(f"rnn must be 'gru' or 'lstm', got {rnn!r}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        self.num_actions, self.deter_size, self.rnn_kind = num_actions, deter, rnn
+        self.attention_on = attention
+        self.resolution = attention_resolution
+        self.precision_strength = precision_strength
+        self.scales = loss_scales or LossScales()
+        self.free_bits, self.kl_balance = free_bits, kl_balance
+        embed_dim = embed_dim or hidden
+        features = 64
+
+        self.encoder = Encoder(embed_dim, cnn_depth, features, readout_dim if attention else 0, norm=fpn_norm)
+        post_in = embed_dim + (readout_dim + hidden if attention else 0)
+        self.latent = make_latent(latent, deter=deter, embed=post_in, hidden=hidden, stoch=stoch,
+                                  classes=classes, mixture_components=mixture_components)
+        if attention:
+            self.context = PerceiverEncoder(features, context_dim)
+            self.schema = AttentionSchema(
+                attention_resolution=attention_resolution, hidden_dim=deter, latent_dim=self.latent.size,
+                context_dim=context_dim, attention_dim=features, num_semantic_slots=num_slots,
+                enforce_diversity=False,  # computed once after the time loop, batched
+                posterior_norm=fpn_norm, position_bias=prior_position_bias, prior_dropout=prior_dropout,
+                use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
+            )
+            # one convolutional pass per frame: the posterior reuses the encoder's pyramid
+            self.schema.posterior_net.fpn = self.encoder.trunk
+            self.phi = mlp(deter // 2 + 2, hidden, hidden, layers=1)
+        self.feat_size = deter + self.latent.size
+        self.img_in = nn.Sequential(nn.Linear(self.latent.size + num_actions, hidden), nn.LayerNorm(hidden), nn.SiLU())
+        self.cell = nn.GRUCell(hidden, deter) if rnn == "gru" else nn.LSTMCell(hidden, deter)
+        self.decoder = DECODERS[decoder](self.feat_size, cnn_depth)
+        self.reward = RewardHead(self.feat_size, hidden)
+        self.cont = ContinueHead(self.feat_size, hidden)
+
+    @classmethod
+    def from_config(cls, model: ModelConfig, num_actions: int, train: TrainConfig | None = None, **overrides) -> "VRNN":
+        """Build from the typed configuration (``cfg.model`` and optionally ``cfg.train``)."""
+        kwargs = dataclasses.asdict(model)
+        if train is not None:
+            kwargs.update(loss_scales=train.loss_scales, free_bits=train.free_bits, kl_balance=train.kl_balance)
+        kwargs.update(overrides)
+        return cls(num_actions, **kwargs)
+
+    # -- state ---------------------------------------------------------------------------------
+    def initial_state(self, batch: int, device: torch.device | str | None = None) -> State:
+        """Zeros: ``deter [B, D]``, ``stoch [B, S]``, ``action [B, A]`` (and ``cell`` for LSTM)."""
+        device = device or next(self.parameters()).device
+        state = {
+            "deter": torch.zeros(batch, self.deter_size, device=device),
+            "stoch": torch.zeros(batch, self.latent.size, device=device),
+            "action": torch.zeros(batch, self.num_actions, device=device),
+        }
+        if self.rnn_kind == "lstm":
+            state["cell"] = torch.zeros(batch, self.deter_size, device=device)
+        if self.attention_on:
+            r = self.resolution
+            state["attention"] = torch.full((batch, r, r), 1.0 / (r * r), device=device)
+        return state
+
+    def feat(self, state: State) -> Tensor:
+        """``s = [h, z]``: ``[..., deter + stoch]``."""
+        return torch.cat([state["deter"], state["stoch"]], -1)
+
+    def _transition(self, state: State, action: Tensor) -> State:
+        """One imagination-safe step of ``h``: ``action [B, A]`` one-hot (or probabilities)."""
+        x = self.img_in(torch.cat([state["stoch"], action], -1))
+        if self.rnn_kind == "lstm":
+            deter, cell = self.cell(x, (state["deter"], state["cell"]))
+            return {"deter": deter, "cell": cell}
+        return {"deter": self.cell(x, state["deter"])}
+
+    def _reset(self, state: State, is_first: Tensor) -> State:
+        keep = (~is_first.bool()).float()
+        fresh = self.initial_state(is_first.shape[0], is_first.device)
+        return {k: v * keep.view(-1, *[1] * (v.dim() - 1)) + fresh[k] * (1 - keep).view(-1, *[1] * (v.dim() - 1))
+                for k, v in state.items()}
+
+    def _encode(self, obs: Tensor) -> dict[str, Tensor]:
+        """Everything per-frame, batched over ``B*T``: ``obs [B, T, 3, S, S]`` -> ``[B, T, ...]``."""
+        b, t = obs.shape[:2]
+        features, embed, readout = self.encoder(obs.flatten(0, 1))
+        out = {"embed": embed}
+        if self.attention_on:
+            out["features"] = features
+            out["readout"] = rearrange(readout, "n r h w -> n r (h w)")
+            out["context"] = self.context(features)
+        return {k: v.unflatten(0, (b, t)) for k, v in out.items()}
+
+    def _posterior_step(self, deter: Tensor, frame: dict[str, Tensor]) -> tuple[dict, dict]:
+        """The in-loop part: attention posterior and q(z | h, e) for one step of every sequence."""
+        extra: dict[str, Tensor] = {}
+        embed = frame["embed"]
+        if self.attention_on:
+            net = self.schema.posterior_net
+            attention, coords = net(None, deter, frame["context"], features=frame["features"])
+            pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
+            phi = self.phi(torch.cat([net.bottleneck_features, coords], -1))
+            embed = torch.cat([embed, pooled, phi], -1)
+            extra = {"attention": attention, "coords": coords, "slot_maps": net.slot_attention_maps,
+                     "slot_centers": net.slot_centers, "group_assignments": net.group_assignments}
+        return self.latent.posterior(deter, embed), extra
+
+    # -- inference -----------------------------------------------------------------------------
+    def observe(self, obs: Tensor, action: Tensor, is_first: Tensor, state: State | None = None) -> dict:
+        """Filter a batch of sequences.
+
+        Args:
+            obs: ``uint8 [B, T, 3, 84, 84]``; action: ``[B, T]`` indices (or ``[B, T, A]`` one-hot);
+            is_first: ``[B, T]``; state: the state after the previous chunk (zeros if ``None``).
+        Returns:
+            dict with ``deter [B, T, D]``, ``stoch [B, T, S]``, ``feat [B, T, D+S]``, ``post`` and
+            ``prior`` parameter dicts ``[B, T, ...]``, ``state`` (the last step, to continue
+            from), and with attention on ``attention [B, T, R, R]``, ``coords [B, T, 2]``,
+            ``slot_maps [B, T, K, R, R]``, ``slot_centers [B, T, K, 2]``,
+            ``group_assignments [B, T, R, R, K]``.
+        """
+        self._check_sequence(obs, action, is_first)
+        b, t = obs.shape[:2]
+        action = self._onehot(action)
+        frames = self._encode(obs)
+        state = dict(state) if state is not None else self.initial_state(b, obs.device)
+        prev_action = state.pop("action")
+        state.pop("attention", None)
+        steps: list[dict] = []
+        for i in range(t):
+            state["action"] = prev_action
+            state = self._reset(state, is_first[:, i])
+            state.update(self._transition(state, state.pop("action")))
+            post, extra = self._posterior_step(state["deter"], {k: v[:, i] for k, v in frames.items()})
+            state["stoch"] = self.latent.sample(post)
+            steps.append({"deter": state["deter"], "stoch": state["stoch"], "post": post, **extra})
+            prev_action = action[:, i]
+        out = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0] if k != "post"}
+        out["post"] = stack_params([s["post"] for s in steps])
+        out["prior"] = self.latent.prior(out["deter"])  # batched over B*T
+        out["feat"] = torch.cat([out["deter"], out["stoch"]], -1)
+        last = {"deter": state["deter"], "stoch": state["stoch"], "action": action[:, -1]}
+        if "cell" in state:
+            last["cell"] = state["cell"]
+        if self.attention_on:
+            last["attention"] = out["attention"][:, -1]
+        out["state"] = last
+        return out
+
+    @torch.no_grad()
+    def observe_step(self, state: State | None, obs: Tensor, is_first: Tensor, sample: bool = True) -> tuple[State, dict]:
+        """One filtering step for acting: ``obs uint8 [B, 3, 84, 84]``, ``is_first [B]``.
+
+        ``state["action"]`` must hold the previous action (one-hot) — set it after choosing one.
+        Returns the new state and the step's extras (``attention`` etc. with attention on).
+        """
+        if obs.dim() != 4:
+            raise ValueError(f"observe_step: expected obs [B, 3, 84, 84], got {tuple(obs.shape)}")
+        b = obs.shape[0]
+        state = dict(state) if state is not None else self.initial_state(b, obs.device)
+        state.pop("attention", None)
+        state = self._reset(state, is_first)
+        state.update(self._transition(state, state.pop("action")))
+        frame = {k: v[:, 0] for k, v in self._encode(obs[:, None]).items()}
+        post, extra = self._posterior_step(state["deter"], frame)
+        state["stoch"] = self.latent.sample(post) if sample else self.latent.mode(post)
+        state["action"] = torch.zeros(b, self.num_actions, device=obs.device)
+        if self.attention_on:
+            state["attention"] = extra["attention"]
+        return state, extra
+
+    def imagine(self, policy: Policy, start: State, horizon: int, attention: bool = False) -> dict[str, Tensor]:
+        """Roll the model forward from ``start`` (``deter [N, D]``, ``stoch [N, S]``) with actions alone.
+
+        ``policy(feat [N, F]) -> [N, A]`` (one-hot, straight-through allowed). Returns ``deter``,
+        ``stoch``, ``feat`` of shape ``[N, H+1, ...]`` (the start included) and ``action [N, H, A]``;
+        with ``attention=True`` (and the schema on) also the attention prior's maps
+        ``attention [N, H+1, R, R]``, starting from ``start["attention"]``.
+        """
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        state = {k: v for k, v in start.items() if k in ("deter", "stoch", "cell")}
+        track = attention and self.attention_on
+        maps = [start["attention"]] if track else []
+        steps, actions = [state], []
+        for _ in range(horizon):
+            act = policy(self.feat(state))
+            if track:
+                maps.append(self.schema.prior_net(maps[-1], state["deter"], state["stoch"])[0])
+            state = self._transition(state, act)
+            state["stoch"] = self.latent.sample(self.latent.prior(state["deter"]))
+            steps.append(state)
+            actions.append(act)
+        out = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0]}
+        out["feat"] = torch.cat([out["deter"], out["stoch"]], -1)
+        out["action"] = torch.stack(actions, 1)
+        if track:
+            out["attention"] = torch.stack(maps, 1)
+        return out
+
+    @torch.no_grad()
+    def open_loop(self, obs: Tensor, action: Tensor, is_first: Tensor, context: int) -> dict[str, Tensor]:
+        """Observe ``context`` frames, then predict the rest from the actions alone.
+
+        Args:
+            obs: ``uint8 [B, T, 3, S, S]``; action: ``[B, T]``; is_first: ``[B, T]``;
+            context: frames observed (``1 <= context < T``).
+        Returns:
+            ``frames [B, T - context, 3, S, S]`` (predicted, about [0, 1]), ``reward [B, T - context]``
+            and, with the schema on, the attention prior's maps ``attention [B, T - context, R, R]``.
+        """
+        t = obs.shape[1]
+        if not 1 <= context < t:
+            raise ValueError(f"context must lie in [1, {t - 1}] for sequences of {t} frames, got {context}")
+        onehot = self._onehot(action)
+        out = self.observe(obs[:, :context], onehot[:, :context], is_first[:, :context])
+        start = dict(out["state"])
+        queue = iter(onehot[:, context - 1:].unbind(1))  # the action at the last context frame first
+        img = self.imagine(lambda feat: next(queue), start, t - context, attention=True)
+        feat = img["feat"][:, 1:]
+        frames = self.decoder(feat.flatten(0, 1)).unflatten(0, feat.shape[:2])
+        result = {"frames": frames, "reward": self.reward(feat).mean()}
+        if "attention" in img:
+            result["attention"] = img["attention"][:, 1:]
+        return result
+
+    # -- learning ------------------------------------------------------------------------------
+    def loss(self, batch: dict[str, Tensor], state: State | None = None) -> tuple[Tensor, dict[str, Tensor], dict]:
+        """The world-model loss on a batch of ``[B, T]`` windows.
+
+        Args:
+            batch: ``obs uint8 [B, T, 3, 84, 84]``, ``action [B, T]``, ``reward [B, T]``,
+                ``is_first [B, T]``, ``is_terminal [B, T]`` (tensors on the model's device).
+        Returns:
+            ``(total, terms, out)``: the weighted sum, every term (unweighted, detached) and the
+            :meth:`observe` outputs (posterior states for behaviour learning).
+        """
+        obs, is_first = batch["obs"], batch["is_first"].bool()
+        out = self.observe(obs, batch["action"], is_first, state)
+        feat = out["feat"]
+        b, t = feat.shape[:2]
+        target = obs.flatten(0, 1).float() / 255.0
+        recon = self.decoder(feat.flatten(0, 1))
+        weights = None
+        if self.attention_on and self.precision_strength > 0:
+            weights = objectives.attention_precision(out["attention"].flatten(0, 1), obs.shape[-1], self.precision_strength)
+        terms: dict[str, Tensor] = {}
+        terms["reconstruction"] = objectives.image_loss(recon, target, weights).mean()
+        dyn, rep, stats = self.latent.kl(out["post"], out["prior"])
+        terms["kl"] = objectives.balanced_kl(dyn, rep, self.free_bits, self.kl_balance).mean()
+        terms["reward"] = -self.reward(feat).log_prob(batch["reward"].float()).mean()
+        terms["continuation"] = objectives.continue_loss(self.cont(feat), batch["is_terminal"]).mean()
+        if self.attention_on:
+            terms.update(self._attention_losses(out, is_first))
+        total = sum(getattr(self.scales, name) * value for name, value in terms.items())
+        metrics = {name: value.detach() for name, value in terms.items()}
+        metrics["kl_value"] = rep.detach().mean()
+        metrics.update({f"latent_{k}": v for k, v in stats.items()})
+        if self.attention_on:
+            metrics["attention_entropy"] = objectives.entropy_of_map(out["attention"]).mean().detach()
+        out["reconstruction"] = recon.unflatten(0, (b, t))
+        return total, metrics, out
+
+    def _attention_losses(self, out: dict, is_first: Tensor) -> dict[str, Tensor]:
+        """Schema losses over the sequence, batched; transitions into a new episode are masked."""
+        attention = out["attention"]  # [B, T, R, R]
+        # the slot maps are responsibilities in [0, 1]: the seed's softmax over positions would flatten
+        # them to near-uniform (loss ~0.997 whatever the maps); normalising by the sum measures overlap
+        terms = {"slot_diversity": slot_diversity_loss(out["slot_maps"].flatten(0, 1), from_logits=False)}
+        if attention.shape[1] < 2:
+            return terms
+        valid = ~is_first[:, 1:]  # a step t -> t+1 inside one episode
+        prior, info = self.schema.prior_net(
+            attention[:, :-1].flatten(0, 1), out["deter"][:, :-1].flatten(0, 1), out["stoch"][:, :-1].flatten(0, 1)
+        )
+        prior = prior.unflatten(0, valid.shape)  # [B, T-1, R, R]: predictions of A_{t+1}
+        log_prior = torch.log_softmax(info["attention_logits"].flatten(1), -1).unflatten(0, valid.shape)
+        ce = -(attention[:, 1:].detach().flatten(2) * log_prior).sum(-1)
+        terms["attention_prior"] = objectives.masked_mean(ce, valid)
+        dx, dy = info["predicted_movement"]
+        moved = torch.stack([dx, dy], -1).mean((1, 2)).unflatten(0, valid.shape)  # [B, T-1, 2]
+        com = center_of_mass(attention)
+        actual = com[:, 1:] - com[:, :-1]
+        err = F.smooth_l1_loss(moved, actual, reduction="none").sum(-1)
+        terms["attention_dynamics"] = objectives.masked_mean(err, valid)
+        out["attention_prior"] = prior
+        return terms
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _onehot(self, action: Tensor) -> Tensor:
+        if action.dim() == 2:
+            return F.one_hot(action.long(), self.num_actions).float()
+        return action.float()
+
+    def _check_sequence(self, obs: Tensor, action: Tensor, is_first: Tensor) -> None:
+        if obs.dim() != 5 or obs.shape[2] != 3:
+            raise ValueError(f"obs: expected [B, T, 3, H, W], got {tuple(obs.shape)}")
+        bt = tuple(obs.shape[:2])
+        if tuple(action.shape[:2]) != bt or action.dim() not in (2, 3):
+            raise ValueError(f"action: expected {bt} indices or {bt + (self.num_actions,)} one-hot, got {tuple(action.shape)}")
+        if tuple(is_first.shape) != bt:
+            raise ValueError(f"is_first: expected {bt}, got {tuple(is_first.shape)}")

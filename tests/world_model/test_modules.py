@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+from aime.world_model.decoders import ConvDecoder
+from aime.world_model.encoder import Encoder
+from aime.world_model.heads import ContinueHead, RewardHead
+
+
+def test_encoder_outputs_and_uint8_equals_float():
+    enc = Encoder(embed_dim=20, depth=4, readout_dim=5)
+    frames = torch.randint(0, 256, (3, 3, 84, 84), dtype=torch.uint8)
+    features, embed, readout = enc(frames)
+    assert features.shape == (3, 64, 21, 21) and embed.shape == (3, 20) and readout.shape == (3, 5, 21, 21)
+    torch.testing.assert_close(enc(frames.float() / 255)[1], embed)
+    with pytest.raises(ValueError, match="expected frames"):
+        enc(torch.zeros(3, 1, 84, 84))
+
+
+def test_conv_decoder_shape():
+    assert ConvDecoder(10, depth=4)(torch.randn(2, 10)).shape == (2, 3, 84, 84)
+    with pytest.raises(ValueError, match="84"):
+        ConvDecoder(10, image_size=64)
+
+
+def test_reward_head_starts_at_zero_and_continue_head_shape():
+    head = RewardHead(6, 8)
+    torch.testing.assert_close(head(torch.randn(4, 5, 6)).mean(), torch.zeros(4, 5))
+    assert ContinueHead(6, 8)(torch.randn(4, 5, 6)).shape == (4, 5)

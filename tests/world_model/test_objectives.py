@@ -1,0 +1,44 @@
+import torch
+
+from aime.world_model import objectives
+
+
+def test_balanced_kl_applies_free_bits_and_balance():
+    dyn, rep = torch.tensor([0.5, 3.0]), torch.tensor([0.2, 2.0])
+    out = objectives.balanced_kl(dyn, rep, free_bits=1.0, balance=0.8)
+    torch.testing.assert_close(out, torch.tensor([1.0, 0.8 * 3.0 + 0.2 * 2.0]))
+    # below the free bits there is no gradient
+    d = torch.tensor([0.5], requires_grad=True)
+    objectives.balanced_kl(d, d, 1.0, 0.5).sum().backward()
+    assert d.grad.item() == 0.0
+
+
+def test_image_loss_sums_pixels_and_applies_weights():
+    pred, target = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
+    torch.testing.assert_close(objectives.image_loss(pred, target), torch.full((2,), 48.0))
+    weights = torch.zeros(2, 4, 4)
+    weights[:, 0, 0] = 2.0
+    torch.testing.assert_close(objectives.image_loss(pred, target, weights), torch.full((2,), 6.0))
+
+
+def test_attention_precision_is_one_plus_scaled_map():
+    attention = torch.full((1, 3, 3), 1 / 9)
+    torch.testing.assert_close(objectives.attention_precision(attention, 6, 0.5), torch.full((1, 6, 6), 1.5))
+    peaked = torch.zeros(1, 3, 3)
+    peaked[0, 1, 1] = 1.0
+    w = objectives.attention_precision(peaked, 6, 1.0)
+    assert w[0, 2, 2] == 10.0 and w[0, 0, 0] == 1.0
+
+
+def test_continue_loss_and_masked_mean():
+    logits = torch.tensor([10.0, -10.0])
+    loss = objectives.continue_loss(logits, torch.tensor([False, True]))
+    assert (loss < 1e-3).all()
+    x = torch.tensor([1.0, 2.0, 3.0])
+    assert objectives.masked_mean(x, torch.tensor([True, False, True])) == 2.0
+    assert objectives.masked_mean(x, torch.zeros(3, dtype=torch.bool)) == 0.0
+
+
+def test_entropy_of_map():
+    uniform = torch.full((2, 4, 4), 1 / 16)
+    torch.testing.assert_close(objectives.entropy_of_map(uniform), torch.full((2,), torch.log(torch.tensor(16.0)).item()))

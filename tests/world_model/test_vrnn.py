@@ -1,0 +1,224 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aime.config import LossScales, load_config
+from aime.world_model.vrnn import VRNN
+
+SMALL = dict(deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2)
+
+
+def make_batch(b=2, t=6, actions=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    batch = {
+        "obs": torch.randint(0, 256, (b, t, 3, 84, 84), dtype=torch.uint8, generator=g),
+        "action": torch.randint(0, actions, (b, t), generator=g),
+        "reward": torch.randn(b, t, generator=g),
+        "is_first": torch.zeros(b, t, dtype=torch.bool),
+        "is_terminal": torch.zeros(b, t, dtype=torch.bool),
+    }
+    batch["is_first"][:, 0] = True
+    return batch
+
+
+def moving_square_video(b=4, t=8, seed=0):
+    """A white square moving right by 4 pixels per step on black, from a random start."""
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.zeros(b, t, 3, 84, 84, dtype=torch.uint8)
+    x0 = torch.randint(0, 40, (b,), generator=g)
+    y0 = torch.randint(0, 70, (b,), generator=g)
+    for i in range(b):
+        for j in range(t):
+            x = int(x0[i]) + 4 * j
+            obs[i, j, :, y0[i]:y0[i] + 12, x:x + 12] = 255
+    batch = make_batch(b, t)
+    batch["obs"], batch["reward"] = obs, torch.zeros(b, t)
+    return batch
+
+
+def random_policy(feat):
+    return F.one_hot(torch.randint(0, 3, (feat.shape[0],)), 3).float()
+
+
+@pytest.mark.parametrize("attention", [True, False])
+@pytest.mark.parametrize("latent", ["categorical", "gaussian", "stickbreaking"])
+def test_observe_and_imagine_shapes(attention, latent):
+    torch.manual_seed(0)
+    model = VRNN(3, latent=latent, attention=attention, **SMALL)
+    batch = make_batch()
+    out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    s = model.latent.size
+    assert s == (16 if latent == "categorical" else 4)
+    assert out["deter"].shape == (2, 6, 32) and out["stoch"].shape == (2, 6, s)
+    assert out["feat"].shape == (2, 6, 32 + s) and model.feat_size == 32 + s
+    if attention:
+        assert out["attention"].shape == (2, 6, 21, 21)
+        torch.testing.assert_close(out["attention"].sum((-2, -1)), torch.ones(2, 6))
+        assert out["slot_maps"].shape == (2, 6, 2, 21, 21) and out["coords"].shape == (2, 6, 2)
+    start = {k: v.flatten(0, 1) for k, v in out.items() if k in ("deter", "stoch")}
+    if attention:
+        start["attention"] = out["attention"].flatten(0, 1)
+    img = model.imagine(random_policy, start, horizon=4, attention=True)
+    assert img["feat"].shape == (12, 5, 32 + s) and img["action"].shape == (12, 4, 3)
+    torch.testing.assert_close(img["feat"][:, 0], out["feat"].flatten(0, 1))
+    if attention:
+        assert img["attention"].shape == (12, 5, 21, 21)
+
+
+def test_state_resets_at_is_first():
+    torch.manual_seed(0)
+    model = VRNN(3, **SMALL)
+    batch = make_batch(t=6)
+    batch["is_first"][0, 3] = True
+    out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    # after a reset h depends on nothing but the parameters: h = cell(in([0, 0]), 0)
+    fresh = model.observe(batch["obs"][1:, 4:], batch["action"][1:, 4:], batch["is_first"][1:, 4:])
+    torch.testing.assert_close(out["deter"][0, 3], fresh["deter"][0, 0])
+    torch.testing.assert_close(out["deter"][0, 0], fresh["deter"][0, 0])
+    assert not torch.allclose(out["deter"][1, 3], fresh["deter"][0, 0])  # no reset there
+
+
+def test_continuing_from_a_returned_state_equals_one_long_observe():
+    torch.manual_seed(0)
+    model = VRNN(3, latent="gaussian", attention=False, **SMALL).eval()
+    model.latent.sample = model.latent.mode  # deterministic filtering for the comparison
+    batch = make_batch(t=6)
+    whole = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    first = model.observe(batch["obs"][:, :3], batch["action"][:, :3], batch["is_first"][:, :3])
+    second = model.observe(batch["obs"][:, 3:], batch["action"][:, 3:], batch["is_first"][:, 3:], first["state"])
+    torch.testing.assert_close(second["deter"], whole["deter"][:, 3:])
+
+
+def test_imagine_touches_no_observation():
+    torch.manual_seed(0)
+    model = VRNN(3, **SMALL)
+    batch = make_batch()
+    out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("imagination read an observation")
+
+    for module in (model.encoder, model.context, model.schema.posterior_net):
+        module.forward = forbidden
+    start = {"deter": out["deter"][:, -1], "stoch": out["stoch"][:, -1], "attention": out["attention"][:, -1]}
+    img = model.imagine(random_policy, start, horizon=5, attention=True)
+    assert torch.isfinite(img["feat"]).all()
+
+
+@pytest.mark.parametrize("latent", ["categorical", "gaussian", "stickbreaking"])
+def test_each_latent_trains_a_step(latent):
+    torch.manual_seed(0)
+    model = VRNN(3, latent=latent, **SMALL)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    total, terms, _ = model.loss(make_batch())
+    assert torch.isfinite(total)
+    expected = {"reconstruction", "kl", "reward", "continuation", "slot_diversity", "attention_prior",
+                "attention_dynamics"}
+    assert expected <= set(terms)
+    opt.zero_grad()
+    total.backward()
+    opt.step()
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert changed > 0.8 * len(before)
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_every_enabled_submodule_receives_gradient(attention):
+    torch.manual_seed(0)
+    model = VRNN(3, attention=attention, free_bits=0.0, **SMALL)
+    total, _, _ = model.loss(make_batch())
+    total.backward()
+    # every leaf module with parameters has at least one parameter with a non-zero gradient
+    # (the zero-initialised last layer of the reward head is the only source of zeros upstream)
+    dead = []
+    for name, module in model.named_modules():
+        params = list(module.parameters(recurse=False))
+        if not params or name.startswith("reward.net"):
+            continue
+        if all(p.grad is None or p.grad.abs().sum() == 0 for p in params):
+            dead.append(name)
+    assert not dead, f"disconnected: {dead}"
+    assert model.reward.net[-1].weight.grad.abs().sum() > 0
+
+
+def test_ablation_has_no_attention_modules_and_shares_the_rest():
+    full, ablation = VRNN(3, **SMALL), VRNN(3, attention=False, **SMALL)
+    assert not hasattr(ablation, "schema") and not hasattr(ablation, "context")
+    names = lambda m: {n for n, _ in m.named_parameters()}  # noqa: E731
+    shared = {n for n in names(ablation) if not n.startswith("latent.post_net.0")}
+    assert shared <= names(full)
+    _, terms, _ = ablation.loss(make_batch())
+    assert "attention_prior" not in terms and torch.isfinite(terms["reconstruction"])
+
+
+def test_loss_falls_on_a_moving_square():
+    torch.manual_seed(0)
+    model = VRNN(3, attention=False, **SMALL)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    batch = moving_square_video(b=2, t=6)
+    losses = []
+    for _ in range(60):
+        total, terms, _ = model.loss(batch)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        losses.append(terms["reconstruction"].item())
+    assert sum(losses[-5:]) / 5 < 0.2 * sum(losses[:5]) / 5
+
+
+def test_loss_falls_with_the_attention_schema():
+    torch.manual_seed(0)
+    model = VRNN(3, **SMALL)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    batch = moving_square_video(b=2, t=5)
+    losses = []
+    for _ in range(30):
+        total, _, _ = model.loss(batch)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        losses.append(total.item())
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+
+
+def test_from_config_and_loss_scales():
+    cfg = load_config(["debug"], ["train.loss_scales.reward=0"])
+    model = VRNN.from_config(cfg.model, num_actions=3, train=cfg.train)
+    assert model.deter_size == cfg.model.deter and model.scales.reward == 0
+    total, terms, _ = model.loss(make_batch())
+    expected = sum(getattr(cfg.train.loss_scales, k) * v for k, v in terms.items() if k in LossScales.__annotations__)
+    torch.testing.assert_close(total.detach(), expected)
+
+
+def test_observe_step_matches_observe():
+    torch.manual_seed(0)
+    model = VRNN(3, latent="gaussian", **SMALL).eval()
+    model.latent.sample = model.latent.mode
+    batch = make_batch(b=2, t=3)
+    out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    state = None
+    for t in range(3):
+        state, extra = model.observe_step(state, batch["obs"][:, t], batch["is_first"][:, t])
+        torch.testing.assert_close(state["deter"], out["deter"][:, t])
+        torch.testing.assert_close(extra["attention"], out["attention"][:, t])
+        state["action"] = F.one_hot(batch["action"][:, t], 3).float()
+
+
+def test_bad_inputs_raise():
+    model = VRNN(3, attention=False, **SMALL)
+    batch = make_batch()
+    with pytest.raises(ValueError, match=r"obs: expected \[B, T, 3, H, W\]"):
+        model.observe(batch["obs"][:, 0], batch["action"], batch["is_first"])
+    with pytest.raises(ValueError, match="is_first: expected"):
+        model.observe(batch["obs"], batch["action"], batch["is_first"][:, :3])
+    with pytest.raises(ValueError, match="rnn"):
+        VRNN(3, rnn="transformer")
+    with pytest.raises(ValueError, match="unknown latent kind"):
+        VRNN(3, latent="beta")
+
+
+def test_lstm_transition():
+    model = VRNN(3, rnn="lstm", attention=False, **SMALL)
+    out = model.observe(*(make_batch()[k] for k in ("obs", "action", "is_first")))
+    assert "cell" in out["state"] and out["feat"].shape == (2, 6, 48)
