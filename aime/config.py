@@ -89,6 +89,8 @@ class ModelConfig:
     """Slots of the attention posterior."""
     attention_resolution: int = 21
     """Side of the attention maps."""
+    fpn_norm: str = "group"
+    """Feature-pyramid normalisation: ``group`` (the seed's GroupNorm) or ``none`` (cheaper on CPU)."""
 
 
 @dataclass
@@ -185,6 +187,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.latent": ("gaussian", "categorical", "stickbreaking"),
     "model.rnn": ("gru", "lstm", "neural_field"),
     "model.decoder": ("conv", "field", "nca"),
+    "model.fpn_norm": ("group", "none"),
 }
 
 

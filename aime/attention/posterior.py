@@ -96,13 +96,18 @@ class FeaturePyramid(nn.Module):
         input_channels: image channels.
         feature_channels: C.
         norm: ``"group"`` (GroupNorm, the seed's) or ``"none"`` (about 2.5x cheaper on CPU).
+        widths: channels of the 1/2 and 1/4 levels (the seed's 32 and 48); the world model scales
+            them with its ``cnn_depth``.
     Forward: ``[B, input_channels, S, S]`` float -> ``[B, C, ceil(S/4), ceil(S/4)]``.
     """
 
     def __init__(
-        self, input_channels: int = 3, feature_channels: int = 64, norm: str = "group"
+        self, input_channels: int = 3, feature_channels: int = 64, norm: str = "group",
+        widths: tuple[int, int] = (32, 48),
     ) -> None:
         super().__init__()
+        if len(widths) != 2 or min(widths) < 1:
+            raise ValueError(f"FeaturePyramid: expected two positive widths, got {widths!r}")
         if norm not in _NORMS:
             raise ValueError(f"FeaturePyramid: expected norm in {_NORMS}, got {norm!r}")
 
@@ -113,10 +118,11 @@ class FeaturePyramid(nn.Module):
                 nn.SiLU(inplace=True),
             )
 
-        self.level1 = block(input_channels, 32, 5, 2)
-        self.level2 = block(32, 48, 5, 2)
-        self.level3 = block(48, feature_channels, 3, 1)
-        self.fuse = nn.Conv2d(32 + 48 + feature_channels, feature_channels, 1)
+        w1, w2 = widths
+        self.level1 = block(input_channels, w1, 5, 2)
+        self.level2 = block(w1, w2, 5, 2)
+        self.level3 = block(w2, feature_channels, 3, 1)
+        self.fuse = nn.Conv2d(w1 + w2 + feature_channels, feature_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C_in, S, S]`` -> ``[B, C, S/4, S/4]``."""
@@ -291,16 +297,31 @@ class AttentionPosterior(nn.Module):
         cols = self.col_embed[None, :, :].expand(r, r, -1)
         return rearrange(torch.cat([rows, cols], dim=-1), "h w d -> (h w) d")
 
+    def prepare(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slot-attention keys and values of FPN features ``[B, d, R, R]`` -> ``[B, R*R, d]`` each.
+
+        Independent of ``h`` and ``c``: the world model computes them for all ``B*T`` frames at once.
+        """
+        tokens = rearrange(features, "b c h w -> b (h w) c") + self.positional_encoding()  # [B, N, d]
+        return self.slot_attention.project_inputs(tokens)
+
     def forward(
         self,
         observation: torch.Tensor | None,
         hidden_state: torch.Tensor,
         context: torch.Tensor,
         features: torch.Tensor | None = None,
+        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``obs [B,C,S,S]``, ``hidden_state [B,H]``, ``context [B,Ctx]`` -> ``[B,R,R]``, ``[B,2]``."""
+        """``obs [B,C,S,S]``, ``hidden_state [B,H]``, ``context [B,Ctx]`` -> ``[B,R,R]``, ``[B,2]``.
+
+        ``inputs``: precomputed ``prepare(features)`` (slot-attention keys and values); with it
+        neither the observation nor the features are needed.
+        """
         r, d, k = self.attention_resolution, self.feature_channels, self.num_semantic_slots
-        if features is None:
+        if inputs is not None:
+            b = inputs[0].shape[0]
+        elif features is None:
             if observation is None:
                 raise ValueError(
                     "AttentionPosterior: expected an observation or precomputed features, got neither"
@@ -311,7 +332,8 @@ class AttentionPosterior(nn.Module):
                 f"AttentionPosterior: expected features of shape [B, {d}, {r}, {r}], "
                 f"got {tuple(features.shape)}"
             )
-        b = features.shape[0]
+        if inputs is None:
+            b = features.shape[0]
         if tuple(hidden_state.shape) != (b, self.hidden_dim):
             raise ValueError(
                 f"AttentionPosterior: expected hidden_state of shape {(b, self.hidden_dim)}, "
@@ -323,11 +345,11 @@ class AttentionPosterior(nn.Module):
                 f"got {tuple(context.shape)}"
             )
         self.features = features
-
-        tokens = rearrange(features, "b c h w -> b (h w) c") + self.positional_encoding()  # [B,N,d]
+        if inputs is None:
+            inputs = self.prepare(features)
         top_down = torch.cat([hidden_state, context], dim=-1)  # [B, H + Ctx]
         seeds = rearrange(self.slot_modulator(top_down), "b (k d) -> b k d", k=k)
-        slots, attn = self.slot_attention(tokens, seed_slots=seeds, noise=self.training)
+        slots, attn = self.slot_attention(None, seed_slots=seeds, noise=self.training, inputs=inputs)
 
         slot_maps = rearrange(attn, "b k (h w) -> b k h w", h=r)  # [B, K, R, R]
         slot_features = self.dropout(slots)  # [B, K, d]

@@ -119,6 +119,10 @@ class AttentionPrior(nn.Module):
             ``context_tokens=1`` reproduces that exactly, the default 4 lets each position
             choose among several context tokens.
         ffn_mult: hidden width of the FFN as a multiple of ``feature_dim``.
+        token_pool: ``p > 1`` runs the self-attention among ``p x p`` average-pooled tokens
+            (7x7 for p = 3) and adds its output back to every position of the pooled cell; the
+            cross-attention, FFN and logits stay at full resolution. ``1`` is the seed's global
+            attention over all ``R*R`` positions. Needs ``position_bias="none"``.
 
     Forward:
         prev_attention: ``[B, R, R]`` map at ``t-1`` (probabilities, or any real map).
@@ -151,6 +155,7 @@ class AttentionPrior(nn.Module):
         context_tokens: int = 4,
         ffn_mult: int = 4,
         dropout_mode: str = "residual",
+        token_pool: int = 1,
     ) -> None:
         super().__init__()
         owner = "AttentionPrior"
@@ -183,6 +188,12 @@ class AttentionPrior(nn.Module):
                 f"{owner}: position_bias='rotary' expects feature_dim / num_heads divisible by 4, "
                 f"got {feature_dim} / {num_heads}"
             )
+        _positive_int(owner, "token_pool", token_pool)
+        if token_pool > 1 and position_bias != "none":
+            raise ValueError(
+                f"{owner}: token_pool > 1 needs position_bias='none' (the relative and rotary tables "
+                f"are built for the full {attention_resolution}x{attention_resolution} grid), got {position_bias!r}"
+            )
         if dropout_mode not in _DROPOUT_MODES:
             raise ValueError(
                 f"{owner}: expected dropout_mode in {_DROPOUT_MODES}, got {dropout_mode!r}"
@@ -200,6 +211,7 @@ class AttentionPrior(nn.Module):
         self.position_bias = position_bias
         self.context_tokens = context_tokens
         self.dropout_mode = dropout_mode
+        self.token_pool = token_pool
         num_positions = attention_resolution * attention_resolution
 
         self.conv_gru = ConvGRUCell(1, convgru_hidden_size, convgru_kernel_size)
@@ -323,9 +335,23 @@ class AttentionPrior(nn.Module):
     def _weight_dropout(self) -> float:
         return self.dropout if self.training and self.dropout_mode == "weights" else 0.0
 
+    def _pooled_self_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention among ``p x p`` average-pooled tokens, broadcast back to the full grid.
+
+        ``[B, N, D] -> [B, N, D]``; ``(R/p)^4`` instead of ``R^4`` scores (81x fewer for p = 3).
+        """
+        r = self.attention_resolution
+        grid = rearrange(x, "b (h w) d -> b d h w", h=r)
+        size = -(-r // self.token_pool)
+        pooled = F.adaptive_avg_pool2d(grid, size)
+        attended = self._self_attention(rearrange(pooled, "b d h w -> b (h w) d"))
+        up = F.interpolate(rearrange(attended, "b (h w) d -> b d h w", h=size), size=(r, r), mode="nearest")
+        return rearrange(up, "b d h w -> b (h w) d")
+
     def _block(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The pre-norm transformer block: self-attention, cross-attention, FFN. ``[B, N, D]``."""
-        x = x + self.residual_dropout(self._self_attention(x))
+        attend = self._pooled_self_attention if self.token_pool > 1 else self._self_attention
+        x = x + self.residual_dropout(attend(x))
         x = x + self.residual_dropout(self._cross_attention(x, context))
         return x + self.residual_dropout(self.ffn(self.ffn_norm(x)))
 

@@ -44,7 +44,7 @@ class AttentionSchema(nn.Module):
         coord_noise_std, slot_iters, slot_mlp_hidden: the posterior's arguments.
         posterior_norm: the posterior FPN's normalisation, ``"group"`` (seed) or ``"none"``.
         motion_kernels, num_heads, use_relative_position_bias, use_checkpoint,
-        convgru_hidden_size, convgru_kernel_size, position_bias, context_tokens, dropout_mode:
+        convgru_hidden_size, convgru_kernel_size, position_bias, context_tokens, dropout_mode, token_pool:
             the prior's
             arguments (``num_heads`` is also passed to the posterior, which ignores it).
         prior_dropout: the prior's ``dropout``.
@@ -81,6 +81,7 @@ class AttentionSchema(nn.Module):
         position_bias: str | None = None,
         context_tokens: int = 4,
         dropout_mode: str = "residual",
+        token_pool: int = 1,
     ) -> None:
         super().__init__()
         self.posterior_net = AttentionPosterior(
@@ -115,6 +116,7 @@ class AttentionSchema(nn.Module):
             position_bias=position_bias,
             context_tokens=context_tokens,
             dropout_mode=dropout_mode,
+            token_pool=token_pool,
         )
         self.image_size = image_size
         self.attention_resolution = attention_resolution

@@ -11,6 +11,7 @@ layout of the input. Both gate pre-activations and the candidate are GroupNorm-e
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ConvGRUCell"]
@@ -74,8 +75,8 @@ class ConvGRUCell(nn.Module):
             )
         b, _, height, width = x.shape
         if hidden is None:
-            hidden = x.new_zeros(b, self.hidden_size, height, width)
-        elif tuple(hidden.shape) != (b, self.hidden_size, height, width):
+            return self._from_zeros(x)
+        if tuple(hidden.shape) != (b, self.hidden_size, height, width):
             raise ValueError(
                 f"ConvGRUCell: expected hidden of shape {(b, self.hidden_size, height, width)}, "
                 f"got {tuple(hidden.shape)}"
@@ -86,3 +87,16 @@ class ConvGRUCell(nn.Module):
             self.candidate_norm(self.candidate(torch.cat([x, reset * hidden], dim=1)))
         )
         return update * hidden + (1.0 - update) * candidate
+
+    def _from_zeros(self, x: torch.Tensor) -> torch.Tensor:
+        """The step from a zero hidden state, exactly, without convolving the zeros.
+
+        With h = 0 the hidden half of each convolution contributes nothing and ``u*h`` vanishes:
+        ``h_next = (1 - u) * tanh(norm(conv_x(x)))`` with the input slice of the weights
+        (``1 + C_h`` fewer input channels: ~33x fewer multiply-adds for the prior's 1 -> 32 cell).
+        """
+        c = self.input_size
+        gates = F.conv2d(x, self.gates.weight[:, :c], self.gates.bias, padding=self.gates.padding)
+        update = torch.sigmoid(self.gates_norm(gates)).chunk(2, dim=1)[1]
+        cand = F.conv2d(x, self.candidate.weight[:, :c], self.candidate.bias, padding=self.candidate.padding)
+        return (1.0 - update) * torch.tanh(self.candidate_norm(cand))

@@ -80,15 +80,42 @@ class SlotAttention(nn.Module):
             nn.Linear(dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, dim)
         )
 
-    def forward(
-        self, x: torch.Tensor, seed_slots: torch.Tensor | None = None, noise: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [B, N, D_in]``, ``seed_slots [B, K, D] | None`` -> ``slots [B, K, D]``, ``attn [B, K, N]``."""
-        if x.dim() != 3 or x.shape[-1] != self.input_dim:
+    def project_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of tokens ``x [..., N, D_in]`` -> ``[..., N, D]`` each.
+
+        They do not depend on the slots, so a recurrent caller computes them for a whole sequence
+        at once (batched over ``B*T``) and passes them to ``forward(inputs=...)`` step by step.
+        """
+        if x.shape[-1] != self.input_dim:
             raise ValueError(
-                f"SlotAttention: expected x of shape [B, N, {self.input_dim}], got {tuple(x.shape)}"
+                f"SlotAttention: expected tokens of shape [..., N, {self.input_dim}], got {tuple(x.shape)}"
             )
-        b, n, _ = x.shape
+        x = self.norm_input(x)
+        return self.to_k(x), self.to_v(x)
+
+    def forward(
+        self,
+        x: torch.Tensor | None,
+        seed_slots: torch.Tensor | None = None,
+        noise: bool = True,
+        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, N, D_in]``, ``seed_slots [B, K, D] | None`` -> ``slots [B, K, D]``, ``attn [B, K, N]``.
+
+        ``inputs``: precomputed ``project_inputs(x)`` (then ``x`` may be ``None``).
+        """
+        if inputs is None:
+            if x is None or x.dim() != 3 or x.shape[-1] != self.input_dim:
+                shape = None if x is None else tuple(x.shape)
+                raise ValueError(f"SlotAttention: expected x of shape [B, N, {self.input_dim}], got {shape}")
+            inputs = self.project_inputs(x)
+        keys, values = inputs
+        if keys.dim() != 3 or keys.shape != values.shape or keys.shape[-1] != self.dim:
+            raise ValueError(
+                f"SlotAttention: expected keys and values of shape [B, N, {self.dim}], "
+                f"got {tuple(keys.shape)} and {tuple(values.shape)}"
+            )
+        b, n, _ = keys.shape
         k_slots, d = self.num_slots, self.dim
         if seed_slots is not None and tuple(seed_slots.shape) != (b, k_slots, d):
             raise ValueError(
@@ -101,9 +128,6 @@ class SlotAttention(nn.Module):
             slots = slots + self.slots_logsigma.exp() * torch.randn_like(slots)
         if seed_slots is not None:
             slots = seed_slots if self.seed_mode == "replace" else slots + seed_slots
-
-        x = self.norm_input(x)
-        keys, values = self.to_k(x), self.to_v(x)  # [B, N, D] each
 
         for _ in range(self.iters):
             slots_prev = slots

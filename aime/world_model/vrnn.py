@@ -60,6 +60,8 @@ class VRNN(nn.Module):
         prior_position_bias: the attention prior's position code: ``"none"`` (absolute embedding
             only; keeps attention on the fused kernel, several times faster on CPU) or
             ``"relative"`` (the seed's learnable 2-D relative bias).
+        prior_token_pool: the prior's self-attention among ``p x p``-pooled positions (3: 7x7
+            tokens, 81x fewer scores than the seed's global 441x441; 1: the seed's).
         prior_dropout: dropout inside the attention prior (the seed's 0.1; 0 by default here,
             since dropout on the 441x441 attention weights dominates the prior's cost).
         loss_scales: the weight of every term (default :class:`aime.config.LossScales`).
@@ -88,6 +90,7 @@ class VRNN(nn.Module):
         fpn_norm: str = "group",
         prior_position_bias: str = "none",
         prior_dropout: float = 0.0,
+        prior_token_pool: int = 3,
         loss_scales: LossScales | None = None,
         free_bits: float = 1.0,
         kl_balance: float = 0.8,
@@ -101,12 +104,14 @@ class VRNN(nn.Module):
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         self.num_actions, self.deter_size, self.rnn_kind = num_actions, deter, rnn
         self.attention_on = attention
+        if fpn_norm not in ("group", "none"):
+            raise ValueError(f"fpn_norm must be 'group' or 'none', got {fpn_norm!r}")
         self.resolution = attention_resolution
         self.precision_strength = precision_strength
         self.scales = loss_scales or LossScales()
         self.free_bits, self.kl_balance = free_bits, kl_balance
         embed_dim = embed_dim or hidden
-        features = 64
+        features = 2 * cnn_depth  # the seed's 64-channel pyramid at cnn_depth 32
 
         self.encoder = Encoder(embed_dim, cnn_depth, features, readout_dim if attention else 0, norm=fpn_norm)
         post_in = embed_dim + (readout_dim + hidden if attention else 0)
@@ -120,6 +125,7 @@ class VRNN(nn.Module):
                 enforce_diversity=False,  # computed once after the time loop, batched
                 posterior_norm=fpn_norm, position_bias=prior_position_bias, prior_dropout=prior_dropout,
                 use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
+                token_pool=prior_token_pool if prior_position_bias == "none" else 1,
             )
             # one convolutional pass per frame: the posterior reuses the encoder's pyramid
             self.schema.posterior_net.fpn = self.encoder.trunk
@@ -180,7 +186,8 @@ class VRNN(nn.Module):
         features, embed, readout = self.encoder(obs.flatten(0, 1))
         out = {"embed": embed}
         if self.attention_on:
-            out["features"] = features
+            # everything of the posterior that does not depend on h: batched here, not in the loop
+            out["keys"], out["values"] = self.schema.posterior_net.prepare(features)
             out["readout"] = rearrange(readout, "n r h w -> n r (h w)")
             out["context"] = self.context(features)
         return {k: v.unflatten(0, (b, t)) for k, v in out.items()}
@@ -191,7 +198,7 @@ class VRNN(nn.Module):
         embed = frame["embed"]
         if self.attention_on:
             net = self.schema.posterior_net
-            attention, coords = net(None, deter, frame["context"], features=frame["features"])
+            attention, coords = net(None, deter, frame["context"], inputs=(frame["keys"], frame["values"]))
             pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
             phi = self.phi(torch.cat([net.bottleneck_features, coords], -1))
             embed = torch.cat([embed, pooled, phi], -1)

@@ -192,3 +192,15 @@ def test_bad_inputs_raise_value_error():
         AttentionPosterior(norm="batch")
     with pytest.raises(ValueError, match="dropout_p"):
         AttentionPosterior(dropout_p=1.0)
+
+
+def test_prepared_inputs_give_the_same_map_as_features():
+    torch.manual_seed(0)
+    post = AttentionPosterior(hidden_dim=16, context_dim=8).eval()
+    obs = torch.rand(2, 3, 84, 84)
+    h, c = torch.randn(2, 16), torch.randn(2, 8)
+    feats = post.encode(obs)
+    a, xy = post(None, h, c, features=feats)
+    b, xy2 = post(None, h, c, inputs=post.prepare(feats))
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(xy, xy2)

@@ -260,3 +260,19 @@ def test_bad_input_shapes_raise_naming_expected_and_actual():
         prior(prev, h, z[:2])
     with pytest.raises(ValueError, match=r"spatial_state of shape \(3, 8, 7, 7\), got \(3, 4, 7, 7\)"):
         prior(prev, h, z, spatial_state=torch.zeros(3, 4, 7, 7))
+
+
+def test_token_pool_runs_attention_on_pooled_cells():
+    torch.manual_seed(0)
+    prior = AttentionPrior(hidden_dim=8, latent_dim=4, feature_dim=16, position_bias="none", token_pool=3,
+                           use_checkpoint=False, dropout=0.0).eval()
+    prev = torch.softmax(torch.randn(2, 441), -1).view(2, 21, 21)
+    probs, info = prior(prev, torch.randn(2, 8), torch.randn(2, 4))
+    assert probs.shape == (2, 21, 21)
+    torch.testing.assert_close(probs.sum((1, 2)), torch.ones(2))
+    # the self-attention term is constant over each 3x3 cell
+    x = torch.randn(1, 441, 16)
+    out = prior._pooled_self_attention(x).view(1, 7, 3, 7, 3, 16)
+    torch.testing.assert_close(out, out[:, :, :1, :, :1].expand_as(out))
+    with pytest.raises(ValueError, match="token_pool"):
+        AttentionPrior(position_bias="relative", token_pool=3)

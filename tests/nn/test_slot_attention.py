@@ -108,3 +108,16 @@ def test_one_iteration_matches_weighted_mean_update():
     expected = expected + sa.mlp(sa.norm_pre_ff(expected))
     torch.testing.assert_close(attn, resp)
     torch.testing.assert_close(slots, expected)
+
+
+def test_precomputed_inputs_equal_tokens():
+    torch.manual_seed(0)
+    sa = SlotAttention(num_slots=3, dim=8, input_dim=6)
+    x = torch.randn(2, 10, 6)
+    seeds = torch.randn(2, 3, 8)
+    a = sa(x, seed_slots=seeds, noise=False)
+    b = sa(None, seed_slots=seeds, noise=False, inputs=sa.project_inputs(x))
+    torch.testing.assert_close(a[0], b[0])
+    torch.testing.assert_close(a[1], b[1])
+    with pytest.raises(ValueError, match="keys and values"):
+        sa(None, inputs=(torch.randn(2, 10, 8), torch.randn(2, 9, 8)))
