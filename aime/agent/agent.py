@@ -1,0 +1,156 @@
+"""The agent: a world model, behaviour learnt in its imagination, their optimisers, and acting.
+
+``Agent.train(batch)`` does one world-model update and one actor-critic update;
+``Agent.act(obs, state, explore)`` filters one real step per environment and picks actions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from aime.agent.behavior import Behavior, onehot_actions
+from aime.config import Config
+from aime.world_model.vrnn import VRNN
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Agent(nn.Module):
+    """World model + behaviour + optimisers.
+
+    Args:
+        cfg: the run configuration (``model`` and ``train`` sections are used).
+        num_actions: size of the discrete action space.
+        device: where the networks live.
+    """
+
+    def __init__(self, cfg: Config, num_actions: int, device: torch.device | str = "cpu") -> None:
+        super().__init__()
+        self.cfg, self.num_actions, self.device = cfg, num_actions, torch.device(device)
+        t = cfg.train
+        self.world_model = VRNN.from_config(cfg.model, num_actions, t)
+        self.behavior = Behavior(
+            self.world_model.feat_size, num_actions, hidden=cfg.model.hidden, horizon=t.horizon,
+            discount=t.discount, lam=t.lambda_, entropy=t.entropy,
+        )
+        self.to(self.device)
+        self.model_opt = torch.optim.Adam(self.world_model.parameters(), t.model_lr, eps=1e-8)
+        self.actor_opt = torch.optim.Adam(self.behavior.actor.parameters(), t.actor_lr, eps=1e-5)
+        self.critic_opt = torch.optim.Adam(self.behavior.critic.parameters(), t.critic_lr, eps=1e-5)
+        self.autocast = self.device.type == "cuda"
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": self.model_opt, "actor": self.actor_opt, "critic": self.critic_opt}
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per part: world model (and its attention schema), actor, critic."""
+        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        out = {"world_model": count(self.world_model), "actor": count(self.behavior.actor),
+               "critic": count(self.behavior.critic)}
+        if hasattr(self.world_model, "schema"):
+            out["attention_schema"] = count(self.world_model.schema)
+        return out
+
+    # -- acting --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], state: dict | None, explore: bool = True) -> tuple[np.ndarray, dict, dict]:
+        """Filter one real step and choose actions.
+
+        Args:
+            obs: ``{"obs": uint8 [N, 3, 84, 84], "is_first": bool [N]}``.
+            state: the previous state (``None`` at the start).
+            explore: sample from the policy (True) or take its mode.
+        Returns:
+            ``(actions int64 [N], state, extras)``; ``extras`` holds the attention map of the step
+            (attention on) for overlays.
+        """
+        frames = torch.as_tensor(obs["obs"], device=self.device)
+        is_first = torch.as_tensor(obs["is_first"], device=self.device)
+        was_training = self.training
+        self.eval()  # no dropout or slot noise when acting: the greedy policy is deterministic
+        try:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                state, extras = self.world_model.observe_step(state, frames, is_first, sample=explore)
+                action = self.behavior.act(self.world_model.feat(state).float(), explore)
+        finally:
+            self.train(was_training)
+        state["action"] = onehot_actions(action, self.num_actions)
+        return action.cpu().numpy(), state, extras
+
+    # -- learning ------------------------------------------------------------------------------
+    def to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        """Replay numpy arrays -> tensors on the device (frames stay uint8 until the model)."""
+        pin = self.device.type == "cuda"
+        out = {}
+        for key, value in batch.items():
+            tensor = torch.from_numpy(np.ascontiguousarray(value))
+            if pin:
+                tensor = tensor.pin_memory()
+            out[key] = tensor.to(self.device, non_blocking=pin)
+        return out
+
+    def train_step(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, float], bool]:
+        """One world-model and one behaviour update.
+
+        Returns ``(metrics, finite)``; when a loss is not finite the update is skipped and
+        ``finite`` is False (the caller counts these).
+        """
+        data = self.to_tensors(batch)
+        t = self.cfg.train
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            wm_loss, metrics, out = self.world_model.loss(data)
+        if not torch.isfinite(wm_loss):
+            return {"nonfinite_loss": 1.0}, False
+        self.model_opt.zero_grad(set_to_none=True)
+        wm_loss.backward()
+        wm_norm = nn.utils.clip_grad_norm_(self.world_model.parameters(), t.grad_clip)
+        self.model_opt.step()
+
+        keys = [k for k in ("deter", "stoch", "cell") if k in out]
+        start = {k: out[k].detach().flatten(0, 1).float() for k in keys}
+        start_cont = 1.0 - data["is_terminal"].flatten().float()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            a_loss, c_loss, b_metrics = self.behavior.loss(self.world_model, start, start_cont)
+        scales = t.loss_scales
+        if not (torch.isfinite(a_loss) and torch.isfinite(c_loss)):
+            return {"nonfinite_loss": 1.0}, False
+        self.actor_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=True)
+        (scales.actor * a_loss + scales.critic * c_loss).backward()
+        actor_norm = nn.utils.clip_grad_norm_(self.behavior.actor.parameters(), 100.0)
+        critic_norm = nn.utils.clip_grad_norm_(self.behavior.critic.parameters(), 100.0)
+        self.actor_opt.step()
+        self.critic_opt.step()
+        self.behavior.update_slow_critic()
+
+        result: dict[str, Any] = {f"losses/{k}": v for k, v in metrics.items()}
+        result.update({f"behavior/{k}": v for k, v in b_metrics.items()})
+        result.update({
+            "losses/world_model": wm_loss.detach(), "losses/actor": a_loss.detach(), "losses/critic": c_loss.detach(),
+            "grad_norm/world_model": wm_norm, "grad_norm/actor": actor_norm, "grad_norm/critic": critic_norm,
+        })
+        return {k: float(v) for k, v in result.items()}, True
+
+    def learning_rates(self) -> dict[str, float]:
+        return {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers().items()}
+
+
+def updates_due(credit: float, env_steps: int, train_ratio: float, batch_size: int, seq_len: int) -> tuple[int, float]:
+    """How many updates ``env_steps`` new environment steps buy at ``train_ratio``.
+
+    ``train_ratio`` replayed steps per environment step, ``batch_size * seq_len`` replayed per
+    update; the fractional remainder carries over as ``credit``. Returns ``(updates, credit)``.
+    """
+    credit += env_steps * train_ratio / (batch_size * seq_len)
+    updates = math.floor(credit)
+    return updates, credit - updates

@@ -1,0 +1,160 @@
+"""Behaviour learning in imagination: actor and critic on ``s = [h, z]`` (DreamerV3-style).
+
+From replayed posterior states the world model imagines ``H`` steps with the actor's actions.
+Rewards come from the reward head at the next state and continuation from the continue head; the
+lambda-return
+
+    R_t = r_{t+1} + gamma c_{t+1} ((1 - lambda) v(s_{t+1}) + lambda R_{t+1}),   R_H = v(s_H)
+
+is the critic's two-hot target and, normalised by a running 5th-95th percentile range
+``S`` (``max(1, S)``), the actor's REINFORCE advantage, with an entropy bonus. The critic is also
+pulled towards a slow (EMA) copy of itself. Every loss is a pure function below.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aime.nn.distributions import StraightThroughCategorical, TwoHot, symlog_bins
+from aime.world_model.heads import mlp
+
+
+def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, discount: float, lam: float) -> Tensor:
+    """Lambda-returns ``[N, H]`` from ``reward, cont [N, H]`` (at steps 1..H) and ``value [N, H+1]``.
+
+    ``reward[:, t]`` and ``cont[:, t]`` belong to the transition ``s_t -> s_{t+1}``.
+    """
+    if value.shape[1] != reward.shape[1] + 1 or reward.shape != cont.shape:
+        raise ValueError(f"expected reward, cont [N, H] and value [N, H+1], got {tuple(reward.shape)}, "
+                         f"{tuple(cont.shape)}, {tuple(value.shape)}")
+    out = []
+    ret = value[:, -1]
+    for t in reversed(range(reward.shape[1])):  # the horizon, not batch: a short recurrence
+        ret = reward[:, t] + discount * cont[:, t] * ((1 - lam) * value[:, t + 1] + lam * ret)
+        out.append(ret)
+    return torch.stack(out[::-1], 1)
+
+
+def actor_loss(log_prob: Tensor, entropy: Tensor, advantage: Tensor, weight: Tensor, entropy_scale: float) -> Tensor:
+    """REINFORCE with an entropy bonus: ``mean(weight * -(log_prob * sg(advantage) + eta * entropy))``."""
+    return (weight * -(log_prob * advantage.detach() + entropy_scale * entropy)).mean()
+
+
+def critic_loss(dist: TwoHot, target: Tensor, slow_target: Tensor, weight: Tensor, slow_scale: float = 1.0) -> Tensor:
+    """Two-hot log loss to the lambda-return plus to the slow critic's value, discount-weighted."""
+    loss = -dist.log_prob(target.detach()) - slow_scale * dist.log_prob(slow_target.detach())
+    return (weight * loss).mean()
+
+
+class ReturnNormalizer(nn.Module):
+    """Running 5th-95th percentile range of returns (EMA); scales advantages by ``1 / max(1, S)``."""
+
+    def __init__(self, decay: float = 0.99, low: float = 0.05, high: float = 0.95) -> None:
+        super().__init__()
+        self.decay, self.low, self.high = decay, low, high
+        self.register_buffer("range", torch.zeros(()))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    def update(self, returns: Tensor) -> Tensor:
+        """Update with a batch of returns; return the current scale ``max(1, S)``."""
+        flat = returns.detach().flatten().float()
+        spread = torch.quantile(flat, self.high) - torch.quantile(flat, self.low)
+        if bool(self.initialised):
+            self.range.mul_(self.decay).add_((1 - self.decay) * spread)
+        else:
+            self.range.copy_(spread)
+            self.initialised.fill_(True)
+        return self.scale()
+
+    def scale(self) -> Tensor:
+        return self.range.clamp_min(1.0)
+
+
+class Behavior(nn.Module):
+    """Actor ``pi(a | s)`` and critic ``v(s)`` with a slow target critic.
+
+    Args:
+        feat_dim: size of ``s = [h, z]``.
+        num_actions: discrete actions.
+        hidden, layers: MLP sizes.
+        horizon, discount, lam, entropy: imagination horizon H, gamma, lambda, entropy scale.
+        slow_decay: EMA decay of the target critic.
+        unimix: uniform mixture in the actor's distribution.
+    """
+
+    def __init__(self, feat_dim: int, num_actions: int, hidden: int = 512, layers: int = 2, horizon: int = 15,
+                 discount: float = 0.997, lam: float = 0.95, entropy: float = 3e-4, slow_decay: float = 0.98,
+                 unimix: float = 0.01, bins: int = 255) -> None:
+        super().__init__()
+        self.num_actions, self.horizon, self.discount, self.lam = num_actions, horizon, discount, lam
+        self.entropy_scale, self.slow_decay, self.unimix = entropy, slow_decay, unimix
+        self.actor = mlp(feat_dim, hidden, num_actions, layers)
+        self.critic = mlp(feat_dim, hidden, bins, layers, zero_last=True)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("bins", symlog_bins(bins), persistent=False)
+        self.normalizer = ReturnNormalizer()
+
+    def policy(self, feat: Tensor) -> StraightThroughCategorical:
+        """The action distribution at ``feat [..., F]`` (one categorical of ``A`` classes)."""
+        return StraightThroughCategorical(self.actor(feat).unsqueeze(-2), self.unimix)
+
+    def act(self, feat: Tensor, explore: bool = True) -> Tensor:
+        """``[N]`` action indices: sampled when exploring, the mode otherwise."""
+        dist = self.policy(feat)
+        onehot = dist.sample() if explore else dist.mode()
+        return onehot.squeeze(-2).argmax(-1)
+
+    def value(self, feat: Tensor, slow: bool = False) -> TwoHot:
+        return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins)
+
+    def loss(self, world_model: nn.Module, start: dict[str, Tensor], start_cont: Tensor) -> tuple[Tensor, Tensor, dict]:
+        """Actor and critic losses from imagined rollouts.
+
+        Args:
+            world_model: a :class:`~aime.world_model.vrnn.VRNN` (its parameters are not trained here).
+            start: posterior states ``deter [N, D]``, ``stoch [N, S]`` (``cell`` for LSTM), detached.
+            start_cont: ``[N]`` 1 - is_terminal of the start states.
+        Returns:
+            ``(actor_loss, critic_loss, metrics)``.
+        """
+        with torch.no_grad():
+            policy = lambda feat: self.policy(feat).sample().squeeze(-2)  # noqa: E731
+            traj = world_model.imagine(policy, start, self.horizon)
+            feat = traj["feat"]  # [N, H+1, F]
+            reward = world_model.reward(feat[:, 1:]).mean()
+            cont = torch.sigmoid(world_model.cont(feat[:, 1:]))
+            cont = torch.cat([start_cont[:, None].float(), cont], 1)  # [N, H+1]
+            weight = torch.cumprod(self.discount * cont, 1) / self.discount  # [N, H+1], weight[0] = c_0
+            slow_value = self.value(feat, slow=True).mean()
+        critic = self.value(feat)  # one pass over [N, H+1]
+        value = critic.mean()
+        returns = lambda_return(reward, cont[:, 1:], value.detach(), self.discount, self.lam)  # [N, H]
+        scale = self.normalizer.update(returns)
+        advantage = (returns - value[:, :-1].detach()) / scale
+        dist = self.policy(feat[:, :-1])
+        action = traj["action"].unsqueeze(-2)  # [N, H, 1, A]
+        log_prob = (action * dist.log_probs).sum((-2, -1))
+        entropy = dist.entropy()
+        a_loss = actor_loss(log_prob, entropy, advantage, weight[:, :-1], self.entropy_scale)
+        c_loss = critic_loss(TwoHot(critic.logits[:, :-1], self.bins), returns, slow_value[:, :-1], weight[:, :-1])
+        metrics = {
+            "imagined_return": returns.mean().detach(), "imagined_reward": reward.mean(),
+            "value": value.mean().detach(), "actor_entropy": entropy.mean().detach(),
+            "return_scale": scale.detach(), "advantage": advantage.mean().detach(),
+        }
+        return a_loss, c_loss, metrics
+
+    @torch.no_grad()
+    def update_slow_critic(self) -> None:
+        """EMA step of the target critic towards the critic."""
+        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters()):
+            slow.lerp_(fast, 1 - self.slow_decay)
+
+
+def onehot_actions(index: Tensor, num_actions: int) -> Tensor:
+    """``[...]`` indices -> ``[..., A]`` float one-hot."""
+    return F.one_hot(index.long(), num_actions).float()

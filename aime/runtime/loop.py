@@ -1,0 +1,355 @@
+"""The training loop: warm up -> collect -> train at the train ratio -> evaluate -> log -> checkpoint.
+
+:class:`Trainer` owns the environments, the replay buffer, the agent, the logger and the
+checkpoints of one run. It stops cleanly on SIGINT/SIGTERM (a checkpoint is written first), skips
+updates whose loss is not finite (counted and logged; too many in a row stop the run with a
+checkpoint), and resumes exactly from a checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import envs
+from aime.agent.agent import Agent, resolve_device, updates_due
+from aime.config import Config, flatten, save_config, to_dict
+from aime.runtime import checkpoint as ckpt
+from aime.runtime.logger import Logger
+from aime.runtime.replay import ReplayBuffer
+from aime.runtime.summaries import image_summaries
+
+
+class TrainingStopped(RuntimeError):
+    """The run stopped early (signal or non-finite losses); a checkpoint was written."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def env_options(cfg: Config, evaluation: bool = False) -> dict[str, Any]:
+    """Keyword options of ``envs.make`` from ``cfg.env`` (Catch takes none of the Atari ones)."""
+    if cfg.env.name.lower() == "catch":
+        return {}
+    e = cfg.env
+    return {
+        "frame_skip": e.frame_skip, "noop_max": e.noop_max,
+        "repeat_action_probability": e.repeat_action_probability,
+        "full_action_space": e.full_action_space, "max_episode_frames": e.max_episode_frames,
+        "terminal_on_life_loss": e.terminal_on_life_loss and not evaluation,
+    }
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class EpisodeTracker:
+    """Returns and lengths of the episodes of a vector env under NEXT_STEP autoreset."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.ret = np.zeros(num_envs)
+        self.length = np.zeros(num_envs, dtype=np.int64)
+        self.done = np.zeros(num_envs, dtype=bool)
+
+    def step(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> list[tuple[int, float, int]]:
+        """Account one step; returns ``(env, return, length)`` of the episodes that just ended."""
+        restarted = self.done  # these sub-envs were reset by this step (reward 0)
+        self.ret[restarted] = 0.0
+        self.length[restarted] = 0
+        self.ret += reward
+        self.length += ~restarted
+        self.done = np.logical_or(terminated, truncated)
+        return [(int(i), float(self.ret[i]), int(self.length[i])) for i in np.flatnonzero(self.done)]
+
+
+def evaluate(agent: Agent, cfg: Config, episodes: int, seed: int, greedy: bool = True,
+             max_steps: int | None = None, on_step: Callable[[np.ndarray, dict], None] | None = None,
+             ) -> tuple[list[float], list[int]]:
+    """Play ``episodes`` full episodes with the agent on fresh evaluation environments.
+
+    Episodes are split evenly over ``cfg.env.eval_envs`` sub-environments (so short episodes are
+    not over-counted). ``on_step(obs [N, 3, 84, 84], extras)`` sees every acting step (e.g. to save
+    frames with attention overlays). Returns the episodes' returns and lengths.
+    """
+    n = max(1, min(cfg.env.eval_envs, episodes))
+    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    env = envs.make_vector(cfg.env.name, n, **env_options(cfg, evaluation=True))
+    try:
+        obs, _ = env.reset(seed=seed)
+        tracker = EpisodeTracker(n)
+        is_first = np.ones(n, dtype=bool)
+        state, returns, lengths = None, [], []
+        counts = np.zeros(n, dtype=np.int64)
+        steps = 0
+        while (counts < quota).any() and (max_steps is None or steps < max_steps):
+            action, state, extras = agent.act({"obs": obs, "is_first": is_first}, state, explore=not greedy)
+            if on_step is not None:
+                on_step(obs, extras)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            is_first = tracker.done.copy()
+            for i, ret, length in tracker.step(reward, terminated, truncated):
+                if counts[i] < quota[i]:
+                    returns.append(ret)
+                    lengths.append(length)
+                    counts[i] += 1
+            steps += 1
+        return returns, lengths
+    finally:
+        env.close()
+
+
+class Trainer:
+    """One training run.
+
+    Args:
+        cfg: the configuration (ignored when resuming: the run's saved one is used).
+        logdir: the run directory (TensorBoard events, ``metrics.jsonl``, ``config.yaml``,
+            ``checkpoint/``).
+        resume: continue the run saved in ``logdir``.
+        progress: show a tqdm progress bar.
+        preset: the preset names, for the summary only.
+    """
+
+    def __init__(self, cfg: Config, logdir: str | Path, resume: bool = False, progress: bool = True,
+                 preset: str = "") -> None:
+        self.logdir = Path(logdir)
+        self.ckpt_dir = self.logdir / "checkpoint"
+        self.cfg, self.progress, self.preset = cfg, progress, preset
+        self.device = resolve_device(cfg.device)
+        self.env_steps = self.updates = self.episodes = 0
+        self.credit = 0.0
+        self.nonfinite_total = self.nonfinite_streak = 0
+        self.last_return = float("nan")
+        self.recent: list[float] = []
+        self.last_eval = float("nan")
+        self._signal: int | None = None
+        seed_everything(cfg.seed)
+        self.env = envs.make_vector(cfg.env.name, cfg.env.num_envs, **env_options(cfg))
+        self.num_actions = int(self.env.single_action_space.n)
+        obs_shape = tuple(self.env.single_observation_space.shape)
+        self.agent = Agent(cfg, self.num_actions, self.device)
+        self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=cfg.seed)
+        if resume:
+            self._load()
+        else:
+            self.logdir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.logdir / "config.yaml")
+        self.logger = Logger(self.logdir)
+        if not resume:
+            self.logger.hyperparameters(flatten(cfg))
+        self.rng = np.random.default_rng(cfg.seed + 7919 * (self.env_steps + 1))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save(self) -> Path:
+        """Write ``checkpoint/replay`` then ``checkpoint/agent.pt`` (atomic each); return the folder."""
+        self.replay.save(self.ckpt_dir / "replay")
+        ckpt.save_agent_state(self.ckpt_dir / "agent.pt", {
+            "agent": self.agent.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.agent.optimizers().items()},
+            "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+                         "credit": self.credit, "nonfinite_total": self.nonfinite_total},
+            "rng": ckpt.rng_state(),
+            "config": to_dict(self.cfg),
+            "num_actions": self.num_actions,
+        })
+        return self.ckpt_dir
+
+    def _load(self) -> None:
+        payload = ckpt.load_agent_state(self.ckpt_dir / "agent.pt")
+        if payload.get("num_actions") != self.num_actions:
+            raise ckpt.CheckpointError(
+                f"checkpoint was made for {payload.get('num_actions')} actions, this environment has {self.num_actions}")
+        try:
+            self.agent.load_state_dict(payload["agent"])
+            for name, opt in self.agent.optimizers().items():
+                opt.load_state_dict(payload["optimizers"][name])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise ckpt.CheckpointError(f"checkpoint does not fit this configuration: {error}") from error
+        self.replay = ReplayBuffer.load(self.ckpt_dir / "replay")
+        counters = payload["counters"]
+        self.env_steps, self.updates = int(counters["env_steps"]), int(counters["updates"])
+        self.episodes, self.credit = int(counters["episodes"]), float(counters["credit"])
+        self.nonfinite_total = int(counters["nonfinite_total"])
+        ckpt.set_rng_state(payload["rng"])
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signal = signum
+
+    def summary(self) -> str:
+        counts = self.agent.parameter_counts()
+        lines = [
+            f"AIME | env {self.cfg.env.name} ({self.num_actions} actions, {self.cfg.env.num_envs} envs) | "
+            f"preset {self.preset or '-'} | device {self.device}",
+            "parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+            f"logdir: {self.logdir}",
+            f"TensorBoard: tensorboard --logdir {self.logdir.parent}",
+        ]
+        return "\n".join(lines)
+
+    def run(self) -> dict[str, Any]:
+        """Train until ``cfg.train.steps`` agent steps; returns a summary dict."""
+        cfg = self.cfg
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        start_time, start_steps = time.time(), self.env_steps
+        bar = tqdm(total=cfg.train.steps, initial=self.env_steps, unit="step", dynamic_ncols=True,
+                   disable=not self.progress)
+        try:
+            self._loop(bar, start_time, start_steps)
+            if self.cfg.eval.episodes > 0:
+                self._evaluate()
+            self.save()
+        except BaseException:
+            # a crash leaves a loadable checkpoint (the last consistent state of the run)
+            try:
+                self.save()
+            finally:
+                raise
+        finally:
+            bar.close()
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            self.logger.close()
+            self.env.close()
+        elapsed = time.time() - start_time
+        return {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+                "eval_return": self.last_eval, "seconds": elapsed,
+                "sps": (self.env_steps - start_steps) / max(elapsed, 1e-9),
+                "nonfinite_updates": self.nonfinite_total, "checkpoint": str(self.ckpt_dir)}
+
+    def _loop(self, bar: tqdm, start_time: float, start_steps: int) -> None:
+        cfg, n = self.cfg, self.cfg.env.num_envs
+        t = cfg.train
+        obs, _ = self.env.reset(seed=cfg.seed + 1000 * (self.env_steps // max(n, 1)))
+        is_first = np.ones(n, dtype=bool)
+        reward = np.zeros(n, dtype=np.float32)
+        is_terminal = np.zeros(n, dtype=bool)
+        tracker = EpisodeTracker(n)
+        state = None
+        pending: list[dict[str, float]] = []
+        next_scalars = self._next(self.env_steps, cfg.log.scalars_every)
+        next_images = self._next(self.env_steps, cfg.log.images_every)
+        next_eval = self._next(self.env_steps, cfg.eval.every)
+        next_ckpt = self._next(self.env_steps, cfg.log.checkpoint_every)
+        while self.env_steps < t.steps:
+            if self._signal is not None:
+                path = self.save()
+                name = signal.Signals(self._signal).name
+                raise TrainingStopped(f"{name} received: checkpoint saved to {path}", 128 + self._signal)
+            if self.env_steps < t.warmup_steps:
+                action = self.rng.integers(0, self.num_actions, size=n)
+            else:
+                action, state, _ = self.agent.act({"obs": obs, "is_first": is_first}, state, explore=True)
+            self.replay.add(obs, action, reward, is_first, is_terminal)
+            obs, reward, terminated, truncated, _ = self.env.step(action)
+            reward = reward.astype(np.float32)
+            is_first, is_terminal = tracker.done.copy(), terminated.astype(bool)
+            for _, ret, length in tracker.step(reward, terminated, truncated):
+                self.episodes += 1
+                self.last_return = ret
+                self.recent = (self.recent + [ret])[-20:]
+                self.logger.scalars({"charts/episodic_return": ret, "charts/episodic_length": length}, self.env_steps)
+            self.env_steps += n
+            bar.update(n)
+
+            if self.env_steps >= t.warmup_steps and self.replay.can_sample(t.seq_len):
+                updates, self.credit = updates_due(self.credit, n, t.train_ratio, t.batch_size, t.seq_len)
+                for _ in range(updates):
+                    pending.append(self._train_once())
+            if self.env_steps >= next_scalars:
+                next_scalars += cfg.log.scalars_every
+                self._log_scalars(pending, start_time, start_steps)
+                pending = []
+            if self.env_steps >= next_images:
+                next_images += cfg.log.images_every
+                self._log_images()
+            if cfg.eval.every and self.env_steps >= next_eval:
+                next_eval += cfg.eval.every
+                self._evaluate()
+            if self.env_steps >= next_ckpt:
+                next_ckpt += cfg.log.checkpoint_every
+                self.save()
+            bar.set_postfix(train_steps=self.updates, last_return=f"{self.last_return:.1f}",
+                            mean_return=f"{np.mean(self.recent):.1f}" if self.recent else "nan", refresh=False)
+
+    @staticmethod
+    def _next(current: int, every: int) -> int | float:
+        if every <= 0:
+            return float("inf")
+        return (current // every + 1) * every
+
+    def _train_once(self) -> dict[str, float]:
+        t = self.cfg.train
+        batch = self.replay.sample(t.batch_size, t.seq_len)
+        metrics, finite = self.agent.train_step(batch)
+        if finite:
+            self.updates += 1
+            self.nonfinite_streak = 0
+            return metrics
+        self.nonfinite_total += 1
+        self.nonfinite_streak += 1
+        self.logger.scalars({"charts/nonfinite_updates": self.nonfinite_total}, self.env_steps)
+        if self.nonfinite_streak >= t.max_nonfinite_updates:
+            path = self.save()
+            raise TrainingStopped(
+                f"{self.nonfinite_streak} updates in a row had a non-finite loss; stopped, checkpoint saved to "
+                f"{path}. Try a lower learning rate (--set train.model_lr=...) or check the inputs.", 1)
+        return {}
+
+    def _log_scalars(self, pending: list[dict[str, float]], start_time: float, start_steps: int) -> None:
+        values: dict[str, float] = {}
+        pending = [p for p in pending if p]
+        if pending:
+            for key in pending[0]:
+                values[key] = float(np.mean([p[key] for p in pending if key in p]))
+        elapsed = max(time.time() - start_time, 1e-9)
+        values.update({
+            "charts/SPS": (self.env_steps - start_steps) / elapsed,
+            "charts/train_steps": self.updates,
+            "charts/updates_per_second": len(pending) / elapsed if pending else 0.0,
+            "charts/replay_size": len(self.replay),
+            "charts/nonfinite_updates": self.nonfinite_total,
+            **self.agent.learning_rates(),
+        })
+        self.logger.scalars(values, self.env_steps)
+
+    def _log_images(self) -> None:
+        t = self.cfg.train
+        if not self.replay.can_sample(min(t.seq_len, 16)):
+            return
+        length = min(t.seq_len, 16)
+        batch = self.agent.to_tensors(self.replay.sample(2, length))
+        self.logger.images(image_summaries(self.agent.world_model, batch), self.env_steps)
+        self.logger.flush()
+
+    def _evaluate(self) -> None:
+        e = self.cfg.eval
+        returns, lengths = evaluate(self.agent, self.cfg, e.episodes, seed=self.cfg.seed + 10_000 + self.env_steps,
+                                    greedy=e.greedy)
+        if returns:
+            self.last_eval = float(np.mean(returns))
+            self.logger.scalars({"eval/episodic_return": self.last_eval, "eval/episodic_length": float(np.mean(lengths)),
+                                 "eval/episodic_return_std": float(np.std(returns))}, self.env_steps)
+
+
+def config_from_checkpoint(logdir: str | Path) -> Config:
+    """The configuration a run in ``logdir`` was started with (for ``--resume``)."""
+    from aime.config import load_config_file
+
+    path = Path(logdir) / "config.yaml"
+    if not path.is_file():
+        raise ckpt.CheckpointError(f"{logdir} has no config.yaml: not an AIME run directory")
+    return load_config_file(path)
+
+

@@ -1,0 +1,72 @@
+"""Evaluate a trained agent: mean return over full episodes, optionally saving frames with attention.
+
+    python scripts/evaluate.py runs/Breakout__0__1700000000 --episodes 10
+    python scripts/evaluate.py runs/Catch__0__1700000000 --episodes 5 --save-frames frames/
+
+``--save-frames DIR`` writes, for the first evaluation environment, one PNG per step: the frame
+beside the attention posterior's map over it (with the attention schema on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from aime.attention.overlays import attention_heatmap_overlay
+from aime.runtime.checkpoint import CheckpointError, load_agent
+from aime.runtime.loop import evaluate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Evaluate a trained AIME agent.")
+    parser.add_argument("checkpoint", help="run directory, its checkpoint/ folder, or agent.pt")
+    parser.add_argument("--episodes", type=int, default=10, help="full episodes to play (default 10)")
+    parser.add_argument("--envs", type=int, help="parallel evaluation environments (default: the run's)")
+    parser.add_argument("--sample", action="store_true", help="sample actions instead of the policy's mode")
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--save-frames", metavar="DIR", help="write frames with attention overlays here")
+    parser.add_argument("--max-frames", type=int, default=500, help="at most this many saved frames")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        print(f"evaluate.py: error: --episodes must be >= 1, got {args.episodes}", file=sys.stderr)
+        return 2
+    try:
+        agent, cfg = load_agent(args.checkpoint, args.device)
+    except (CheckpointError, ValueError) as error:
+        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        return 2
+    if args.envs:
+        cfg.env.eval_envs = args.envs
+    out = Path(args.save_frames) if args.save_frames else None
+    saved = 0
+
+    def save(obs: np.ndarray, extras: dict) -> None:
+        nonlocal saved
+        if out is None or saved >= args.max_frames:
+            return
+        frame = torch.as_tensor(obs[:1])
+        panels = [frame.float() / 255.0]
+        if "attention" in extras:
+            panels.append(attention_heatmap_overlay(frame, extras["attention"][:1].float().cpu()))
+        image = (torch.cat(panels, dim=-1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        cv2.imwrite(str(out / f"frame_{saved:05d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        saved += 1
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    returns, lengths = evaluate(agent, cfg, args.episodes, seed=args.seed, greedy=not args.sample, on_step=save)
+    print(f"{cfg.env.name}: {len(returns)} episodes, return {np.mean(returns):.3f} +- {np.std(returns):.3f} "
+          f"(min {np.min(returns):.3f}, max {np.max(returns):.3f}), length {np.mean(lengths):.1f}")
+    if out is not None:
+        print(f"saved {saved} frames to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

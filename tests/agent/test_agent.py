@@ -1,0 +1,64 @@
+import numpy as np
+import torch
+
+from aime.agent.agent import Agent, updates_due
+from aime.config import load_config
+from aime.runtime.replay import ReplayBuffer
+
+TINY = ["model.deter=16", "model.hidden=16", "model.cnn_depth=4", "model.context_dim=8", "train.batch_size=2",
+        "train.seq_len=4", "train.horizon=3"]
+
+
+def filled_replay(steps=12, streams=2):
+    rng = np.random.default_rng(0)
+    buffer = ReplayBuffer(100, streams, (3, 84, 84))
+    for t in range(steps):
+        buffer.add(rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8), rng.integers(0, 3, streams),
+                   rng.normal(size=streams), np.full(streams, t == 0), np.zeros(streams, bool))
+    return buffer
+
+
+def test_updates_due_carries_fractional_credit():
+    credit, total = 0.0, 0
+    for _ in range(10):
+        n, credit = updates_due(credit, env_steps=3, train_ratio=8, batch_size=4, seq_len=8)  # 0.75 per call
+        total += n
+    assert total == 7 and abs(credit - 0.5) < 1e-9
+
+
+def test_train_step_updates_every_part_and_reports_metrics():
+    torch.manual_seed(0)
+    agent = Agent(load_config(["debug"], TINY), num_actions=3)
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    metrics, finite = agent.train_step(filled_replay().sample(2, 4))
+    assert finite
+    assert {"losses/reconstruction", "losses/kl", "losses/actor", "losses/critic", "grad_norm/world_model"} <= set(metrics)
+    assert all(np.isfinite(v) for v in metrics.values())
+    after = agent.state_dict()
+    for prefix in ("world_model.decoder", "behavior.actor", "behavior.critic", "behavior.slow_critic"):
+        keys = [k for k in before if k.startswith(prefix)]
+        assert any(not torch.equal(before[k], after[k]) for k in keys), prefix
+
+
+def test_nonfinite_loss_skips_the_update():
+    torch.manual_seed(0)
+    agent = Agent(load_config(["debug"], TINY), num_actions=3)
+    batch = filled_replay().sample(2, 4)
+    batch["reward"][:] = np.nan
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    metrics, finite = agent.train_step(batch)
+    assert not finite and metrics == {"nonfinite_loss": 1.0}
+    assert all(torch.equal(before[k], v) for k, v in agent.state_dict().items())
+
+
+def test_act_returns_valid_actions_and_carries_state():
+    torch.manual_seed(0)
+    agent = Agent(load_config(["debug"], TINY), num_actions=3)
+    obs = {"obs": np.zeros((4, 3, 84, 84), np.uint8), "is_first": np.ones(4, bool)}
+    action, state, extras = agent.act(obs, None, explore=True)
+    assert action.shape == (4,) and action.dtype == np.int64 and ((0 <= action) & (action < 3)).all()
+    assert state["action"].shape == (4, 3) and (state["action"].argmax(-1).numpy() == action).all()
+    assert extras["attention"].shape == (4, 21, 21)
+    greedy1, _, _ = agent.act({**obs, "is_first": np.zeros(4, bool)}, state, explore=False)
+    greedy2, _, _ = agent.act({**obs, "is_first": np.zeros(4, bool)}, state, explore=False)
+    assert (greedy1 == greedy2).all()

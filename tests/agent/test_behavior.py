@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from aime.agent.behavior import Behavior, ReturnNormalizer, actor_loss, lambda_return
+from aime.world_model.vrnn import VRNN
+
+
+def test_lambda_return_matches_a_hand_computation():
+    reward = torch.tensor([[1.0, 0.0, 2.0]])
+    cont = torch.tensor([[1.0, 1.0, 0.0]])
+    value = torch.tensor([[0.5, 1.0, 2.0, 4.0]])
+    g, lam = 0.9, 0.5
+    r3 = 2.0 + g * 0.0 * ((1 - lam) * 4.0 + lam * 4.0)
+    r2 = 0.0 + g * 1.0 * ((1 - lam) * 2.0 + lam * r3)
+    r1 = 1.0 + g * 1.0 * ((1 - lam) * 1.0 + lam * r2)
+    torch.testing.assert_close(lambda_return(reward, cont, value, g, lam), torch.tensor([[r1, r2, r3]]))
+    # lambda = 0 is one-step TD, lambda = 1 the discounted Monte-Carlo return bootstrapped at the end
+    td = lambda_return(reward, cont, value, g, 0.0)
+    torch.testing.assert_close(td, reward + g * cont * value[:, 1:])
+    with pytest.raises(ValueError, match="expected reward"):
+        lambda_return(reward, cont, value[:, :3], g, lam)
+
+
+def test_return_normalizer_tracks_the_percentile_range_and_floors_at_one():
+    norm = ReturnNormalizer(decay=0.5)
+    assert norm.update(torch.linspace(0, 0.1, 101)) == 1.0  # small ranges are not amplified
+    scale = norm.update(torch.linspace(0, 100, 101))
+    expected = 0.5 * 0.1 * 0.9 + 0.5 * 90.0
+    assert abs(scale.item() - expected) < 1e-3
+
+
+def test_actor_loss_pushes_probability_towards_positive_advantage():
+    logits = torch.zeros(1, 3, requires_grad=True)
+    log_prob = torch.log_softmax(logits, -1)[:, 0]
+    loss = actor_loss(log_prob, torch.zeros(1), torch.tensor([1.0]), torch.ones(1), 0.0)
+    loss.backward()
+    assert logits.grad[0, 0] < 0  # gradient descent raises the logit of the advantaged action
+
+
+def test_behavior_loss_trains_actor_and_critic_but_not_the_world_model():
+    torch.manual_seed(0)
+    wm = VRNN(3, deter=16, stoch=2, classes=3, hidden=16, cnn_depth=4, context_dim=8, num_slots=2, attention=False)
+    beh = Behavior(wm.feat_size, 3, hidden=16, horizon=4)
+    start = {"deter": torch.randn(5, 16), "stoch": torch.randn(5, 6)}
+    a_loss, c_loss, metrics = beh.loss(wm, start, torch.ones(5))
+    (a_loss + c_loss).backward()
+    assert all(p.grad is None for p in wm.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in beh.actor.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in beh.critic.parameters())
+    assert set(metrics) >= {"imagined_return", "actor_entropy", "return_scale"}
+
+
+def test_slow_critic_follows_the_critic_by_ema():
+    beh = Behavior(6, 3, hidden=8, slow_decay=0.75)
+    with torch.no_grad():
+        for p in beh.critic.parameters():
+            p.fill_(1.0)
+        for p in beh.slow_critic.parameters():
+            p.fill_(0.0)
+    beh.update_slow_critic()
+    for p in beh.slow_critic.parameters():
+        torch.testing.assert_close(p, torch.full_like(p, 0.25))
+
+
+def test_act_modes():
+    torch.manual_seed(0)
+    beh = Behavior(6, 4, hidden=8)
+    feat = torch.randn(10, 6)
+    greedy = beh.act(feat, explore=False)
+    assert greedy.shape == (10,) and torch.equal(greedy, beh.act(feat, explore=False))
+    assert ((0 <= greedy) & (greedy < 4)).all()

@@ -1,0 +1,137 @@
+"""End-to-end runs of scripts/train_agent.py and scripts/evaluate.py as real processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from aime.runtime.checkpoint import load_agent, load_agent_state
+from aime.runtime.replay import ReplayBuffer
+from aime.runtime.summaries import ATTENTION_TAGS, IMAGE_TAGS
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = [sys.executable, str(ROOT / "scripts" / "train_agent.py")]
+FAST = ["--preset", "debug", "--no-progress", "--set", "train.warmup_steps=32", "--set", "train.batch_size=2",
+        "--set", "train.seq_len=8", "--set", "train.train_ratio=16", "--set", "log.images_every=32",
+        "--set", "log.scalars_every=16", "--set", "eval.every=32", "--set", "log.checkpoint_every=32"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(args, **kwargs):
+    return subprocess.run(TRAIN + args, capture_output=True, text=True, env=ENV, timeout=300, **kwargs)
+
+
+def metrics(logdir):
+    return [json.loads(line) for line in (Path(logdir) / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def catch_run(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("runs") / "catch"
+    result = run(["--env", "Catch", "--steps", "64", "--logdir", str(logdir), *FAST])
+    assert result.returncode == 0, result.stderr
+    return logdir, result
+
+
+def test_catch_run_writes_checkpoint_metrics_and_every_image(catch_run):
+    logdir, result = catch_run
+    assert "tensorboard --logdir" in result.stdout and "done: 64 agent steps" in result.stdout
+    assert (logdir / "config.yaml").is_file() and (logdir / "checkpoint" / "agent.pt").is_file()
+    payload = load_agent_state(logdir / "checkpoint" / "agent.pt")
+    assert payload["counters"]["env_steps"] == 64 and payload["counters"]["updates"] > 0
+    keys = set().union(*metrics(logdir))
+    assert {"charts/episodic_return", "charts/SPS", "losses/reconstruction", "losses/kl", "losses/actor",
+            "eval/episodic_return", "grad_norm/world_model", "lr/model"} <= keys
+    acc = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    acc.Reload()
+    assert set(IMAGE_TAGS) | set(ATTENTION_TAGS) <= set(acc.Tags()["images"])
+    assert "charts/episodic_return" in acc.Tags()["scalars"]
+    assert "hyperparameters/text_summary" in acc.Tags()["tensors"]
+
+
+def test_resume_continues_from_the_saved_step(catch_run, tmp_path):
+    logdir, _ = catch_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(logdir), str(copy)], check=True)
+    before = ReplayBuffer.load(copy / "checkpoint" / "replay")
+    result = run(["--resume", str(copy), "--steps", "96"])
+    assert result.returncode == 0, result.stderr
+    assert "done: 96 agent steps" in result.stdout
+    payload = load_agent_state(copy / "checkpoint" / "agent.pt")
+    assert payload["counters"]["env_steps"] == 96
+    original = load_agent_state(logdir / "checkpoint" / "agent.pt")["config"]
+    original["train"]["steps"] = 96  # the only change --resume allows
+    assert payload["config"] == original
+    after = ReplayBuffer.load(copy / "checkpoint" / "replay")
+    assert after.total_added == before.total_added + 16  # 32 more steps over 2 envs
+    assert max(m["step"] for m in metrics(copy)) == 96
+
+
+def test_evaluate_script_plays_episodes_and_saves_overlays(catch_run, tmp_path):
+    logdir, _ = catch_run
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(logdir), "--episodes", "2",
+                             "--save-frames", str(tmp_path / "frames")], capture_output=True, text=True, env=ENV,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "2 episodes" in result.stdout
+    frames = sorted((tmp_path / "frames").glob("*.png"))
+    assert len(frames) >= 9  # an episode of Catch lasts 9 steps
+
+
+def test_breakout_debug_run(tmp_path):
+    logdir = tmp_path / "breakout"
+    result = run(["--env", "Breakout", "--steps", "48", "--logdir", str(logdir), *FAST,
+                  "--set", "env.max_episode_frames=200", "--set", "eval.episodes=2"])
+    assert result.returncode == 0, result.stderr
+    agent, cfg = load_agent(logdir)
+    assert cfg.env.name == "Breakout" and agent.num_actions == 4
+    assert "eval/episodic_return" in set().union(*metrics(logdir))
+
+
+def test_sigterm_saves_a_loadable_checkpoint(tmp_path):
+    logdir = tmp_path / "term"
+    proc = subprocess.Popen(TRAIN + ["--env", "Catch", "--steps", "100000", "--logdir", str(logdir), *FAST,
+                                     "--set", "log.checkpoint_every=100000", "--set", "eval.every=0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until training is under way
+        path = logdir / "metrics.jsonl"
+        if path.is_file() and any("losses/kl" in line for line in path.read_text().splitlines()):
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "SIGTERM received: checkpoint saved" in err
+    payload = load_agent_state(logdir / "checkpoint" / "agent.pt")
+    assert payload["counters"]["env_steps"] > 32
+    agent, _ = load_agent(logdir)
+    assert ReplayBuffer.load(logdir / "checkpoint" / "replay").total_added * 2 == payload["counters"]["env_steps"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "Breakot"], "close matches: Breakout"),
+    (["--preset", "fastest"], "unknown preset 'fastest'"),
+    (["--set", "model.detr=3"], "Did you mean 'model.deter'"),
+    (["--steps", "-5"], "must be >= 0"),
+    (["--logdir", "/proc/forbidden/run"], "not writable"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, message):
+    result = run(args + ["--no-progress"])
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "checkpoint" / "agent.pt").write_bytes(b"not a checkpoint")
+    result = run(["--resume", str(tmp_path)])
+    assert result.returncode == 2 and "not a readable AIME checkpoint" in result.stderr
