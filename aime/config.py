@@ -104,6 +104,7 @@ class LossScales:
     attention_dynamics: float = 0.1
     slot_diversity: float = 0.01
     attention_prior: float = 0.1
+    attention_map: float = 0.1
     patch_coherence: float = 0.0
     spatial_diversity: float = 0.0
     nca_refinement: float = 0.0

@@ -1,13 +1,25 @@
 """Image decoders from the model state ``s = [h, z]``, chosen by name (:data:`DECODERS`).
 
 - ``conv``: transposed convolutions ``s -> [4d, 7, 7] -> 21 -> 42 -> 84``.
+- ``field``: a SpatialNet field (pixel coordinates -> RGB) conditioned on ``s`` (seed 000); it
+  trains on a random subset of pixels per frame and renders full frames for evaluation.
+- ``nca``: the conv decoder's coarse frame refined over ``k`` steps by the convolutional-attention
+  NCA with the shortsighted rule (seed 001).
 
-All decoders return frames ``[N, 3, 84, 84]`` on the scale of ``obs / 255`` (about [0, 1]).
+All decoders render frames ``[N, 3, 84, 84]`` on the scale of ``obs / 255`` (about [0, 1]) with
+``forward(feat [N, F])``, and give the reconstruction loss with ``loss(feat, target, weights)``:
+squared error summed over pixels (``[N]``), precision-weighted by ``weights [N, H, W]`` if given.
+Extra terms (the NCA's refinement loss) come from ``aux_losses``.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+
+from aime.nn.nca import ConvAttentionNCA, nca_refine
+from aime.nn.spatialnet import FieldDecoder, make_coordinate_grid
+from aime.world_model.objectives import image_loss
 
 
 class ConvDecoder(nn.Module):
@@ -36,5 +48,88 @@ class ConvDecoder(nn.Module):
         x = self.project(feat).unflatten(-1, (4 * self.depth, 7, 7))
         return self.net(x) + 0.5
 
+    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+        return image_loss(self(feat), target, weights)
 
-DECODERS: dict[str, type[nn.Module]] = {"conv": ConvDecoder}
+    def aux_losses(self, feat: Tensor, target: Tensor) -> dict[str, Tensor]:
+        return {}
+
+
+class FieldImageDecoder(nn.Module):
+    """SpatialNet field decoder: ``(x, y)`` -> RGB, conditioned on ``s`` (seed 000).
+
+    Args:
+        feat_dim: ``F``, the condition.
+        depth: scales the neurons: ``(4d, 4d)`` neurons with ``2d``-dimensional hidden beliefs.
+        image_size: side of the rendered frames.
+        train_pixels: pixels per frame the loss sees in training (``0``: all); the sum over them is
+            rescaled by ``S*S / train_pixels`` so the loss keeps the scale of a full frame.
+    """
+
+    def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84, train_pixels: int = 1024) -> None:
+        super().__init__()
+        if not 0 <= train_pixels <= image_size * image_size:
+            raise ValueError(f"train_pixels must lie in [0, {image_size * image_size}], got {train_pixels}")
+        self.image_size, self.train_pixels = image_size, train_pixels
+        self.field = FieldDecoder(feat_dim, 3, num_neurons=(4 * depth, 4 * depth), hidden_dims=(2 * depth,),
+                                  modulate=("beliefs",))
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return self.field.render(feat, self.image_size, self.image_size) + 0.5
+
+    def at(self, feat: Tensor, index: Tensor) -> Tensor:
+        """Values at flat pixel indices ``index [N, P]`` -> ``[N, P, 3]``."""
+        grid = make_coordinate_grid(self.image_size, self.image_size, device=feat.device, dtype=feat.dtype)
+        return self.field(grid[index], feat) + 0.5
+
+    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+        n, c, h, w = target.shape
+        if not self.training or self.train_pixels in (0, h * w):
+            return image_loss(self(feat), target, weights)
+        index = torch.rand(n, h * w, device=feat.device).argsort(1)[:, : self.train_pixels]  # [N, P]
+        pred = self.at(feat, index)  # [N, P, 3]
+        values = target.flatten(2).gather(2, index.unsqueeze(1).expand(-1, c, -1)).transpose(1, 2)
+        err = (pred - values).square().sum(-1)  # [N, P]
+        if weights is not None:
+            err = err * weights.flatten(1).gather(1, index)
+        return err.sum(-1) * (h * w / self.train_pixels)
+
+    def aux_losses(self, feat: Tensor, target: Tensor) -> dict[str, Tensor]:
+        return {}
+
+
+class NCARefinementDecoder(nn.Module):
+    """A conv decoder's coarse frame, refined over ``steps`` NCA steps (seed 001).
+
+    The coarse frame is trained by the reconstruction loss; the NCA by its own shortsighted loss
+    (``aux_losses``: the per-step MSE of ``nca_refine`` from the detached coarse frame, each step's
+    gradient cut from the previous one), on ``refine_frames`` frames per batch to bound memory.
+    """
+
+    def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84, steps: int = 4,
+                 refine_frames: int = 8, hidden: int = 16) -> None:
+        super().__init__()
+        if steps < 1 or refine_frames < 1:
+            raise ValueError(f"steps and refine_frames must be >= 1, got {steps} and {refine_frames}")
+        self.coarse = ConvDecoder(feat_dim, depth, image_size)
+        self.nca = ConvAttentionNCA(channels=3, hidden=hidden)
+        self.steps, self.refine_frames = steps, refine_frames
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return nca_refine(self.nca, self.coarse(feat), self.steps).state
+
+    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+        return self.coarse.loss(feat, target, weights)
+
+    def aux_losses(self, feat: Tensor, target: Tensor) -> dict[str, Tensor]:
+        pick = torch.randperm(feat.shape[0], device=feat.device)[: self.refine_frames]
+        coarse = self.coarse(feat[pick]).detach()
+        losses = nca_refine(self.nca, coarse, self.steps, target=target[pick]).losses
+        return {"nca_refinement": losses.sum()}
+
+
+DECODERS: dict[str, type[nn.Module]] = {
+    "conv": ConvDecoder,
+    "field": FieldImageDecoder,
+    "nca": NCARefinementDecoder,
+}

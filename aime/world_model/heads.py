@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from aime.nn.distributions import TwoHot, symlog_bins
+from aime.nn.spatialnet import FieldDecoder
 
 
 def mlp(inp: int, hidden: int, out: int, layers: int = 2, zero_last: bool = False) -> nn.Sequential:
@@ -42,3 +43,26 @@ class ContinueHead(nn.Module):
 
     def forward(self, feat: Tensor) -> Tensor:
         return self.net(feat).squeeze(-1)
+
+
+class AttentionMapHead(nn.Module):
+    """A SpatialNet field head: ``feat [..., F]`` -> attention logits ``[..., R, R]`` (seed 000's field
+    conditioned on the state), so that imagined states carry an attention map without a frame.
+
+    Trained by cross-entropy against the posterior's map (see ``VRNN.loss``);
+    ``probs(feat)`` gives maps that sum to 1 over ``R*R``.
+    """
+
+    def __init__(self, feat_dim: int, resolution: int = 21, neurons: int = 32, hidden_dim: int = 16) -> None:
+        super().__init__()
+        self.resolution = resolution
+        self.field = FieldDecoder(feat_dim, 1, num_neurons=(neurons, neurons), hidden_dims=(hidden_dim,))
+
+    def forward(self, feat: Tensor) -> Tensor:
+        lead = feat.shape[:-1]
+        logits = self.field.render(feat.reshape(-1, feat.shape[-1]), self.resolution, self.resolution)
+        return logits.reshape(*lead, self.resolution, self.resolution)
+
+    def probs(self, feat: Tensor) -> Tensor:
+        logits = self(feat)
+        return logits.flatten(-2).softmax(-1).view_as(logits)

@@ -39,7 +39,8 @@ from aime.nn.perceiver import PerceiverEncoder
 from aime.world_model import objectives
 from aime.world_model.decoders import DECODERS
 from aime.world_model.encoder import Encoder
-from aime.world_model.heads import ContinueHead, RewardHead, mlp
+from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
+from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead, mlp
 from aime.world_model.latent import make_latent, stack_params
 
 State = dict[str, Tensor]
@@ -130,6 +131,8 @@ class VRNN(nn.Module):
             # one convolutional pass per frame: the posterior reuses the encoder's pyramid
             self.schema.posterior_net.fpn = self.encoder.trunk
             self.phi = mlp(deter // 2 + 2, hidden, hidden, layers=1)
+            # imagined states get an attention map from s alone (a SpatialNet field head)
+            self.attention_head = AttentionMapHead(deter + self.latent.size, attention_resolution)
         self.feat_size = deter + self.latent.size
         self.img_in = nn.Sequential(nn.Linear(self.latent.size + num_actions, hidden), nn.LayerNorm(hidden), nn.SiLU())
         self.cell = nn.GRUCell(hidden, deter) if rnn == "gru" else nn.LSTMCell(hidden, deter)
@@ -184,7 +187,7 @@ class VRNN(nn.Module):
         """Everything per-frame, batched over ``B*T``: ``obs [B, T, 3, S, S]`` -> ``[B, T, ...]``."""
         b, t = obs.shape[:2]
         features, embed, readout = self.encoder(obs.flatten(0, 1))
-        out = {"embed": embed}
+        out = {"embed": embed, "features": features}
         if self.attention_on:
             # everything of the posterior that does not depend on h: batched here, not in the loop
             out["keys"], out["values"] = self.schema.posterior_net.prepare(features)
@@ -239,6 +242,7 @@ class VRNN(nn.Module):
         out = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0] if k != "post"}
         out["post"] = stack_params([s["post"] for s in steps])
         out["prior"] = self.latent.prior(out["deter"])  # batched over B*T
+        out["features"] = frames["features"]
         out["feat"] = torch.cat([out["deter"], out["stoch"]], -1)
         last = {"deter": state["deter"], "stoch": state["stoch"], "action": action[:, -1]}
         if "cell" in state:
@@ -276,7 +280,8 @@ class VRNN(nn.Module):
         ``policy(feat [N, F]) -> [N, A]`` (one-hot, straight-through allowed). Returns ``deter``,
         ``stoch``, ``feat`` of shape ``[N, H+1, ...]`` (the start included) and ``action [N, H, A]``;
         with ``attention=True`` (and the schema on) also the attention prior's maps
-        ``attention [N, H+1, R, R]``, starting from ``start["attention"]``.
+        ``attention [N, H+1, R, R]``, starting from ``start["attention"]``, and the attention-map
+        head's maps from the states alone, ``attention_head [N, H+1, R, R]``.
         """
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -297,6 +302,7 @@ class VRNN(nn.Module):
         out["action"] = torch.stack(actions, 1)
         if track:
             out["attention"] = torch.stack(maps, 1)
+            out["attention_head"] = self.attention_head.probs(out["feat"])
         return out
 
     @torch.no_grad()
@@ -341,26 +347,38 @@ class VRNN(nn.Module):
         feat = out["feat"]
         b, t = feat.shape[:2]
         target = obs.flatten(0, 1).float() / 255.0
-        recon = self.decoder(feat.flatten(0, 1))
+        flat = feat.flatten(0, 1)
         weights = None
         if self.attention_on and self.precision_strength > 0:
             weights = objectives.attention_precision(out["attention"].flatten(0, 1), obs.shape[-1], self.precision_strength)
         terms: dict[str, Tensor] = {}
-        terms["reconstruction"] = objectives.image_loss(recon, target, weights).mean()
+        terms["reconstruction"] = self.decoder.loss(flat, target, weights).mean()
+        if self.scales.nca_refinement > 0:
+            terms.update(self.decoder.aux_losses(flat, target))
         dyn, rep, stats = self.latent.kl(out["post"], out["prior"])
         terms["kl"] = objectives.balanced_kl(dyn, rep, self.free_bits, self.kl_balance).mean()
         terms["reward"] = -self.reward(feat).log_prob(batch["reward"].float()).mean()
         terms["continuation"] = objectives.continue_loss(self.cont(feat), batch["is_terminal"]).mean()
         if self.attention_on:
             terms.update(self._attention_losses(out, is_first))
+        if self.scales.patch_coherence > 0 or self.scales.spatial_diversity > 0:
+            terms.update(self._spatial_latent_losses(out["features"].flatten(0, 1)))
         total = sum(getattr(self.scales, name) * value for name, value in terms.items())
         metrics = {name: value.detach() for name, value in terms.items()}
         metrics["kl_value"] = rep.detach().mean()
         metrics.update({f"latent_{k}": v for k, v in stats.items()})
         if self.attention_on:
             metrics["attention_entropy"] = objectives.entropy_of_map(out["attention"]).mean().detach()
-        out["reconstruction"] = recon.unflatten(0, (b, t))
         return total, metrics, out
+
+    def _spatial_latent_losses(self, features: Tensor) -> dict[str, Tensor]:
+        """Seed 004's losses on the encoder's spatial latents ``[N, F, R, R]`` (off by default)."""
+        terms = {}
+        if self.scales.patch_coherence > 0:
+            terms["patch_coherence"] = info_nce_patch_coherence(features, num_samples=16, temperature=0.1)
+        if self.scales.spatial_diversity > 0:
+            terms["spatial_diversity"] = spatial_diversity_loss(features)
+        return terms
 
     def _attention_losses(self, out: dict, is_first: Tensor) -> dict[str, Tensor]:
         """Schema losses over the sequence, batched; transitions into a new episode are masked."""
@@ -384,6 +402,8 @@ class VRNN(nn.Module):
         actual = com[:, 1:] - com[:, :-1]
         err = F.smooth_l1_loss(moved, actual, reduction="none").sum(-1)
         terms["attention_dynamics"] = objectives.masked_mean(err, valid)
+        head = torch.log_softmax(self.attention_head(out["feat"]).flatten(2), -1)  # [B, T, R*R]
+        terms["attention_map"] = -(attention.detach().flatten(2) * head).sum(-1).mean()
         out["attention_prior"] = prior
         return terms
 
