@@ -63,8 +63,9 @@ class VRNN(nn.Module):
             ``"relative"`` (the seed's learnable 2-D relative bias).
         prior_token_pool: the prior's self-attention among ``p x p``-pooled positions (3: 7x7
             tokens, 81x fewer scores than the seed's global 441x441; 1: the seed's).
-        prior_dropout: dropout inside the attention prior (the seed's 0.1; 0 by default here,
-            since dropout on the 441x441 attention weights dominates the prior's cost).
+        attention_dropout: dropout inside the attention prior and on the posterior's slot features
+            (the seed's 0.1 and 0.2; 0 by default here: acting runs in eval mode, and states
+            filtered with dropout in training would differ from those the policy acts on).
         loss_scales: the weight of every term (default :class:`aime.config.LossScales`).
         free_bits, kl_balance: KL balancing (see :func:`aime.world_model.objectives.balanced_kl`).
     """
@@ -90,7 +91,7 @@ class VRNN(nn.Module):
         precision_strength: float = 0.0,
         fpn_norm: str = "group",
         prior_position_bias: str = "none",
-        prior_dropout: float = 0.0,
+        attention_dropout: float = 0.0,
         prior_token_pool: int = 3,
         loss_scales: LossScales | None = None,
         free_bits: float = 1.0,
@@ -124,7 +125,8 @@ class VRNN(nn.Module):
                 attention_resolution=attention_resolution, hidden_dim=deter, latent_dim=self.latent.size,
                 context_dim=context_dim, attention_dim=features, num_semantic_slots=num_slots,
                 enforce_diversity=False,  # computed once after the time loop, batched
-                posterior_norm=fpn_norm, position_bias=prior_position_bias, prior_dropout=prior_dropout,
+                posterior_norm=fpn_norm, position_bias=prior_position_bias, prior_dropout=attention_dropout,
+                dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
                 use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
                 token_pool=prior_token_pool if prior_position_bias == "none" else 1,
             )
