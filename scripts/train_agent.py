@@ -4,6 +4,7 @@
     python scripts/train_agent.py --env Catch --preset cpu --steps 20000
     python scripts/train_agent.py --env Pong --preset cpu --set model.deter=256 --set train.batch_size=8
     python scripts/train_agent.py --resume runs/Breakout__0__1700000000
+    torchrun --standalone --nproc_per_node=2 scripts/train_agent.py --env Catch --preset cpu  # data-parallel
 
 Bad input (unknown game, preset or key, negative steps, unwritable logdir) prints one line and
 exits with code 2. SIGINT/SIGTERM write a checkpoint, then exit.
@@ -20,7 +21,9 @@ from pathlib import Path
 import torch
 
 import envs
+from aime.agent.agent import resolve_device
 from aime.config import ConfigError, default_preset, describe, load_config
+from aime.runtime import distributed
 from aime.runtime.checkpoint import CheckpointError
 from aime.runtime.loop import Trainer, TrainingStopped, config_from_checkpoint
 
@@ -54,7 +57,7 @@ def fail(message: str) -> int:
 def check_writable(logdir: Path) -> None:
     try:
         logdir.mkdir(parents=True, exist_ok=True)
-        probe = logdir / ".write_test"
+        probe = logdir / f".write_test.{distributed.rank()}"  # one per rank: ranks probe at once
         probe.write_text("")
         probe.unlink()
     except OSError as error:
@@ -63,6 +66,14 @@ def check_writable(logdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return train(args)
+    finally:
+        distributed.cleanup()
+
+
+def train(args: argparse.Namespace) -> int:
+    """Configure, train, report; under torchrun every rank runs this (rank 0 reports)."""
     try:
         if args.resume:
             if args.preset or args.set or args.env or args.seed is not None or args.logdir:
@@ -88,21 +99,28 @@ def main(argv: list[str] | None = None) -> int:
             logdir = Path(args.logdir or f"runs/{name}__{cfg.seed}__{int(time.time())}")
         if cfg.train.steps < 0:
             raise ConfigError(f"--steps must be >= 0, got {cfg.train.steps}")
+        distributed.init(resolve_device(cfg.device))  # joins torchrun's process group, if any
+        logdir = distributed.broadcast_object(logdir)  # rank 0's (a default name holds the time)
         check_writable(logdir)
         trainer = Trainer(cfg, logdir, resume=bool(args.resume), progress=not args.no_progress,
                           preset=",".join(presets))
     except (ConfigError, CheckpointError, ValueError) as error:
         return fail(str(error))
-    print(trainer.summary(), flush=True)
+    main_rank = distributed.is_main()
+    if main_rank:
+        print(trainer.summary(), flush=True)
     try:
         result = trainer.run()
     except TrainingStopped as stop:
-        print(f"stopped: {stop}", file=sys.stderr, flush=True)
+        if main_rank:
+            print(f"stopped: {stop}", file=sys.stderr, flush=True)
+        distributed.barrier()  # leave together: torchrun stops the others once one rank has exited
         return stop.exit_code
-    print(
-        f"done: {result['env_steps']:,} agent steps, {result['updates']:,} updates, {result['episodes']:,} episodes "
-        f"in {result['seconds']:.0f} s ({result['sps']:.1f} steps/s); eval return {result['eval_return']:.2f}; "
-        f"checkpoint {result['checkpoint']}", flush=True)
+    if main_rank:
+        print(
+            f"done: {result['env_steps']:,} agent steps, {result['updates']:,} updates, {result['episodes']:,} "
+            f"episodes in {result['seconds']:.0f} s ({result['sps']:.1f} steps/s); eval return "
+            f"{result['eval_return']:.2f}; checkpoint {result['checkpoint']}", flush=True)
     return 0
 
 

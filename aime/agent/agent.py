@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable, Protocol
 
 import numpy as np
 import torch
@@ -25,6 +25,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class GradientSync(Protocol):
+    """Data-parallel replicas' agreement (``aime.runtime.distributed.GradientSync`` implements it)."""
+
+    def all_reduce_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
+        """Average the parameters' ``.grad`` over the replicas, in place."""
+
+    def all_true(self, flag: bool | Tensor) -> bool:
+        """Whether ``flag`` holds on every replica."""
+
+    def average_buffers(self, module: nn.Module) -> None:
+        """Average the module's floating-point buffers over the replicas, in place."""
+
+
 class Agent(nn.Module):
     """World model + behaviour + optimisers.
 
@@ -32,11 +45,16 @@ class Agent(nn.Module):
         cfg: the run configuration (``model`` and ``train`` sections are used).
         num_actions: size of the discrete action space.
         device: where the networks live.
+        sync: for data-parallel training, how replicas agree: gradients are averaged after each
+            ``backward()`` (before clipping), all replicas skip an update when any one's loss is
+            not finite, and the return normaliser is averaged. ``None``: a single process.
     """
 
-    def __init__(self, cfg: Config, num_actions: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, cfg: Config, num_actions: int, device: torch.device | str = "cpu",
+                 sync: GradientSync | None = None) -> None:
         super().__init__()
         self.cfg, self.num_actions, self.device = cfg, num_actions, torch.device(device)
+        self.sync = sync
         t = cfg.train
         self.world_model = VRNN.from_config(cfg.model, num_actions, t)
         self.behavior = Behavior(
@@ -103,16 +121,20 @@ class Agent(nn.Module):
         """One world-model and one behaviour update.
 
         Returns ``(metrics, finite)``; when a loss is not finite the update is skipped and
-        ``finite`` is False (the caller counts these).
+        ``finite`` is False (the caller counts these). With ``sync``, every replica skips when
+        any one's loss is not finite, so the replicas never diverge.
         """
         data = self.to_tensors(batch)
         t = self.cfg.train
+        sync = self.sync
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             wm_loss, metrics, out = self.world_model.loss(data)
-        if not torch.isfinite(wm_loss):
+        if not self._all_finite(wm_loss):
             return {"nonfinite_loss": 1.0}, False
         self.model_opt.zero_grad(set_to_none=True)
         wm_loss.backward()
+        if sync is not None:
+            sync.all_reduce_gradients(self.world_model.parameters())
         wm_norm = nn.utils.clip_grad_norm_(self.world_model.parameters(), t.grad_clip)
         self.model_opt.step()
 
@@ -121,12 +143,16 @@ class Agent(nn.Module):
         start_cont = 1.0 - data["is_terminal"].flatten().float()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             a_loss, c_loss, b_metrics = self.behavior.loss(self.world_model, start, start_cont)
+        if sync is not None:  # the return range comes from each replica's own imagined returns
+            sync.average_buffers(self.behavior.normalizer)
         scales = t.loss_scales
-        if not (torch.isfinite(a_loss) and torch.isfinite(c_loss)):
+        if not self._all_finite(a_loss, c_loss):
             return {"nonfinite_loss": 1.0}, False
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (scales.actor * a_loss + scales.critic * c_loss).backward()
+        if sync is not None:  # one collective for both optimisers' parameters
+            sync.all_reduce_gradients([*self.behavior.actor.parameters(), *self.behavior.critic.parameters()])
         actor_norm = nn.utils.clip_grad_norm_(self.behavior.actor.parameters(), 100.0)
         critic_norm = nn.utils.clip_grad_norm_(self.behavior.critic.parameters(), 100.0)
         self.actor_opt.step()
@@ -140,6 +166,10 @@ class Agent(nn.Module):
             "grad_norm/world_model": wm_norm, "grad_norm/actor": actor_norm, "grad_norm/critic": critic_norm,
         })
         return {k: float(v) for k, v in result.items()}, True
+
+    def _all_finite(self, *losses: Tensor) -> bool:
+        finite = all(bool(torch.isfinite(loss)) for loss in losses)
+        return finite if self.sync is None else self.sync.all_true(finite)
 
     def learning_rates(self) -> dict[str, float]:
         return {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers().items()}

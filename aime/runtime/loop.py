@@ -4,6 +4,14 @@
 checkpoints of one run. It stops cleanly on SIGINT/SIGTERM (a checkpoint is written first), skips
 updates whose loss is not finite (counted and logged; too many in a row stop the run with a
 checkpoint), and resumes exactly from a checkpoint directory.
+
+Under ``torchrun`` (see :mod:`aime.runtime.distributed`) each rank runs this loop with its own
+environments, replay and seeds; gradients are averaged, so the replicas stay identical. Counters
+are global: every iteration adds ``num_envs * world_size`` agent steps, so ``train.steps`` means
+the same total experience with any number of ranks, and every rank makes the same decisions
+(updates, logging, checkpoints, stopping) at the same iteration. Rank 0 alone logs, evaluates,
+writes ``config.yaml`` and ``agent.pt``; every rank writes its replay (``replay/`` for rank 0,
+``replay_rank{r}/`` and ``rank{r}.pt`` with its RNG state for the others).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import envs
 from aime.agent.agent import Agent, resolve_device, updates_due
 from aime.config import Config, flatten, save_config, to_dict
 from aime.runtime import checkpoint as ckpt
+from aime.runtime import distributed
 from aime.runtime.logger import Logger
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.summaries import image_summaries
@@ -46,6 +55,16 @@ def env_options(cfg: Config, evaluation: bool = False) -> dict[str, Any]:
         "full_action_space": e.full_action_space, "max_episode_frames": e.max_episode_frames,
         "terminal_on_life_loss": e.terminal_on_life_loss and not evaluation,
     }
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of a rank's environments, replay sampling and exploration (rank 0: ``seed``)."""
+    return seed + 100_003 * rank
+
+
+def replay_dirname(rank: int) -> str:
+    """A rank's replay folder inside ``checkpoint/``."""
+    return "replay" if rank == 0 else f"replay_rank{rank}"
 
 
 def seed_everything(seed: int) -> None:
@@ -126,7 +145,9 @@ class Trainer:
         self.logdir = Path(logdir)
         self.ckpt_dir = self.logdir / "checkpoint"
         self.cfg, self.progress, self.preset = cfg, progress, preset
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.local_device(resolve_device(cfg.device))
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.seed = rank_seed(cfg.seed, self.rank)
         self.env_steps = self.updates = self.episodes = 0
         self.credit = 0.0
         self.nonfinite_total = self.nonfinite_streak = 0
@@ -134,26 +155,48 @@ class Trainer:
         self.recent: list[float] = []
         self.last_eval = float("nan")
         self._signal: int | None = None
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed)  # the same initial networks on every rank (broadcast below makes sure)
         self.env = envs.make_vector(cfg.env.name, cfg.env.num_envs, **env_options(cfg))
         self.num_actions = int(self.env.single_action_space.n)
         obs_shape = tuple(self.env.single_observation_space.shape)
-        self.agent = Agent(cfg, self.num_actions, self.device)
-        self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=cfg.seed)
+        self.agent = Agent(cfg, self.num_actions, self.device, sync=distributed.gradient_sync())
+        if self.rank > 0:  # each rank explores and imagines with its own random stream
+            seed_everything(self.seed)
+        self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=self.seed)
         if resume:
             self._load()
         else:
             self.logdir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.logdir / "config.yaml")
-        self.logger = Logger(self.logdir)
+            if distributed.is_main():
+                save_config(cfg, self.logdir / "config.yaml")
+        distributed.broadcast_parameters(self.agent)
+        self.logger = Logger(self.logdir, enabled=distributed.is_main())
         if not resume:
             self.logger.hyperparameters(flatten(cfg))
-        self.rng = np.random.default_rng(cfg.seed + 7919 * (self.env_steps + 1))
+        self.rng = np.random.default_rng(self.seed + 7919 * (self.env_steps + 1))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self) -> Path:
-        """Write ``checkpoint/replay`` then ``checkpoint/agent.pt`` (atomic each); return the folder."""
-        self.replay.save(self.ckpt_dir / "replay")
+        """Write ``checkpoint/replay`` then ``checkpoint/agent.pt`` (atomic each); return the folder.
+
+        Distributed, every rank calls it at the same iteration: each writes its replay (and, past
+        rank 0, ``rank{r}.pt`` with its RNG state and a digest of its networks), then rank 0 writes
+        ``agent.pt`` once all are on disk, so ``agent.pt`` still marks a complete checkpoint.
+        """
+        self.replay.save(self.ckpt_dir / replay_dirname(self.rank))
+        if self.rank > 0:
+            ckpt.save_agent_state(self.ckpt_dir / f"rank{self.rank}.pt", {
+                "rank": self.rank, "rng": ckpt.rng_state(),
+                "counters": {"env_steps": self.env_steps, "episodes": self.episodes},
+                "state_digest": distributed.state_digest(self.agent.state_dict()),
+            })
+        distributed.barrier()
+        if distributed.is_main():
+            self._save_agent()
+        distributed.barrier()
+        return self.ckpt_dir
+
+    def _save_agent(self) -> None:
         ckpt.save_agent_state(self.ckpt_dir / "agent.pt", {
             "agent": self.agent.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.agent.optimizers().items()},
@@ -162,11 +205,16 @@ class Trainer:
             "rng": ckpt.rng_state(),
             "config": to_dict(self.cfg),
             "num_actions": self.num_actions,
+            "world_size": self.world,
         })
-        return self.ckpt_dir
 
     def _load(self) -> None:
         payload = ckpt.load_agent_state(self.ckpt_dir / "agent.pt")
+        saved_world = int(payload.get("world_size", 1))
+        if saved_world != self.world:
+            raise ckpt.CheckpointError(
+                f"checkpoint was written by {saved_world} process(es), this run has {self.world}: resume it with "
+                f"the same number of processes (torchrun --nproc_per_node ... x --nnodes ... = {saved_world})")
         if payload.get("num_actions") != self.num_actions:
             raise ckpt.CheckpointError(
                 f"checkpoint was made for {payload.get('num_actions')} actions, this environment has {self.num_actions}")
@@ -176,12 +224,25 @@ class Trainer:
                 opt.load_state_dict(payload["optimizers"][name])
         except (RuntimeError, KeyError, ValueError) as error:
             raise ckpt.CheckpointError(f"checkpoint does not fit this configuration: {error}") from error
-        self.replay = ReplayBuffer.load(self.ckpt_dir / "replay")
+        self.replay = ReplayBuffer.load(self.ckpt_dir / replay_dirname(self.rank))
         counters = payload["counters"]
         self.env_steps, self.updates = int(counters["env_steps"]), int(counters["updates"])
         self.episodes, self.credit = int(counters["episodes"]), float(counters["credit"])
         self.nonfinite_total = int(counters["nonfinite_total"])
-        ckpt.set_rng_state(payload["rng"])
+        rng = payload["rng"]
+        if self.rank > 0:
+            own = ckpt.load_agent_state(self.ckpt_dir / f"rank{self.rank}.pt")
+            if int(own["counters"]["env_steps"]) != self.env_steps:
+                raise ckpt.CheckpointError(
+                    f"rank{self.rank}.pt is at step {own['counters']['env_steps']}, agent.pt at {self.env_steps}: "
+                    "the checkpoint is incomplete (interrupted while saving?)")
+            self.episodes, rng = int(own["counters"]["episodes"]), own["rng"]
+        per_row = self.cfg.env.num_envs * self.world  # agent steps per replay row (one row per iteration)
+        if self.replay.total_added * per_row != self.env_steps:
+            raise ckpt.CheckpointError(
+                f"{replay_dirname(self.rank)} holds {self.replay.total_added * per_row} agent steps, agent.pt counts "
+                f"{self.env_steps}: the checkpoint is incomplete (interrupted while saving?)")
+        ckpt.set_rng_state(rng)
 
     # -- the loop ------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -189,8 +250,9 @@ class Trainer:
 
     def summary(self) -> str:
         counts = self.agent.parameter_counts()
+        ranks = f" x {self.world} ranks" if self.world > 1 else ""
         lines = [
-            f"AIME | env {self.cfg.env.name} ({self.num_actions} actions, {self.cfg.env.num_envs} envs) | "
+            f"AIME | env {self.cfg.env.name} ({self.num_actions} actions, {self.cfg.env.num_envs} envs{ranks}) | "
             f"preset {self.preset or '-'} | device {self.device}",
             "parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
             f"logdir: {self.logdir}",
@@ -204,14 +266,20 @@ class Trainer:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         start_time, start_steps = time.time(), self.env_steps
         bar = tqdm(total=cfg.train.steps, initial=self.env_steps, unit="step", dynamic_ncols=True,
-                   disable=not self.progress)
+                   disable=not (self.progress and distributed.is_main()))
         try:
             self._loop(bar, start_time, start_steps)
-            if self.cfg.eval.episodes > 0:
+            if self.cfg.eval.episodes > 0 and distributed.is_main():
                 self._evaluate()
             self.save()
+        except TrainingStopped:
+            raise  # the checkpoint is already written
         except BaseException:
-            # a crash leaves a loadable checkpoint (the last consistent state of the run)
+            # a crash leaves a loadable checkpoint (the last consistent state of the run); with
+            # several ranks a rank-local crash cannot save consistently (the others are elsewhere),
+            # so the last periodic checkpoint stands
+            if self.world > 1:
+                raise
             try:
                 self.save()
             finally:
@@ -223,7 +291,8 @@ class Trainer:
             self.logger.close()
             self.env.close()
         elapsed = time.time() - start_time
-        return {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+        episodes = int(distributed.all_reduce_scalar(self.episodes, "sum"))
+        return {"env_steps": self.env_steps, "updates": self.updates, "episodes": episodes,
                 "eval_return": self.last_eval, "seconds": elapsed,
                 "sps": (self.env_steps - start_steps) / max(elapsed, 1e-9),
                 "nonfinite_updates": self.nonfinite_total, "checkpoint": str(self.ckpt_dir)}
@@ -231,7 +300,7 @@ class Trainer:
     def _loop(self, bar: tqdm, start_time: float, start_steps: int) -> None:
         cfg, n = self.cfg, self.cfg.env.num_envs
         t = cfg.train
-        obs, _ = self.env.reset(seed=cfg.seed + 1000 * (self.env_steps // max(n, 1)))
+        obs, _ = self.env.reset(seed=self.seed + 1000 * (self.env_steps // max(n, 1)))
         is_first = np.ones(n, dtype=bool)
         reward = np.zeros(n, dtype=np.float32)
         is_terminal = np.zeros(n, dtype=bool)
@@ -243,10 +312,11 @@ class Trainer:
         next_eval = self._next(self.env_steps, cfg.eval.every)
         next_ckpt = self._next(self.env_steps, cfg.log.checkpoint_every)
         while self.env_steps < t.steps:
-            if self._signal is not None:
+            signum = self._agreed_signal()
+            if signum:
                 path = self.save()
-                name = signal.Signals(self._signal).name
-                raise TrainingStopped(f"{name} received: checkpoint saved to {path}", 128 + self._signal)
+                name = signal.Signals(signum).name
+                raise TrainingStopped(f"{name} received: checkpoint saved to {path}", 128 + signum)
             if self.env_steps < t.warmup_steps:
                 action = self.rng.integers(0, self.num_actions, size=n)
             else:
@@ -260,8 +330,8 @@ class Trainer:
                 self.last_return = ret
                 self.recent = (self.recent + [ret])[-20:]
                 self.logger.scalars({"charts/episodic_return": ret, "charts/episodic_length": length}, self.env_steps)
-            self.env_steps += n
-            bar.update(n)
+            self.env_steps += n * self.world
+            bar.update(n * self.world)
 
             if self.env_steps >= t.warmup_steps and self.replay.can_sample(t.seq_len):
                 updates, self.credit = updates_due(self.credit, n, t.train_ratio, t.batch_size, t.seq_len)
@@ -273,15 +343,24 @@ class Trainer:
                 pending = []
             if self.env_steps >= next_images:
                 next_images += cfg.log.images_every
-                self._log_images()
+                if distributed.is_main():
+                    self._log_images()
             if cfg.eval.every and self.env_steps >= next_eval:
                 next_eval += cfg.eval.every
-                self._evaluate()
+                if distributed.is_main():  # the other ranks wait at their next collective
+                    self._evaluate()
             if self.env_steps >= next_ckpt:
                 next_ckpt += cfg.log.checkpoint_every
                 self.save()
             bar.set_postfix(train_steps=self.updates, last_return=f"{self.last_return:.1f}",
                             mean_return=f"{np.mean(self.recent):.1f}" if self.recent else "nan", refresh=False)
+
+    def _agreed_signal(self) -> int:
+        """The signal to stop on (0: none); with several ranks the largest any rank received, so
+        that all stop at the same iteration."""
+        if self.world == 1:
+            return self._signal or 0
+        return int(distributed.all_reduce_scalar(self._signal or 0, "max"))
 
     @staticmethod
     def _next(current: int, every: int) -> int | float:
