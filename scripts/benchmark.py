@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from aime.attention import AttentionPosterior, AttentionPrior, AttentionSchema, ConvGRUCell, SlotAttention
+from aime.config import load_config
+from aime.world_model.vrnn import VRNN
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class Settings:
     warmup: int
     device: str
     seed: int
+    seq_len: int = 64
+    """World-model window length T (the world model always runs at 84x84)."""
+    wm_presets: tuple[str, ...] = ("cpu", "atari100k")
+    """Presets whose ``model`` sizes the world-model benchmarks use."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,92 @@ def bench_prior(settings: Settings) -> list[dict]:
     return rows
 
 
+WM_ACTIONS = 4  # Breakout's minimal action set
+
+
+def _world_models(settings: Settings, preset: str) -> dict[str, VRNN]:
+    """The full model and the ablation at a preset's sizes, seeded alike."""
+    cfg = load_config([preset])
+    models = {}
+    for label, attention in (("full", True), ("ablation", False)):
+        torch.manual_seed(settings.seed)
+        models[label] = VRNN.from_config(cfg.model, WM_ACTIONS, cfg.train, attention=attention).to(settings.device)
+    return models
+
+
+def _wm_batch(b: int, t: int, device: str) -> dict[str, torch.Tensor]:
+    """Random frames and actions ``[B, T]``, one episode start per window."""
+    is_first = torch.zeros(b, t, dtype=torch.bool, device=device)
+    is_first[:, 0] = True
+    return {
+        "obs": torch.randint(0, 256, (b, t, 3, 84, 84), dtype=torch.uint8, device=device),
+        "action": torch.randint(0, WM_ACTIONS, (b, t), device=device),
+        "reward": torch.randn(b, t, device=device),
+        "is_first": is_first,
+        "is_terminal": torch.zeros(b, t, dtype=torch.bool, device=device),
+    }
+
+
+def _time_calls(fn: Callable[[], None], settings: Settings, repeats: int) -> tuple[float, list[float]]:
+    times = []
+    for i in range(settings.warmup + repeats):
+        _synchronize(settings.device)
+        start = time.perf_counter()
+        fn()
+        _synchronize(settings.device)
+        if i >= settings.warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+@benchmark("world_model", "VRNN.loss forward + backward + Adam step at preset sizes, attention schema on vs off")
+def bench_world_model(settings: Settings) -> list[dict]:
+    b, t = settings.batch, settings.seq_len
+    rows = []
+    for preset in settings.wm_presets:
+        medians = {}
+        for label, model in _world_models(settings, preset).items():
+            model.train()
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+            batch = _wm_batch(b, t, settings.device)
+
+            def update() -> None:
+                optimizer.zero_grad(set_to_none=True)
+                model.loss(batch)[0].backward()
+                optimizer.step()
+
+            medians[label], times = _time_calls(update, settings, settings.repeats)
+            rows.append({"item": f"VRNN {preset} {label} ({count_parameters(model):,} params), B {b} x T {t}",
+                         "value": round(medians[label], 4), "unit": "s/update", "note": f"median of {len(times)}"})
+        rows.append({"item": f"VRNN {preset}: update time full / ablation", "value": round(medians["full"] / medians["ablation"], 2),
+                     "unit": "ratio", "note": "same run"})
+    return rows
+
+
+@benchmark("acting", "VRNN.observe_step (one filtering step for acting) at preset sizes, attention schema on vs off")
+def bench_acting(settings: Settings) -> list[dict]:
+    b = max(1, settings.batch // 2)  # 8 frames at the default batch of 16
+    repeats = max(5, 5 * settings.repeats)  # a step is cheap: more repeats for a stable median
+    rows = []
+    for preset in settings.wm_presets:
+        medians = {}
+        for label, model in _world_models(settings, preset).items():
+            model.eval()
+            frames = torch.randint(0, 256, (b, 3, 84, 84), dtype=torch.uint8, device=settings.device)
+            is_first = torch.zeros(b, dtype=torch.bool, device=settings.device)
+            state = {"now": model.initial_state(b, settings.device)}
+
+            def step() -> None:
+                state["now"], _ = model.observe_step(state["now"], frames, is_first)
+
+            medians[label], times = _time_calls(step, settings, repeats)
+            rows.append({"item": f"VRNN.observe_step {preset} {label}, {b} frames", "value": round(medians[label], 5),
+                         "unit": "s/step", "note": f"median of {len(times)}"})
+        rows.append({"item": f"VRNN.observe_step {preset}: full / ablation", "value": round(medians["full"] / medians["ablation"], 2),
+                     "unit": "ratio", "note": "same run"})
+    return rows
+
+
 def machine_info(device: str) -> dict:
     return {
         "cpu_count": os.cpu_count(),
@@ -205,7 +297,7 @@ def markdown(machine: dict, settings: Settings, results: list[dict]) -> str:
         f"device {machine['device']}" + (f" ({machine['cuda']})" if machine["cuda"] else "")
         + f", Python {machine['python']}",
         f"Settings: batch {settings.batch}, image {settings.image_size}, repeats {settings.repeats}, "
-        f"warmup {settings.warmup}",
+        f"warmup {settings.warmup}, world model: T {settings.seq_len}, presets {', '.join(settings.wm_presets)} (84x84)",
         "",
         "| benchmark | item | value | unit | note |",
         "| --- | --- | ---: | --- | --- |",
@@ -232,11 +324,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON here")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="write benchmark.md and benchmark.json into this folder")
-    parser.add_argument("--quick", action="store_true", help="smoke run: batch 2, 1 repeat, no warmup")
+    parser.add_argument("--seq-len", type=int, default=64, help="world-model window length T (default 64)")
+    parser.add_argument("--wm-presets", default="cpu,atari100k",
+                        help="comma-separated presets for the world-model sizes (default cpu,atari100k)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: batch 2, 1 repeat, no warmup; world model at debug sizes, T 4")
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.repeats, args.warmup = 2, 1, 0
-    for name in ("batch", "image_size", "repeats"):
+        args.seq_len, args.wm_presets = 4, "debug"
+    args.wm_presets = tuple(p for p in args.wm_presets.split(",") if p)
+    for name in ("batch", "image_size", "repeats", "seq_len"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -252,7 +350,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {"benchmarks": sorted(BENCHMARKS)}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    settings = Settings(args.batch, args.image_size, args.repeats, args.warmup, args.device, args.seed)
+    settings = Settings(args.batch, args.image_size, args.repeats, args.warmup, args.device, args.seed,
+                        args.seq_len, args.wm_presets)
     results = []
     for name in args.only or list(BENCHMARKS):
         for row in BENCHMARKS[name].run(settings):
