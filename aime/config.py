@@ -172,8 +172,6 @@ class Config:
     """Seeds environments (per env and per rank), model initialisation and replay sampling."""
     device: str = "auto"
     """``auto`` (cuda when present, else cpu), ``cpu``, ``cuda`` or ``cuda:N``."""
-    compile: bool = False
-    """``torch.compile`` the world model and behaviour (measure whether it pays)."""
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
