@@ -89,6 +89,8 @@ class ModelConfig:
     """Slots of the attention posterior."""
     attention_resolution: int = 21
     """Side of the attention maps."""
+    attention_loss_fraction: float = 0.25
+    """The attention prior's and map head's losses are estimated on this random fraction of steps."""
     fpn_norm: str = "group"
     """Feature-pyramid normalisation: ``group`` (the seed's GroupNorm) or ``none`` (cheaper on CPU)."""
 
@@ -354,6 +356,9 @@ def validate(cfg: Config) -> None:
     for key in non_negative:
         if get_value(cfg, key) < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {get_value(cfg, key)!r}")
+    if not 0.0 < cfg.model.attention_loss_fraction <= 1.0:
+        raise ConfigError(f"config key 'model.attention_loss_fraction' must lie in (0, 1], "
+                          f"got {cfg.model.attention_loss_fraction!r}")
     for key in ("env.repeat_action_probability", "train.kl_balance", "train.lambda_", "train.discount"):
         if not 0.0 <= get_value(cfg, key) <= 1.0:
             raise ConfigError(f"config key {key!r} must lie in [0, 1], got {get_value(cfg, key)!r}")

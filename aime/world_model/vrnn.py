@@ -24,6 +24,7 @@ Conventions: ``obs`` is ``uint8 [B, T, 3, 84, 84]``; ``action[:, t]`` is the act
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable
 
 import torch
@@ -61,6 +62,8 @@ class VRNN(nn.Module):
         prior_position_bias: the attention prior's position code: ``"none"`` (absolute embedding
             only; keeps attention on the fused kernel, several times faster on CPU) or
             ``"relative"`` (the seed's learnable 2-D relative bias).
+        attention_loss_fraction: the attention prior's and the map head's losses are estimated on
+            this random fraction of the batch's steps (1: all), a fraction of their cost.
         prior_token_pool: the prior's self-attention among ``p x p``-pooled positions (3: 7x7
             tokens, 81x fewer scores than the seed's global 441x441; 1: the seed's).
         attention_dropout: dropout inside the attention prior and on the posterior's slot features
@@ -93,6 +96,7 @@ class VRNN(nn.Module):
         prior_position_bias: str = "none",
         attention_dropout: float = 0.0,
         prior_token_pool: int = 3,
+        attention_loss_fraction: float = 0.25,
         loss_scales: LossScales | None = None,
         free_bits: float = 1.0,
         kl_balance: float = 0.8,
@@ -110,6 +114,9 @@ class VRNN(nn.Module):
             raise ValueError(f"fpn_norm must be 'group' or 'none', got {fpn_norm!r}")
         self.resolution = attention_resolution
         self.precision_strength = precision_strength
+        if not 0.0 < attention_loss_fraction <= 1.0:
+            raise ValueError(f"attention_loss_fraction must lie in (0, 1], got {attention_loss_fraction}")
+        self.attention_loss_fraction = attention_loss_fraction
         self.scales = loss_scales or LossScales()
         self.free_bits, self.kl_balance = free_bits, kl_balance
         embed_dim = embed_dim or hidden
@@ -390,26 +397,35 @@ class VRNN(nn.Module):
         terms = {"slot_diversity": slot_diversity_loss(out["slot_maps"].flatten(0, 1), from_logits=False)}
         if attention.shape[1] < 2:
             return terms
-        valid = ~is_first[:, 1:]  # a step t -> t+1 inside one episode
-        prior, info = self.schema.prior_net(
-            attention[:, :-1].flatten(0, 1), out["deter"][:, :-1].flatten(0, 1), out["stoch"][:, :-1].flatten(0, 1)
+        # the prior's and the map head's losses are means over (b, t): an unbiased estimate from a
+        # random subset of the steps costs a fraction of the prior's 441-position passes
+        valid = (~is_first[:, 1:]).flatten()  # [B*(T-1)]: a step t -> t+1 inside one episode
+        pick = self._subset(valid.numel(), attention.device)
+        prev = attention[:, :-1].flatten(0, 1)[pick]  # [K, R, R]
+        nxt = attention[:, 1:].flatten(0, 1)[pick]
+        _, info = self.schema.prior_net(
+            prev, out["deter"][:, :-1].flatten(0, 1)[pick], out["stoch"][:, :-1].flatten(0, 1)[pick]
         )
-        prior = prior.unflatten(0, valid.shape)  # [B, T-1, R, R]: predictions of A_{t+1}
-        log_prior = torch.log_softmax(info["attention_logits"].flatten(1), -1).unflatten(0, valid.shape)
-        ce = -(attention[:, 1:].detach().flatten(2) * log_prior).sum(-1)
-        terms["attention_prior"] = objectives.masked_mean(ce, valid)
+        log_prior = torch.log_softmax(info["attention_logits"].flatten(1), -1)  # predictions of A_{t+1}
+        ce = -(nxt.detach().flatten(1) * log_prior).sum(-1)
+        terms["attention_prior"] = objectives.masked_mean(ce, valid[pick])
         dx, dy = info["predicted_movement"]
-        moved = torch.stack([dx, dy], -1).mean((1, 2)).unflatten(0, valid.shape)  # [B, T-1, 2]
-        com = center_of_mass(attention)
-        actual = com[:, 1:] - com[:, :-1]
-        err = F.smooth_l1_loss(moved, actual, reduction="none").sum(-1)
-        terms["attention_dynamics"] = objectives.masked_mean(err, valid)
-        head = torch.log_softmax(self.attention_head(out["feat"]).flatten(2), -1)  # [B, T, R*R]
-        terms["attention_map"] = -(attention.detach().flatten(2) * head).sum(-1).mean()
-        out["attention_prior"] = prior
+        moved = torch.stack([dx, dy], -1).mean((1, 2))  # [K, 2]
+        err = F.smooth_l1_loss(moved, center_of_mass(nxt) - center_of_mass(prev), reduction="none").sum(-1)
+        terms["attention_dynamics"] = objectives.masked_mean(err, valid[pick])
+        frames = self._subset(attention.shape[0] * attention.shape[1], attention.device)
+        head = torch.log_softmax(self.attention_head(out["feat"].flatten(0, 1)[frames]).flatten(1), -1)
+        terms["attention_map"] = -(attention.flatten(0, 1)[frames].detach().flatten(1) * head).sum(-1).mean()
         return terms
 
     # -- helpers -------------------------------------------------------------------------------
+    def _subset(self, n: int, device: torch.device) -> Tensor:
+        """Indices of a random ``attention_loss_fraction`` of ``n`` items (all when it is 1)."""
+        k = max(1, math.ceil(self.attention_loss_fraction * n))
+        if k >= n:
+            return torch.arange(n, device=device)
+        return torch.randperm(n, device=device)[:k]
+
     def _onehot(self, action: Tensor) -> Tensor:
         if action.dim() == 2:
             return F.one_hot(action.long(), self.num_actions).float()

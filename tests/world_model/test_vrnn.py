@@ -222,3 +222,21 @@ def test_lstm_transition():
     model = VRNN(3, rnn="lstm", attention=False, **SMALL)
     out = model.observe(*(make_batch()[k] for k in ("obs", "action", "is_first")))
     assert "cell" in out["state"] and out["feat"].shape == (2, 6, 48)
+
+
+def test_attention_losses_on_a_subset_estimate_the_full_ones():
+    torch.manual_seed(0)
+    full = VRNN(3, attention_loss_fraction=1.0, **SMALL).eval()
+    part = VRNN(3, attention_loss_fraction=0.3, **SMALL).eval()
+    part.load_state_dict(full.state_dict())
+    batch = make_batch(b=4, t=6)
+    torch.manual_seed(1)
+    out = full.observe(batch["obs"], batch["action"], batch["is_first"])
+    exact = full._attention_losses(out, batch["is_first"])
+    estimates = [part._attention_losses(out, batch["is_first"]) for _ in range(300)]
+    for name in ("attention_prior", "attention_map"):
+        mean = torch.stack([e[name] for e in estimates]).mean()
+        torch.testing.assert_close(mean, exact[name], rtol=0.02, atol=0)
+    assert part._subset(20, torch.device("cpu")).unique().numel() == 6
+    with pytest.raises(ValueError, match="attention_loss_fraction"):
+        VRNN(3, attention_loss_fraction=0.0, **SMALL)
