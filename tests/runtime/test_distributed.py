@@ -143,7 +143,7 @@ def two_ranks(tmp_path_factory):
             for process in context.processes:
                 process.kill()
             pytest.fail("the 2-rank group hung (ranks disagreed on which collectives to run)")
-    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
 def test_ranks_and_scalar_agreement(two_ranks):
