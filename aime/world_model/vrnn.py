@@ -187,10 +187,10 @@ class VRNN(nn.Module):
         return {"deter": self.cell(x, state["deter"])}
 
     def _reset(self, state: State, is_first: Tensor) -> State:
-        keep = (~is_first.bool()).float()
-        fresh = self.initial_state(is_first.shape[0], is_first.device)
-        return {k: v * keep.view(-1, *[1] * (v.dim() - 1)) + fresh[k] * (1 - keep).view(-1, *[1] * (v.dim() - 1))
-                for k, v in state.items()}
+        """Zero ``h``, ``z``, the previous action (and the LSTM cell), ``[B, D]`` each, where a
+        sequence starts a new episode; a mask multiply, since it runs inside the time loop."""
+        keep = (~is_first.bool()).to(state["deter"].dtype).unsqueeze(-1)  # [B, 1]
+        return {k: v * keep for k, v in state.items()}
 
     def _encode(self, obs: Tensor) -> dict[str, Tensor]:
         """Everything per-frame, batched over ``B*T``: ``obs [B, T, 3, S, S]`` -> ``[B, T, ...]``."""
