@@ -2,6 +2,12 @@
 
     python scripts/evaluate.py runs/Breakout__0__1700000000 --episodes 10
     python scripts/evaluate.py runs/Catch__0__1700000000 --episodes 5 --save-frames frames/
+    python scripts/evaluate.py runs/Breakout__0__1700000000 --random --episodes 100   # the baseline
+    python scripts/evaluate.py --random --env Breakout --episodes 100
+
+``--random`` plays a uniformly random policy instead of the agent: with a run directory it uses
+that run's environment settings (so the baseline is measured exactly as the agent is evaluated);
+with ``--env`` the default Atari-100k protocol.
 
 ``--save-frames DIR`` writes, for the first evaluation environment, one PNG per step: the frame
 beside the attention posterior's map over it (with the attention schema on).
@@ -17,14 +23,35 @@ import cv2
 import numpy as np
 import torch
 
+import envs
+from aime.agent.random_policy import RandomPolicy
 from aime.attention.overlays import attention_heatmap_overlay
-from aime.runtime.checkpoint import CheckpointError, load_agent
-from aime.runtime.loop import evaluate
+from aime.config import Config, ConfigError, apply_mapping
+from aime.runtime.checkpoint import CheckpointError, find_checkpoint, load_agent, load_agent_state
+from aime.runtime.loop import env_options, evaluate
+
+
+def random_policy(checkpoint: str | None, env: str | None, seed: int) -> tuple[RandomPolicy, Config]:
+    """A random policy and the configuration to evaluate it with (the run's, or defaults for ``env``)."""
+    cfg = Config()
+    if checkpoint:
+        apply_mapping(cfg, load_agent_state(find_checkpoint(checkpoint))["config"], where="checkpoint config")
+    if env:
+        cfg.env.name = env
+    probe = envs.make(cfg.env.name, **env_options(cfg, evaluation=True))
+    try:
+        num_actions = int(probe.action_space.n)
+    finally:
+        probe.close()
+    return RandomPolicy(num_actions, seed), cfg
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate a trained AIME agent.")
-    parser.add_argument("checkpoint", help="run directory, its checkpoint/ folder, or agent.pt")
+    parser.add_argument("checkpoint", nargs="?", help="run directory, its checkpoint/ folder, or agent.pt")
+    parser.add_argument("--random", action="store_true",
+                        help="play a uniformly random policy (with the checkpoint's env settings, or --env)")
+    parser.add_argument("--env", help="with --random and no checkpoint: the game (default protocol)")
     parser.add_argument("--episodes", type=int, default=10, help="full episodes to play (default 10)")
     parser.add_argument("--envs", type=int, help="parallel evaluation environments (default: the run's)")
     parser.add_argument("--sample", action="store_true", help="sample actions instead of the policy's mode")
@@ -36,9 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1:
         print(f"evaluate.py: error: --episodes must be >= 1, got {args.episodes}", file=sys.stderr)
         return 2
+    if not args.checkpoint and not (args.random and args.env):
+        print("evaluate.py: error: give a checkpoint, or --random with --env GAME", file=sys.stderr)
+        return 2
+    if args.env and not args.random:
+        print("evaluate.py: error: --env only goes with --random (an agent plays its own game)", file=sys.stderr)
+        return 2
     try:
-        agent, cfg = load_agent(args.checkpoint, args.device)
-    except (CheckpointError, ValueError) as error:
+        if args.random:
+            agent, cfg = random_policy(args.checkpoint, args.env, args.seed)
+        else:
+            agent, cfg = load_agent(args.checkpoint, args.device)
+    except (CheckpointError, ConfigError, ValueError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
     if args.envs:
@@ -61,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     returns, lengths = evaluate(agent, cfg, args.episodes, seed=args.seed, greedy=not args.sample, on_step=save)
-    print(f"{cfg.env.name}: {len(returns)} episodes, return {np.mean(returns):.3f} +- {np.std(returns):.3f} "
+    who = "random policy" if args.random else ("sampled" if args.sample else "greedy")
+    print(f"{cfg.env.name} ({who}): {len(returns)} episodes, return {np.mean(returns):.3f} +- {np.std(returns):.3f} "
           f"(min {np.min(returns):.3f}, max {np.max(returns):.3f}), length {np.mean(lengths):.1f}")
     if out is not None:
         print(f"saved {saved} frames to {out}")

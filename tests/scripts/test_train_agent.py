@@ -84,6 +84,19 @@ def test_evaluate_script_plays_episodes_and_saves_overlays(catch_run, tmp_path):
     assert len(frames) >= 9  # an episode of Catch lasts 9 steps
 
 
+def test_evaluate_random_policy_uses_the_runs_protocol(catch_run):
+    logdir, _ = catch_run
+    evaluate = [sys.executable, str(ROOT / "scripts" / "evaluate.py")]
+    result = subprocess.run(evaluate + [str(logdir), "--random", "--episodes", "400"], capture_output=True,
+                            text=True, env=ENV, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Catch (random policy): 400 episodes" in result.stdout
+    mean = float(result.stdout.split("return ")[1].split(" +-")[0])
+    assert -0.8 < mean < -0.4  # a random paddle catches ~1 ball in 5: E[return] = -0.6
+    result = subprocess.run(evaluate + ["--random"], capture_output=True, text=True, env=ENV, timeout=60)
+    assert result.returncode == 2 and "--random with --env GAME" in result.stderr
+
+
 def test_breakout_debug_run(tmp_path):
     logdir = tmp_path / "breakout"
     result = run(["--env", "Breakout", "--steps", "48", "--logdir", str(logdir), *FAST,
