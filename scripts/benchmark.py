@@ -2,13 +2,32 @@
 
 Prints the machine (CPU count, torch version, threads, device) and a Markdown table; ``--json``
 writes the same as JSON; ``--out`` writes ``benchmark.md`` and ``benchmark.json`` into a folder.
-Timings are the median over ``--repeats`` of one forward + backward (after ``--warmup`` untimed
-ones); compare them as ratios within one run, since shared machines are noisy.
+Timings are the median over ``--repeats`` (after ``--warmup`` untimed runs); compare them as ratios
+within one run, since shared machines are noisy. Every full / ablation ratio (attention schema on /
+off) is computed in the same run from the unrounded medians.
 
-    python scripts/benchmark.py                           # everything, B = 16 at 84x84
+* ``params``, ``posterior``, ``prior``: the attention-schema components (B = ``--batch``), one
+  forward + backward each;
+* ``world_model``: ``VRNN.loss`` + backward + Adam step, B x T (``--batch`` x ``--seq-len``) at
+  each of ``--wm-presets``' sizes, full vs ablation, with peak memory;
+* ``acting``: ``VRNN.observe_step``, one filtering step of B / 2 frames;
+* ``update``: the agent's whole update, ``Agent.train_step`` on a replay-like numpy batch (world
+  model, then actor and critic on imagined rollouts, with clipping and the three optimisers), full
+  vs ablation, its behaviour part timed alone inside the same calls, and peak memory;
+* ``env``: environment throughput with random actions, one env and an 8-env vector env (Breakout
+  and Catch), in agent steps/s counting every sub-env (``--env-steps`` per repeat);
+* ``acting_loop``: what the training loop does per step while collecting: 8 vector Breakout envs +
+  ``Agent.act`` (explore), agent steps/s, full vs ablation (``--acting-steps`` per repeat).
+
+Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA (reset before each measurement) and
+otherwise the process's resident high-water mark (``ru_maxrss``), which cannot be reset: it also
+covers everything run before in the process.
+
+    python scripts/benchmark.py                           # everything, B = 16 at 84x84, T 64
     python scripts/benchmark.py --only prior --repeats 5
+    python scripts/benchmark.py --only update --wm-presets cpu
     python scripts/benchmark.py --list
-    python scripts/benchmark.py --quick --out runs/bench  # a smoke run (B = 2, 1 repeat)
+    python scripts/benchmark.py --quick --out runs/bench  # a smoke run (B = 2, 1 repeat, debug sizes)
 
 To add a benchmark, decorate a function ``fn(settings) -> list[dict]`` with
 ``@benchmark("name", "description")``; each row has ``item``, ``value``, ``unit`` (and optionally
@@ -21,15 +40,20 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+import envs
+from aime.agent.agent import Agent
 from aime.attention import AttentionPosterior, AttentionPrior, AttentionSchema, ConvGRUCell, SlotAttention
 from aime.config import load_config
 from aime.world_model.vrnn import VRNN
@@ -48,7 +72,11 @@ class Settings:
     seq_len: int = 64
     """World-model window length T (the world model always runs at 84x84)."""
     wm_presets: tuple[str, ...] = ("cpu", "atari100k")
-    """Presets whose ``model`` sizes the world-model benchmarks use."""
+    """Presets whose ``model`` sizes the world-model, update and acting-loop benchmarks use."""
+    env_steps: int = 2000
+    """Agent steps per timed repeat of the environment benchmark (a vector env steps ``env_steps // N`` times)."""
+    acting_steps: int = 50
+    """Vector steps (of all ``ACTING_ENVS`` sub-envs) per timed repeat of the acting-loop benchmark."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +259,25 @@ def _time_calls(fn: Callable[[], None], settings: Settings, repeats: int) -> tup
     return statistics.median(times), times
 
 
+def _reset_peak_memory(device: str) -> None:
+    """Start a peak-memory measurement: on CUDA the allocator's peak is reset (the CPU's cannot be)."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_memory_row(item: str, device: str) -> dict:
+    """Peak memory since :func:`_reset_peak_memory`: CUDA ``max_memory_allocated``, or on CPU the
+    process's resident high-water mark (``ru_maxrss``), which cannot be reset, so it covers
+    everything this process ran before too (an upper bound for the measurement)."""
+    if device.startswith("cuda"):
+        return {"item": f"{item}: peak memory", "value": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                "unit": "MiB", "note": "torch.cuda.max_memory_allocated, reset before"}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    mib = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+    return {"item": f"{item}: peak memory", "value": round(mib, 1), "unit": "MiB",
+            "note": "peak RSS (ru_maxrss): the process high-water mark, includes earlier benchmarks"}
+
+
 @benchmark("world_model", "VRNN.loss forward + backward + Adam step at preset sizes, attention schema on vs off")
 def bench_world_model(settings: Settings) -> list[dict]:
     b, t = settings.batch, settings.seq_len
@@ -247,9 +294,11 @@ def bench_world_model(settings: Settings) -> list[dict]:
                 model.loss(batch)[0].backward()
                 optimizer.step()
 
+            _reset_peak_memory(settings.device)
             medians[label], times = _time_calls(update, settings, settings.repeats)
             rows.append({"item": f"VRNN {preset} {label} ({count_parameters(model):,} params), B {b} x T {t}",
                          "value": round(medians[label], 4), "unit": "s/update", "note": f"median of {len(times)}"})
+            rows.append(_peak_memory_row(f"VRNN {preset} {label}", settings.device))
         rows.append({"item": f"VRNN {preset}: update time full / ablation", "value": round(medians["full"] / medians["ablation"], 2),
                      "unit": "ratio", "note": "same run"})
     return rows
@@ -279,6 +328,187 @@ def bench_acting(settings: Settings) -> list[dict]:
     return rows
 
 
+def _agent_config(preset: str, attention: bool):
+    """A preset's configuration with the attention schema on (full) or off (ablation)."""
+    cfg = load_config([preset])
+    cfg.model.attention = attention
+    return cfg
+
+
+def _agents(settings: Settings, preset: str, num_actions: int) -> dict[str, Agent]:
+    """The full agent and the ablation at a preset's sizes, seeded alike."""
+    agents = {}
+    for label, attention in (("full", True), ("ablation", False)):
+        torch.manual_seed(settings.seed)
+        agents[label] = Agent(_agent_config(preset, attention), num_actions, settings.device)
+    return agents
+
+
+def _replay_batch(b: int, t: int, seed: int) -> dict[str, np.ndarray]:
+    """What ``ReplayBuffer.sample(B, T)`` returns: numpy ``[B, T]`` fields, random frames, one
+    episode start per window."""
+    rng = np.random.default_rng(seed)
+    is_first = np.zeros((b, t), dtype=bool)
+    is_first[:, 0] = True
+    return {
+        "obs": rng.integers(0, 256, (b, t, 3, 84, 84), dtype=np.uint8),
+        "action": rng.integers(0, WM_ACTIONS, (b, t), dtype=np.int64),
+        "reward": rng.standard_normal((b, t), dtype=np.float32),
+        "is_first": is_first,
+        "is_terminal": np.zeros((b, t), dtype=bool),
+    }
+
+
+def _time_behavior_inside(agent: Agent, device: str) -> list[float]:
+    """Time the behaviour part of every later ``agent.train_step``, inside the real calls.
+
+    The clock starts when ``train_step`` calls ``behavior.loss`` (imagination from the world model's
+    posterior states, the actor and critic losses) and stops when it has called
+    ``behavior.update_slow_critic`` (after the backward, the clipping and both optimiser steps).
+    Returns the list the times are appended to.
+    """
+    times: list[float] = []
+    loss, update_slow_critic = agent.behavior.loss, agent.behavior.update_slow_critic
+    started: list[float] = []
+
+    def timed_loss(*args, **kwargs):
+        _synchronize(device)
+        started.append(time.perf_counter())
+        return loss(*args, **kwargs)
+
+    def timed_update_slow_critic() -> None:
+        update_slow_critic()
+        _synchronize(device)
+        times.append(time.perf_counter() - started.pop())
+
+    agent.behavior.loss = timed_loss  # instance attributes shadow the methods
+    agent.behavior.update_slow_critic = timed_update_slow_critic
+    return times
+
+
+@benchmark("update", "Agent.train_step (world model + actor + critic with their optimisers) at preset sizes, "
+                     "attention schema on vs off; its behaviour part alone")
+def bench_update(settings: Settings) -> list[dict]:
+    b, t = settings.batch, settings.seq_len
+    batch = _replay_batch(b, t, settings.seed)
+    rows = []
+    for preset in settings.wm_presets:
+        medians = {}
+        for label, agent in _agents(settings, preset, WM_ACTIONS).items():
+            agent.train()
+            behavior_times = _time_behavior_inside(agent, settings.device)
+            skipped = []
+
+            def update() -> None:
+                if not agent.train_step(batch)[1]:
+                    skipped.append(1)
+
+            _reset_peak_memory(settings.device)
+            medians[label], times = _time_calls(update, settings, settings.repeats)
+            if skipped:
+                raise RuntimeError(f"update {preset} {label}: {len(skipped)} updates had a non-finite loss")
+            behavior = statistics.median(behavior_times[settings.warmup:])
+            horizon = agent.cfg.train.horizon
+            rows.append({"item": f"Agent.train_step {preset} {label} ({count_parameters(agent):,} params), B {b} x T {t}",
+                         "value": round(medians[label], 4), "unit": "s/update", "note": f"median of {len(times)}"})
+            rows.append({"item": f"Agent.train_step {preset} {label}: behaviour part ({b * t} starts x H {horizon})",
+                         "value": round(behavior, 4), "unit": "s/update",
+                         "note": f"median of {len(times)}, {behavior / medians[label]:.0%} of the update; "
+                                 "the rest is the world model"})
+            rows.append(_peak_memory_row(f"Agent.train_step {preset} {label}", settings.device))
+        rows.append({"item": f"Agent.train_step {preset}: update time full / ablation",
+                     "value": round(medians["full"] / medians["ablation"], 2), "unit": "ratio", "note": "same run"})
+    return rows
+
+
+ENV_GAMES = ("Breakout", "Catch")
+VECTOR_ENVS = 8
+
+
+def _random_steps_single(env, steps: int, rng: np.random.Generator) -> Callable[[], None]:
+    """``steps`` random-action steps of one env, resetting it when an episode ends."""
+    n = int(env.action_space.n)
+
+    def run() -> None:
+        for _ in range(steps):
+            _, _, terminated, truncated, _ = env.step(int(rng.integers(n)))
+            if terminated or truncated:
+                env.reset()
+
+    return run
+
+
+def _random_steps_vector(env, steps: int, rng: np.random.Generator) -> Callable[[], None]:
+    """``steps`` random-action steps of a vector env (it resets its sub-envs itself)."""
+    n, num = int(env.single_action_space.n), env.num_envs
+
+    def run() -> None:
+        for _ in range(steps):
+            env.step(rng.integers(0, n, size=num))
+
+    return run
+
+
+@benchmark("env", "environment throughput with random actions: one env and an 8-env vector env (Breakout, Catch)")
+def bench_env(settings: Settings) -> list[dict]:
+    rows = []
+    for game in ENV_GAMES:
+        for num_envs in (1, VECTOR_ENVS):
+            rng = np.random.default_rng(settings.seed)
+            steps = max(1, settings.env_steps // num_envs)  # steps of the (vector) env per repeat
+            env = envs.make(game) if num_envs == 1 else envs.make_vector(game, num_envs)
+            try:
+                env.reset(seed=settings.seed)
+                run = (_random_steps_single if num_envs == 1 else _random_steps_vector)(env, steps, rng)
+                median, times = _time_calls(run, settings, settings.repeats)
+            finally:
+                env.close()
+            agent_steps = steps * num_envs  # every sub-env's step counts
+            label = "1 env" if num_envs == 1 else f"{num_envs}-env vector env"
+            how = f"{steps} steps" if num_envs == 1 else f"{steps} steps x {num_envs} envs"
+            rows.append({"item": f"{game}, {label}, random actions", "value": round(agent_steps / median, 1),
+                         "unit": "agent steps/s", "note": f"median of {len(times)} x {how}"})
+    return rows
+
+
+ACTING_ENVS = 8
+ACTING_GAME = "Breakout"
+
+
+@benchmark("acting_loop", "the training loop's acting: 8 vector Breakout envs + Agent.act (explore) per step, "
+                          "at preset sizes, attention schema on vs off")
+def bench_acting_loop(settings: Settings) -> list[dict]:
+    steps = settings.acting_steps
+    rows = []
+    for preset in settings.wm_presets:
+        medians = {}
+        env = envs.make_vector(ACTING_GAME, ACTING_ENVS)
+        try:
+            num_actions = int(env.single_action_space.n)
+            for label, agent in _agents(settings, preset, num_actions).items():
+                obs, _ = env.reset(seed=settings.seed)
+                loop = {"obs": obs, "is_first": np.ones(ACTING_ENVS, dtype=bool),
+                        "done": np.zeros(ACTING_ENVS, dtype=bool), "state": None}
+
+                def run() -> None:
+                    for _ in range(steps):
+                        action, loop["state"], _ = agent.act({"obs": loop["obs"], "is_first": loop["is_first"]},
+                                                             loop["state"], explore=True)
+                        loop["obs"], _, terminated, truncated, _ = env.step(action)
+                        # NEXT_STEP autoreset: the step after an episode's last returns a first observation
+                        loop["is_first"], loop["done"] = loop["done"], np.logical_or(terminated, truncated)
+
+                medians[label], times = _time_calls(run, settings, settings.repeats)
+                rows.append({"item": f"{ACTING_GAME} x {ACTING_ENVS} envs + Agent.act {preset} {label}",
+                             "value": round(steps * ACTING_ENVS / medians[label], 1), "unit": "agent steps/s",
+                             "note": f"median of {len(times)} x {steps} steps x {ACTING_ENVS} envs"})
+        finally:
+            env.close()
+        rows.append({"item": f"{ACTING_GAME} x {ACTING_ENVS} envs + Agent.act {preset}: step time full / ablation",
+                     "value": round(medians["full"] / medians["ablation"], 2), "unit": "ratio", "note": "same run"})
+    return rows
+
+
 def machine_info(device: str) -> dict:
     return {
         "cpu_count": os.cpu_count(),
@@ -297,7 +527,8 @@ def markdown(machine: dict, settings: Settings, results: list[dict]) -> str:
         f"device {machine['device']}" + (f" ({machine['cuda']})" if machine["cuda"] else "")
         + f", Python {machine['python']}",
         f"Settings: batch {settings.batch}, image {settings.image_size}, repeats {settings.repeats}, "
-        f"warmup {settings.warmup}, world model: T {settings.seq_len}, presets {', '.join(settings.wm_presets)} (84x84)",
+        f"warmup {settings.warmup}, world model: T {settings.seq_len}, presets {', '.join(settings.wm_presets)} (84x84), "
+        f"env: {settings.env_steps} agent steps, acting loop: {settings.acting_steps} steps per repeat",
         "",
         "| benchmark | item | value | unit | note |",
         "| --- | --- | ---: | --- | --- |",
@@ -326,15 +557,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="write benchmark.md and benchmark.json into this folder")
     parser.add_argument("--seq-len", type=int, default=64, help="world-model window length T (default 64)")
     parser.add_argument("--wm-presets", default="cpu,atari100k",
-                        help="comma-separated presets for the world-model sizes (default cpu,atari100k)")
+                        help="comma-separated presets whose model sizes the world-model, update and acting-loop "
+                             "benchmarks use (default cpu,atari100k)")
+    parser.add_argument("--env-steps", type=int, default=2000,
+                        help="agent steps per timed repeat of the env benchmark (default 2000)")
+    parser.add_argument("--acting-steps", type=int, default=50,
+                        help=f"vector steps ({ACTING_ENVS} envs) per timed repeat of the acting loop (default 50)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: batch 2, 1 repeat, no warmup; world model at debug sizes, T 4")
+                        help="smoke run: batch 2, 1 repeat, no warmup; world model, update and acting loop at "
+                             "debug sizes, T 4; 32 env steps, 2 acting-loop steps (flags given explicitly win)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.batch, args.repeats, args.warmup = 2, 1, 0
-        args.seq_len, args.wm_presets = 4, "debug"
+    if args.quick:  # new defaults, so that flags given explicitly still apply
+        parser.set_defaults(batch=2, repeats=1, warmup=0, seq_len=4, wm_presets="debug", env_steps=32, acting_steps=2)
+        args = parser.parse_args(argv)
     args.wm_presets = tuple(p for p in args.wm_presets.split(",") if p)
-    for name in ("batch", "image_size", "repeats", "seq_len"):
+    for name in ("batch", "image_size", "repeats", "seq_len", "env_steps", "acting_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -351,7 +588,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     settings = Settings(args.batch, args.image_size, args.repeats, args.warmup, args.device, args.seed,
-                        args.seq_len, args.wm_presets)
+                        args.seq_len, args.wm_presets, args.env_steps, args.acting_steps)
     results = []
     for name in args.only or list(BENCHMARKS):
         for row in BENCHMARKS[name].run(settings):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import runpy
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
+NAMES = ["acting", "acting_loop", "env", "params", "posterior", "prior", "update", "world_model"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
     for path in (tmp_path / "out" / "benchmark.json", json_path):
         data = json.loads(path.read_text())
         assert data["machine"]["threads"] == 1
-        assert {r["benchmark"] for r in data["results"]} == {"params", "posterior", "prior", "world_model", "acting"}
+        assert {r["benchmark"] for r in data["results"]} == set(NAMES)
     params = {r["item"]: r["value"] for r in report["results"] if r["benchmark"] == "params"}
     assert params["AttentionSchema"] == params["AttentionPosterior"] + params["AttentionPrior"]
     times = [r["value"] for r in report["results"] if r["unit"] == "s fwd+bwd"]
@@ -55,6 +57,118 @@ def test_world_model_rows_compare_full_and_ablation(bench):
     # the parameter counts in the labels: the schema adds parameters
     counts = [int(item.split("(")[1].split(" params")[0].replace(",", "")) for item in rows if "params)" in item]
     assert len(counts) == 2 and counts[0] > counts[1] > 0
+    memory = [r for r in report["results"] if r["benchmark"] == "world_model" and r["unit"] == "MiB"]
+    assert [r["item"] for r in memory] == ["VRNN debug full: peak memory", "VRNN debug ablation: peak memory"]
+    assert all(r["value"] > 0 and "ru_maxrss" in r["note"] for r in memory)  # CPU: the process high-water mark
+
+
+def _ratio_checked(results: list[dict], bench_name: str, times: dict[str, float]) -> None:
+    """The benchmark's one ratio row is time full / time ablation (from unrounded medians)."""
+    ratios = [r for r in results if r["benchmark"] == bench_name and r["unit"] == "ratio"]
+    assert len(ratios) == 1 and "full / ablation" in ratios[0]["item"]
+    assert ratios[0]["value"] == pytest.approx(times["full"] / times["ablation"], rel=0.05, abs=0.02)
+
+
+def test_update_rows_time_the_agents_train_step(bench, monkeypatch):
+    agent_cls, calls = bench["Agent"], []
+    train_step = agent_cls.train_step
+
+    def counted(self, batch):
+        assert batch["obs"].dtype.name == "uint8" and batch["obs"].shape == (2, 4, 3, 84, 84)
+        assert batch["is_first"][:, 0].all() and batch["is_terminal"].dtype.name == "bool"
+        calls.append(self.cfg.model.attention)
+        return train_step(self, batch)
+
+    monkeypatch.setattr(agent_cls, "train_step", counted)
+    report = bench["main"](["--quick", "--only", "update", "--repeats", "2"])
+    results = report["results"]
+    assert calls == [True, True, False, False]  # the real update: full, then the ablation, 2 repeats each
+    update = {label: next(r for r in results if r["unit"] == "s/update" and f" {label} (" in r["item"])
+              for label in ("full", "ablation")}
+    behavior = {label: next(r for r in results if r["unit"] == "s/update" and f"{label}: behaviour part" in r["item"])
+                for label in ("full", "ablation")}
+    assert len([r for r in results if r["unit"] == "s/update"]) == 4
+    for label in ("full", "ablation"):
+        assert update[label]["item"].startswith(f"Agent.train_step debug {label} (")
+        assert update[label]["item"].endswith("B 2 x T 4") and update[label]["note"] == "median of 2"
+        # the behaviour part is timed inside the same calls, so it is a positive part of the whole
+        assert 0 < behavior[label]["value"] < update[label]["value"]
+        assert "H 5" in behavior[label]["item"] and "8 starts" in behavior[label]["item"]  # debug: horizon 5, B*T starts
+    counts = {label: int(r["item"].split("(")[1].split(" params")[0].replace(",", "")) for label, r in update.items()}
+    assert counts["full"] > counts["ablation"] > 0
+    memory = [r for r in results if r["unit"] == "MiB"]
+    assert len(memory) == 2 and all(r["value"] > 0 for r in memory)
+    _ratio_checked(results, "update", {label: r["value"] for label, r in update.items()})
+
+
+class _SlowEnv:
+    """An environment whose every ``step`` call takes at least ``DELAY`` seconds (a known throughput)."""
+
+    DELAY = 0.02
+
+    def __init__(self, env, steps: list) -> None:
+        self.env, self.steps = env, steps
+
+    def __getattr__(self, name: str):
+        return getattr(self.env, name)
+
+    def step(self, action):
+        self.steps.append(getattr(self.env, "num_envs", 1))
+        time.sleep(self.DELAY)
+        return self.env.step(action)
+
+
+def _slow_envs(bench, monkeypatch) -> list:
+    steps: list = []
+    envs_module = bench["envs"]
+    make, make_vector = envs_module.make, envs_module.make_vector
+    monkeypatch.setattr(envs_module, "make", lambda name, **kw: _SlowEnv(make(name, **kw), steps))
+    monkeypatch.setattr(envs_module, "make_vector", lambda name, n, **kw: _SlowEnv(make_vector(name, n, **kw), steps))
+    return steps
+
+
+def test_env_rows_count_every_sub_env(bench, monkeypatch):
+    steps = _slow_envs(bench, monkeypatch)
+    report = bench["main"](["--quick", "--only", "env", "--env-steps", "16"])
+    rows = {r["item"]: r for r in report["results"]}
+    assert list(rows) == [f"{game}, {kind}, random actions" for game in ("Breakout", "Catch")
+                          for kind in ("1 env", "8-env vector env")]
+    # 16 agent steps per repeat: 16 steps of one env (Catch's 10-row episodes reset on the way), 2 of 8 envs
+    assert steps == ([1] * 16 + [8] * 2) * 2
+    for item, row in rows.items():
+        envs_per_step = 8 if "8-env" in item else 1
+        assert row["unit"] == "agent steps/s"
+        assert row["note"] == ("median of 1 x 2 steps x 8 envs" if envs_per_step == 8 else "median of 1 x 16 steps")
+        # each step call takes >= DELAY, so at most envs_per_step / DELAY agent steps/s: a vector env's
+        # row is ~8x a single env's only when it counts every sub-env's step
+        bound = envs_per_step / _SlowEnv.DELAY
+        assert 0.4 * bound < row["value"] <= bound + 0.1
+
+
+def test_acting_loop_rows_act_in_eight_breakout_envs(bench, monkeypatch):
+    steps = _slow_envs(bench, monkeypatch)
+    agent_cls, acts = bench["Agent"], []
+    act = agent_cls.act
+
+    def recorded(self, obs, state, explore=True):
+        acts.append((self.cfg.model.attention, explore, obs["obs"].shape, obs["is_first"].copy(), state is None))
+        return act(self, obs, state, explore)
+
+    monkeypatch.setattr(agent_cls, "act", recorded)
+    report = bench["main"](["--quick", "--only", "acting_loop", "--acting-steps", "3"])
+    results = report["results"]
+    assert steps == [8] * 6  # 3 vector steps of 8 envs, for the full model and the ablation
+    assert [(a[0], a[1], a[2]) for a in acts] == [(True, True, (8, 3, 84, 84))] * 3 + [(False, True, (8, 3, 84, 84))] * 3
+    for i in (0, 3):  # each model starts from a reset: all first observations and no state, then its own state
+        assert acts[i][3].all() and acts[i][4]
+        assert not acts[i + 1][3].any() and not acts[i + 1][4]
+    timed = {label: next(r for r in results if r["unit"] == "agent steps/s" and r["item"].endswith(f"debug {label}"))
+             for label in ("full", "ablation")}
+    for row in timed.values():
+        assert row["item"].startswith("Breakout x 8 envs + Agent.act")
+        assert 0 < row["value"] <= 8 / _SlowEnv.DELAY + 0.1 and row["note"] == "median of 1 x 3 steps x 8 envs"
+    # the ratio is of step times: the inverse of the throughputs' ratio
+    _ratio_checked(results, "acting_loop", {label: 1 / r["value"] for label, r in timed.items()})
 
 
 def test_only_selects_benchmarks(bench, capsys):
@@ -64,11 +178,12 @@ def test_only_selects_benchmarks(bench, capsys):
 
 
 def test_list_and_bad_arguments(bench, capsys):
-    assert bench["main"](["--list"])["benchmarks"] == ["acting", "params", "posterior", "prior", "world_model"]
+    assert bench["main"](["--list"])["benchmarks"] == NAMES
     assert "prior" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         bench["main"](["--only", "nonexistent"])
     with pytest.raises(SystemExit):
         bench["main"](["--repeats", "0"])
-    with pytest.raises(SystemExit):
-        bench["main"](["--seq-len", "0"])
+    for flag in ("--seq-len", "--env-steps", "--acting-steps"):
+        with pytest.raises(SystemExit):
+            bench["main"]([flag, "0"])
