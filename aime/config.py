@@ -80,7 +80,7 @@ class ModelConfig:
     context_dim: int = 128
     """Size of the per-frame context vector c_t (Perceiver encoder)."""
     rnn: str = "gru"
-    """Recurrent transition cell: ``gru``, ``lstm`` or ``neural_field``."""
+    """Recurrent transition cell: ``gru`` or ``lstm``."""
     decoder: str = "conv"
     """Image decoder: ``conv``, ``field`` (SpatialNet) or ``nca`` (conv + NCA refinement)."""
     attention: bool = True
@@ -140,6 +140,8 @@ class TrainConfig:
     loss_scales: LossScales = field(default_factory=LossScales)
     max_nonfinite_updates: int = 20
     """Consecutive non-finite losses after which the run stops (with a checkpoint)."""
+    compile: bool = False
+    """``torch.compile`` the networks that run batched or once per step (see ``aime.agent.agent.COMPILED``)."""
 
 
 @dataclass
@@ -186,7 +188,7 @@ class Config:
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "model.latent": ("gaussian", "categorical", "stickbreaking"),
-    "model.rnn": ("gru", "lstm", "neural_field"),
+    "model.rnn": ("gru", "lstm"),
     "model.decoder": ("conv", "field", "nca"),
     "model.fpn_norm": ("group", "none"),
 }

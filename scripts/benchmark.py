@@ -84,18 +84,20 @@ class Benchmark:
     name: str
     description: str
     run: Callable[[Settings], list[dict]]
+    opt_in: bool = False
+    """Run only when named by ``--only`` (e.g. minutes of compilation)."""
 
 
 BENCHMARKS: dict[str, Benchmark] = {}
 
 
-def benchmark(name: str, description: str) -> Callable:
-    """Register ``fn(settings) -> rows`` under ``name``."""
+def benchmark(name: str, description: str, opt_in: bool = False) -> Callable:
+    """Register ``fn(settings) -> rows`` under ``name`` (``opt_in``: only when named by ``--only``)."""
 
     def register(fn: Callable[[Settings], list[dict]]) -> Callable[[Settings], list[dict]]:
         if name in BENCHMARKS:
             raise ValueError(f"benchmark {name!r} is registered twice")
-        BENCHMARKS[name] = Benchmark(name, description, fn)
+        BENCHMARKS[name] = Benchmark(name, description, fn, opt_in)
         return fn
 
     return register
@@ -421,6 +423,34 @@ def bench_update(settings: Settings) -> list[dict]:
     return rows
 
 
+@benchmark("compile", "Agent.train_step with train.compile off vs on (torch.compile), full model at preset "
+                      "sizes: compilation time and the update's median (opt-in: compiling takes minutes)", opt_in=True)
+def bench_compile(settings: Settings) -> list[dict]:
+    b, t = settings.batch, settings.seq_len
+    batch = _replay_batch(b, t, settings.seed)
+    rows = []
+    for preset in settings.wm_presets:
+        medians = {}
+        for label, compiled in (("eager", False), ("compiled", True)):
+            cfg = _agent_config(preset, attention=True)
+            cfg.train.compile = compiled
+            torch.manual_seed(settings.seed)
+            agent = Agent(cfg, WM_ACTIONS, settings.device)
+            _synchronize(settings.device)
+            start = time.perf_counter()
+            agent.train_step(batch)  # the first call compiles (imagination's shapes included)
+            _synchronize(settings.device)
+            first = time.perf_counter() - start
+            medians[label], times = _time_calls(lambda: agent.train_step(batch), settings, settings.repeats)
+            rows.append({"item": f"Agent.train_step {preset} full, {label}: first call", "value": round(first, 2),
+                         "unit": "s", "note": "includes compilation" if compiled else "eager"})
+            rows.append({"item": f"Agent.train_step {preset} full, {label}, B {b} x T {t}",
+                         "value": round(medians[label], 4), "unit": "s/update", "note": f"median of {len(times)}"})
+        rows.append({"item": f"Agent.train_step {preset}: eager / compiled", "unit": "ratio", "note": "same run",
+                     "value": round(medians["eager"] / medians["compiled"], 2)})
+    return rows
+
+
 ENV_GAMES = ("Breakout", "Catch")
 VECTOR_ENVS = 8
 
@@ -583,14 +613,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.list:
         for bench in BENCHMARKS.values():
-            print(f"{bench.name:12s} {bench.description}")
+            print(f"{bench.name:12s} {bench.description}" + (" [only with --only]" if bench.opt_in else ""))
         return {"benchmarks": sorted(BENCHMARKS)}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     settings = Settings(args.batch, args.image_size, args.repeats, args.warmup, args.device, args.seed,
                         args.seq_len, args.wm_presets, args.env_steps, args.acting_steps)
     results = []
-    for name in args.only or list(BENCHMARKS):
+    for name in args.only or [name for name, bench in BENCHMARKS.items() if not bench.opt_in]:
         for row in BENCHMARKS[name].run(settings):
             results.append({"benchmark": name, **row})
     machine = machine_info(args.device)

@@ -18,6 +18,30 @@ from aime.config import Config
 from aime.world_model.vrnn import VRNN
 
 
+# The networks ``train.compile`` hands to ``torch.compile``: the batched ones (encoder, decoder,
+# heads, actor, critic) and the transition pieces called once per time step. Module.compile keeps
+# parameter names, so checkpoints are the same with and without it.
+COMPILED = (
+    "world_model.encoder", "world_model.decoder", "world_model.reward", "world_model.cont",
+    "world_model.img_in", "world_model.cell", "world_model.latent.prior_net", "world_model.latent.post_net",
+    "behavior.actor", "behavior.critic", "behavior.slow_critic",
+)
+
+
+def compile_networks(agent: nn.Module, names: Iterable[str] = COMPILED) -> list[str]:
+    """``torch.compile`` the named submodules of ``agent`` in place; returns the names compiled
+    (a name the agent lacks, e.g. ``latent.prior_net`` of another latent kind, is skipped)."""
+    done = []
+    for name in names:
+        try:
+            module = agent.get_submodule(name)
+        except AttributeError:
+            continue
+        module.compile()
+        done.append(name)
+    return done
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu; otherwise the named device."""
     if name == "auto":
@@ -66,6 +90,7 @@ class Agent(nn.Module):
         self.actor_opt = torch.optim.Adam(self.behavior.actor.parameters(), t.actor_lr, eps=1e-5)
         self.critic_opt = torch.optim.Adam(self.behavior.critic.parameters(), t.critic_lr, eps=1e-5)
         self.autocast = self.device.type == "cuda"
+        self.compiled = compile_networks(self) if t.compile else []
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"model": self.model_opt, "actor": self.actor_opt, "critic": self.critic_opt}

@@ -62,3 +62,19 @@ def test_act_returns_valid_actions_and_carries_state():
     greedy1, _, _ = agent.act({**obs, "is_first": np.zeros(4, bool)}, state, explore=False)
     greedy2, _, _ = agent.act({**obs, "is_first": np.zeros(4, bool)}, state, explore=False)
     assert (greedy1 == greedy2).all()
+
+
+def test_compile_option_compiles_in_place_and_keeps_checkpoint_keys():
+    from aime.agent.agent import COMPILED
+
+    cfg = load_config(["debug"], TINY)
+    eager = Agent(cfg, 3)
+    cfg.train.compile = True
+    compiled = Agent(cfg, 3)
+    assert compiled.compiled == list(COMPILED) and eager.compiled == []
+    for name in COMPILED:  # Module.compile wraps the call, not the module: names stay the same
+        assert compiled.get_submodule(name)._compiled_call_impl is not None
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    compiled.load_state_dict(eager.state_dict())
+    feat = torch.randn(5, compiled.world_model.feat_size)
+    torch.testing.assert_close(compiled.behavior.actor(feat), eager.behavior.actor(feat), rtol=1e-4, atol=1e-5)
