@@ -240,11 +240,14 @@ class VRNN(nn.Module):
         prev_action = state.pop("action")
         state.pop("attention", None)
         steps: list[dict] = []
+        # one unbind per tensor, not a slice per step: the backward of T slices writes T full-size
+        # zero gradients and adds them up (quadratic in T), unbind's backward is one stack
+        per_step = [dict(zip(frames, values)) for values in zip(*(v.unbind(1) for v in frames.values()))]
         for i in range(t):
             state["action"] = prev_action
             state = self._reset(state, is_first[:, i])
             state.update(self._transition(state, state.pop("action")))
-            post, extra = self._posterior_step(state["deter"], {k: v[:, i] for k, v in frames.items()})
+            post, extra = self._posterior_step(state["deter"], per_step[i])
             state["stoch"] = self.latent.sample(post)
             steps.append({"deter": state["deter"], "stoch": state["stoch"], "post": post, **extra})
             prev_action = action[:, i]
