@@ -27,7 +27,7 @@ def test_every_preset_loads_and_differs_from_defaults():
 
 def test_presets_apply_in_order_then_overrides():
     cfg = load_config(["cpu", "debug"])
-    assert cfg.model.deter == 32  # debug wins over cpu
+    assert cfg.model.deter == 64  # debug wins over cpu
     assert load_config(["debug", "cpu"]).model.deter == 128
     cfg = load_config(["debug"], ["model.deter=48", "train.model_lr=3e-4", "env.name=Pong",
                                   "model.attention=false", "train.loss_scales.kl=0.5"])

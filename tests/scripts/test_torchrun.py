@@ -18,7 +18,8 @@ from aime.runtime.replay import ReplayBuffer
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / "scripts" / "train_agent.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT]
-FAST = ["--preset", "debug", "--no-progress", "--set", "train.warmup_steps=32", "--set", "train.batch_size=2",
+FAST = ["--preset", "debug", "--no-progress", "--set", "env.num_envs=2", "--set", "train.horizon=5",
+        "--set", "train.warmup_steps=32", "--set", "train.batch_size=2",
         "--set", "train.seq_len=8", "--set", "train.train_ratio=16", "--set", "log.images_every=64",
         "--set", "log.scalars_every=16", "--set", "eval.every=0", "--set", "eval.episodes=2",
         "--set", "log.checkpoint_every=32"]

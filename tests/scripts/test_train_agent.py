@@ -17,7 +17,8 @@ from aime.runtime.summaries import ATTENTION_TAGS, IMAGE_TAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = [sys.executable, str(ROOT / "scripts" / "train_agent.py")]
-FAST = ["--preset", "debug", "--no-progress", "--set", "train.warmup_steps=32", "--set", "train.batch_size=2",
+FAST = ["--preset", "debug", "--no-progress", "--set", "env.num_envs=2", "--set", "train.horizon=5",
+        "--set", "train.warmup_steps=32", "--set", "train.batch_size=2",
         "--set", "train.seq_len=8", "--set", "train.train_ratio=16", "--set", "log.images_every=32",
         "--set", "log.scalars_every=16", "--set", "eval.every=32", "--set", "log.checkpoint_every=32"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
