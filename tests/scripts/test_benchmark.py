@@ -93,7 +93,7 @@ def test_update_rows_time_the_agents_train_step(bench, monkeypatch):
         assert update[label]["item"].endswith("B 2 x T 4") and update[label]["note"] == "median of 2"
         # the behaviour part is timed inside the same calls, so it is a positive part of the whole
         assert 0 < behavior[label]["value"] < update[label]["value"]
-        assert "H 5" in behavior[label]["item"] and "8 starts" in behavior[label]["item"]  # debug: horizon 5, B*T starts
+        assert "H 15" in behavior[label]["item"] and "8 starts" in behavior[label]["item"]  # debug: horizon 15, B*T starts
     counts = {label: int(r["item"].split("(")[1].split(" params")[0].replace(",", "")) for label, r in update.items()}
     assert counts["full"] > counts["ablation"] > 0
     memory = [r for r in results if r["unit"] == "MiB"]
