@@ -156,7 +156,8 @@ class EvalConfig:
     """Evaluate every this many agent steps (0: only at the end)."""
     episodes: int = 10
     greedy: bool = True
-    """Act with the policy's mode (True) or sample from it (False)."""
+    """Act with the policy's mode (True) or sample from it (False). The Atari presets sample: a greedy
+    policy that never presses FIRE after a lost life (Breakout) plays on until the time limit."""
 
 
 @dataclass

@@ -414,8 +414,12 @@ class Trainer:
 
     def _evaluate(self) -> None:
         e = self.cfg.eval
-        returns, lengths = evaluate(self.agent, self.cfg, e.episodes, seed=self.cfg.seed + 10_000 + self.env_steps,
-                                    greedy=e.greedy)
+        # a sampled evaluation draws from torch's generator: fork it, so that evaluating (or not,
+        # or how often) leaves the training run's random stream as it was
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            returns, lengths = evaluate(self.agent, self.cfg, e.episodes, seed=self.cfg.seed + 10_000 + self.env_steps,
+                                        greedy=e.greedy)
         if returns:
             self.last_eval = float(np.mean(returns))
             self.logger.scalars({"eval/episodic_return": self.last_eval, "eval/episodic_length": float(np.mean(lengths)),

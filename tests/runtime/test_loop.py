@@ -22,3 +22,22 @@ def test_env_options_for_atari_and_catch():
     assert train["terminal_on_life_loss"] and not evaluation["terminal_on_life_loss"]
     assert train["frame_skip"] == 4 and train["max_episode_frames"] == 108_000
     assert env_options(load_config(["debug"])) == {}  # Catch takes none of the Atari options
+
+
+def test_a_sampled_evaluation_leaves_the_training_random_stream_alone(tmp_path):
+    import torch
+
+    from aime.runtime.loop import Trainer
+
+    cfg = load_config(["debug"], ["eval.greedy=false", "eval.episodes=2", "env.num_envs=2"])
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        torch.manual_seed(123)
+        expected = torch.rand(4)
+        torch.manual_seed(123)
+        trainer._evaluate()  # samples actions and latents from torch's generator
+        assert torch.equal(torch.rand(4), expected)
+        assert trainer.last_eval == trainer.last_eval  # it did evaluate (not NaN)
+    finally:
+        trainer.logger.close()
+        trainer.env.close()
