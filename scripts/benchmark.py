@@ -501,7 +501,7 @@ def bench_env(settings: Settings) -> list[dict]:
     return rows
 
 
-ACTING_ENVS = 8
+ACTING_ENVS = VECTOR_ENVS  # what the training loop of the cpu preset runs
 ACTING_GAME = "Breakout"
 
 

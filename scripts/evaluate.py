@@ -26,16 +26,14 @@ import torch
 import envs
 from aime.agent.random_policy import RandomPolicy
 from aime.attention.overlays import attention_heatmap_overlay
-from aime.config import Config, ConfigError, apply_mapping
-from aime.runtime.checkpoint import CheckpointError, find_checkpoint, load_agent, load_agent_state
+from aime.config import Config, ConfigError
+from aime.runtime.checkpoint import CheckpointError, load_agent, load_run_config
 from aime.runtime.loop import env_options, evaluate
 
 
 def random_policy(checkpoint: str | None, env: str | None, seed: int) -> tuple[RandomPolicy, Config]:
     """A random policy and the configuration to evaluate it with (the run's, or defaults for ``env``)."""
-    cfg = Config()
-    if checkpoint:
-        apply_mapping(cfg, load_agent_state(find_checkpoint(checkpoint))["config"], where="checkpoint config")
+    cfg = load_run_config(checkpoint) if checkpoint else Config()
     if env:
         cfg.env.name = env
     probe = envs.make(cfg.env.name, **env_options(cfg, evaluation=True))

@@ -93,14 +93,26 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     raise CheckpointError(f"no checkpoint found at {path} (expected a run directory, its checkpoint/ or agent.pt)")
 
 
+def _config_of(payload: dict[str, Any]):
+    """The :class:`aime.config.Config` a checkpoint payload was written with."""
+    from aime.config import Config, apply_mapping
+
+    cfg = Config()
+    apply_mapping(cfg, payload["config"], where="checkpoint config")
+    return cfg
+
+
+def load_run_config(path: str | os.PathLike):
+    """The configuration of the run saved at ``path`` (see :func:`find_checkpoint`), without its networks."""
+    return _config_of(load_agent_state(find_checkpoint(path)))
+
+
 def load_agent(path: str | os.PathLike, device: str = "auto"):
     """Rebuild the agent saved at ``path`` (see :func:`find_checkpoint`): ``(agent, config)``."""
     from aime.agent.agent import Agent, resolve_device
-    from aime.config import Config, apply_mapping
 
     payload = load_agent_state(find_checkpoint(path))
-    cfg = Config()
-    apply_mapping(cfg, payload["config"], where="checkpoint config")
+    cfg = _config_of(payload)
     agent = Agent(cfg, int(payload["num_actions"]), resolve_device(device))
     try:
         agent.load_state_dict(payload["agent"])

@@ -56,3 +56,13 @@ def test_damaged_or_foreign_files_give_clear_errors(tmp_path):
         ckpt.load_agent_state(tmp_path / "missing.pt")
     with pytest.raises(ckpt.CheckpointError, match="no checkpoint found"):
         ckpt.find_checkpoint(tmp_path / "nowhere")
+
+
+def test_load_run_config_reads_the_saved_configuration(tmp_path):
+    from aime.config import load_config, to_dict
+    from aime.runtime.checkpoint import load_run_config, save_agent_state
+
+    cfg = load_config(["debug"], ["model.deter=40"])
+    save_agent_state(tmp_path / "agent.pt", {"config": to_dict(cfg)})
+    assert load_run_config(tmp_path).model.deter == 40
+    assert to_dict(load_run_config(tmp_path / "agent.pt")) == to_dict(cfg)
