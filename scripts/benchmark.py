@@ -23,9 +23,14 @@ Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA (reset before each me
 otherwise the process's resident high-water mark (``ru_maxrss``), which cannot be reset: it also
 covers everything run before in the process.
 
+Like the training scripts, the benchmark first calls ``aime.runtime.allocator.retain_freed_memory``
+(freed activations are reused instead of handed back to the kernel and faulted in again, about 2x
+on an ``atari100k`` update on a 2-core VM); ``--system-allocator`` keeps the C library's defaults.
+
     python scripts/benchmark.py                           # everything, B = 16 at 84x84, T 64
     python scripts/benchmark.py --only prior --repeats 5
     python scripts/benchmark.py --only update --wm-presets cpu
+    python scripts/benchmark.py --only update --wm-presets atari100k --system-allocator
     python scripts/benchmark.py --list
     python scripts/benchmark.py --quick --out runs/bench  # a smoke run (B = 2, 1 repeat, debug sizes)
 
@@ -56,6 +61,7 @@ import envs
 from aime.agent.agent import Agent
 from aime.attention import AttentionPosterior, AttentionPrior, AttentionSchema, ConvGRUCell, SlotAttention
 from aime.config import load_config
+from aime.runtime.allocator import retain_freed_memory
 from aime.world_model.vrnn import VRNN
 
 
@@ -539,7 +545,7 @@ def bench_acting_loop(settings: Settings) -> list[dict]:
     return rows
 
 
-def machine_info(device: str) -> dict:
+def machine_info(device: str, allocator: str) -> dict:
     return {
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
@@ -548,6 +554,7 @@ def machine_info(device: str) -> dict:
         "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "allocator": allocator,
     }
 
 
@@ -555,7 +562,7 @@ def markdown(machine: dict, settings: Settings, results: list[dict]) -> str:
     lines = [
         f"Machine: {machine['cpu_count']} CPUs, torch {machine['torch']}, {machine['threads']} threads, "
         f"device {machine['device']}" + (f" ({machine['cuda']})" if machine["cuda"] else "")
-        + f", Python {machine['python']}",
+        + f", Python {machine['python']}, allocator: {machine['allocator']}",
         f"Settings: batch {settings.batch}, image {settings.image_size}, repeats {settings.repeats}, "
         f"warmup {settings.warmup}, world model: T {settings.seq_len}, presets {', '.join(settings.wm_presets)} (84x84), "
         f"env: {settings.env_steps} agent steps, acting loop: {settings.acting_steps} steps per repeat",
@@ -593,6 +600,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="agent steps per timed repeat of the env benchmark (default 2000)")
     parser.add_argument("--acting-steps", type=int, default=50,
                         help=f"vector steps ({ACTING_ENVS} envs) per timed repeat of the acting loop (default 50)")
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="keep the C library's malloc defaults (freed blocks go back to the kernel) instead "
+                             "of aime.runtime.allocator.retain_freed_memory(), to measure what it buys")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: batch 2, 1 repeat, no warmup; world model, update and acting loop at "
                              "debug sizes, T 4; 32 env steps, 2 acting-loop steps (flags given explicitly win)")
@@ -617,13 +627,16 @@ def main(argv: list[str] | None = None) -> dict:
         return {"benchmarks": sorted(BENCHMARKS)}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    # as the training scripts do; before any benchmark allocates
+    retained = not args.system_allocator and retain_freed_memory()
+    allocator = "freed memory retained (retain_freed_memory)" if retained else "C library defaults"
     settings = Settings(args.batch, args.image_size, args.repeats, args.warmup, args.device, args.seed,
                         args.seq_len, args.wm_presets, args.env_steps, args.acting_steps)
     results = []
     for name in args.only or [name for name, bench in BENCHMARKS.items() if not bench.opt_in]:
         for row in BENCHMARKS[name].run(settings):
             results.append({"benchmark": name, **row})
-    machine = machine_info(args.device)
+    machine = machine_info(args.device, allocator)
     report = {"machine": machine, "settings": asdict(settings), "results": results}
     table = markdown(machine, settings, results)
     print(table)

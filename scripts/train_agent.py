@@ -24,6 +24,7 @@ import envs
 from aime.agent.agent import resolve_device
 from aime.config import ConfigError, default_preset, describe, load_config
 from aime.runtime import distributed
+from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.checkpoint import CheckpointError
 from aime.runtime.loop import Trainer, TrainingStopped, config_from_checkpoint
 
@@ -66,6 +67,7 @@ def check_writable(logdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    retain_freed_memory()  # large activations are reused instead of faulted in every update
     try:
         return train(args)
     finally:

@@ -38,6 +38,7 @@ from einops import rearrange
 
 import envs
 from aime.config import ConfigError, load_config, to_dict
+from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.logger import Logger
 from aime.runtime.loop import env_options, seed_everything
 from aime.runtime.replay import FIELDS, ReplayBuffer
@@ -299,6 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(2) from error
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    retain_freed_memory()  # large activations are reused instead of faulted in every update
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"env {cfg.env.name}, presets {presets}, device {device}, torch threads {torch.get_num_threads()}", flush=True)

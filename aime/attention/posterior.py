@@ -21,7 +21,7 @@ from torch import nn
 from aime.attention.overlays import visualize_multi_object_attention as _visualize
 from aime.nn.slot_attention import SlotAttention
 
-__all__ = ["AttentionPosterior", "FeaturePyramid", "slot_diversity_loss", "weighted_centroids"]
+__all__ = ["AttentionPosterior", "FeaturePyramid", "dominant_slot", "slot_diversity_loss", "weighted_centroids"]
 
 _FUSION_MODES = ("weighted", "max", "gated")
 _NORMS = ("group", "none")
@@ -56,6 +56,12 @@ def slot_diversity_loss(slot_maps: torch.Tensor, from_logits: bool = True) -> to
     corr = torch.einsum("bkn,bjn->bkj", p, p)  # [B, K, K]
     eye = torch.eye(k, device=corr.device, dtype=corr.dtype)
     return ((corr - eye) ** 2).sum() / max(b * k * (k - 1), 1)
+
+
+def dominant_slot(slot_maps: torch.Tensor) -> torch.Tensor:
+    """Group assignments: one-hot of the dominant slot per position, ``[..., K, H, W]`` -> ``[..., H, W, K]``."""
+    k = slot_maps.shape[-3]
+    return F.one_hot(slot_maps.argmax(dim=-3), k).to(slot_maps.dtype)
 
 
 def weighted_centroids(maps: torch.Tensor) -> torch.Tensor:
@@ -169,7 +175,7 @@ class AttentionPosterior(nn.Module):
         features ``[B, d, R, R]``, slot_attention_maps ``[B, K, R, R]`` (responsibilities: they sum
         to 1 over K at each position), slot_centers ``[B, K, 2]`` (x, y in [-1, 1]),
         slot_features ``[B, K, d]`` (after dropout), fusion_weights ``[B, K]`` (``None`` for max),
-        group_assignments ``[B, R, R, K]`` (one-hot of the dominant slot per position),
+        group_assignments ``[B, R, R, K]`` (a property: one-hot of the dominant slot per position),
         bottleneck_features ``[B, hidden_dim // 2]``, diversity_loss (scalar tensor).
 
     Slot initialisation: the learnable Gaussian N(mu, sigma) of SlotAttention *plus* the top-down
@@ -270,9 +276,14 @@ class AttentionPosterior(nn.Module):
         self.slot_centers: torch.Tensor | None = None
         self.slot_features: torch.Tensor | None = None
         self.fusion_weights: torch.Tensor | None = None
-        self.group_assignments: torch.Tensor | None = None
         self.bottleneck_features: torch.Tensor | None = None
         self.diversity_loss: torch.Tensor = torch.zeros(())
+
+    @property
+    def group_assignments(self) -> torch.Tensor | None:
+        """``[B, R, R, K]`` one-hot of the dominant slot per position in the last ``forward``
+        (computed on access: only the overlays read it, so the time loop does not pay for it)."""
+        return None if self.slot_attention_maps is None else dominant_slot(self.slot_attention_maps)
 
     def encode(self, observation: torch.Tensor) -> torch.Tensor:
         """FPN features of frames: ``[B, C_in, S, S]`` (float [0, 1] or uint8) -> ``[B, d, R, R]``.
@@ -374,9 +385,6 @@ class AttentionPosterior(nn.Module):
 
         self.slot_attention_maps, self.slot_centers = slot_maps, slot_centers
         self.slot_features, self.fusion_weights = slot_features, weights
-        self.group_assignments = rearrange(
-            F.one_hot(attn.argmax(dim=1), k).to(attn.dtype), "b (h w) k -> b h w k", h=r
-        )
         self.bottleneck_features = self.bottleneck_projector(
             rearrange(slot_features, "b k d -> b (k d)")
         )  # [B, hidden_dim // 2]

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from aime.attention.overlays import attention_heatmap_overlay, visualize_multi_object_attention
+from aime.attention.posterior import dominant_slot
 from aime.world_model.vrnn import VRNN
 
 IMAGE_TAGS = ("reconstruction", "imagination/open_loop")
@@ -61,7 +62,7 @@ def image_summaries(model: VRNN, batch: dict[str, Tensor], rows: int = 2, contex
             prior, _ = model.schema.prior_net(out["attention"][:, step], out["deter"][:, step], out["stoch"][:, step])
             images["attention/prior"] = attention_heatmap_overlay(obs[:, nxt], prior)
             vis = visualize_multi_object_attention(
-                frames, out["slot_maps"][:, step], out["slot_centers"][:, step], out["group_assignments"][:, step]
+                frames, out["slot_maps"][:, step], out["slot_centers"][:, step], dominant_slot(out["slot_maps"][:, step])
             )
             images["attention/slots"] = vis["slot_overlays"]
             images["attention/segmentation"] = vis["combined_with_contours"]

@@ -215,7 +215,7 @@ class VRNN(nn.Module):
             phi = self.phi(torch.cat([net.bottleneck_features, coords], -1))
             embed = torch.cat([embed, pooled, phi], -1)
             extra = {"attention": attention, "coords": coords, "slot_maps": net.slot_attention_maps,
-                     "slot_centers": net.slot_centers, "group_assignments": net.group_assignments}
+                     "slot_centers": net.slot_centers}
         return self.latent.posterior(deter, embed), extra
 
     # -- inference -----------------------------------------------------------------------------
@@ -229,8 +229,8 @@ class VRNN(nn.Module):
             dict with ``deter [B, T, D]``, ``stoch [B, T, S]``, ``feat [B, T, D+S]``, ``post`` and
             ``prior`` parameter dicts ``[B, T, ...]``, ``state`` (the last step, to continue
             from), and with attention on ``attention [B, T, R, R]``, ``coords [B, T, 2]``,
-            ``slot_maps [B, T, K, R, R]``, ``slot_centers [B, T, K, 2]``,
-            ``group_assignments [B, T, R, R, K]``.
+            ``slot_maps [B, T, K, R, R]``, ``slot_centers [B, T, K, 2]`` (the group assignments
+            are ``aime.attention.posterior.dominant_slot(slot_maps)``).
         """
         self._check_sequence(obs, action, is_first)
         b, t = obs.shape[:2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import runpy
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
     json_path = tmp_path / "extra" / "bench.json"
     threads = torch.get_num_threads()
     try:
-        report = bench["main"](["--quick", "--image-size", "32", "--threads", "1",
+        report = bench["main"](["--quick", "--image-size", "32", "--threads", "1", "--system-allocator",
                                 "--out", str(tmp_path / "out"), "--json", str(json_path)])
     finally:
         torch.set_num_threads(threads)  # --threads is process-wide; leave other tests alone
@@ -34,6 +35,7 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
     for path in (tmp_path / "out" / "benchmark.json", json_path):
         data = json.loads(path.read_text())
         assert data["machine"]["threads"] == 1
+        assert data["machine"]["allocator"] == "C library defaults"
         assert {r["benchmark"] for r in data["results"]} == set(NAMES)
     params = {r["item"]: r["value"] for r in report["results"] if r["benchmark"] == "params"}
     assert params["AttentionSchema"] == params["AttentionPosterior"] + params["AttentionPrior"]
@@ -44,6 +46,8 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
 def test_world_model_rows_compare_full_and_ablation(bench):
     report = bench["main"](["--quick", "--only", "world_model", "--only", "acting"])
     rows = {r["item"]: r for r in report["results"]}
+    if platform.libc_ver()[0] == "glibc":  # the default, as in the training scripts
+        assert report["machine"]["allocator"].startswith("freed memory retained")
     assert report["settings"]["seq_len"] == 4 and list(report["settings"]["wm_presets"]) == ["debug"]
     for bench_name, unit, prefix in (("world_model", "s/update", "VRNN debug"), ("acting", "s/step", "VRNN.observe_step debug")):
         timed = [r for r in report["results"] if r["benchmark"] == bench_name and r["unit"] == unit]
