@@ -121,8 +121,14 @@ class Behavior(nn.Module):
         Returns:
             ``(actor_loss, critic_loss, metrics)``.
         """
+        logits: list[Tensor] = []  # the actor's outputs in imagination, kept for its loss
+
+        def policy(feat: Tensor) -> Tensor:
+            with torch.enable_grad():  # one actor pass per state serves both acting and the loss
+                logits.append(self.actor(feat))
+            return StraightThroughCategorical(logits[-1].detach().unsqueeze(-2), self.unimix).sample().squeeze(-2)
+
         with torch.no_grad():
-            policy = lambda feat: self.policy(feat).sample().squeeze(-2)  # noqa: E731
             traj = world_model.imagine(policy, start, self.horizon)
             feat = traj["feat"]  # [N, H+1, F]
             reward = world_model.reward(feat[:, 1:]).mean()
@@ -135,7 +141,7 @@ class Behavior(nn.Module):
         returns = lambda_return(reward, cont[:, 1:], value.detach(), self.discount, self.lam)  # [N, H]
         scale = self.normalizer.update(returns)
         advantage = (returns - value[:, :-1].detach()) / scale
-        dist = self.policy(feat[:, :-1])
+        dist = StraightThroughCategorical(torch.stack(logits, 1).unsqueeze(-2), self.unimix)  # pi(. | s_t), t < H
         action = traj["action"].unsqueeze(-2)  # [N, H, 1, A]
         log_prob = (action * dist.log_probs).sum((-2, -1))
         entropy = dist.entropy()

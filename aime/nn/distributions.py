@@ -3,6 +3,7 @@
 - ``symlog`` / ``symexp``: sign(x) log(1 + |x|) and its inverse (DreamerV3), for targets of any scale.
 - :class:`TwoHot`: a categorical over fixed bins in symlog space whose mean is a real number;
   targets are encoded as two-hot weights on the two nearest bins (reward and value heads).
+- :func:`sample_index`: categorical draws by inverse CDF (one uniform per draw).
 - :class:`StraightThroughCategorical`: ``G`` independent categoricals of ``C`` classes with a
   uniform mixture (unimix) and straight-through one-hot samples (the DreamerV3 latent).
 - :class:`DiagGaussian`: a diagonal Gaussian with a floor on the standard deviation.
@@ -82,6 +83,19 @@ class TwoHot:
         return (weights * self.logits.log_softmax(-1)).sum(-1)
 
 
+def sample_index(probs: Tensor) -> Tensor:
+    """Class indices ``[...]`` drawn from categoricals ``probs [..., C]`` (non-negative, any scale).
+
+    Inverse CDF: ``index = #{j : cdf_j <= u * cdf_C}`` with one ``u ~ U[0, 1)`` per draw, so class
+    ``j`` is drawn with probability ``p_j / sum(p)`` and a zero-probability class never. Exact like
+    ``torch.multinomial``, which draws an exponential per class: 25 ms against 1.4 ms for the
+    ``32768 x 32`` latent draws of one imagination step on 2 CPU cores.
+    """
+    cdf = probs.detach().float().cumsum(-1)
+    u = torch.rand(cdf.shape[:-1] + (1,), device=cdf.device) * cdf[..., -1:]
+    return (cdf <= u).sum(-1).clamp_max(probs.shape[-1] - 1)
+
+
 class StraightThroughCategorical:
     """``G`` categoricals of ``C`` classes with unimix and straight-through one-hot samples.
 
@@ -104,8 +118,7 @@ class StraightThroughCategorical:
 
     def sample(self) -> Tensor:
         """``[..., G, C]`` one-hot samples whose gradient is that of the probabilities."""
-        index = torch.multinomial(self.probs.reshape(-1, self.probs.shape[-1]).detach(), 1)
-        onehot = F.one_hot(index.reshape(self.probs.shape[:-1]), self.probs.shape[-1]).to(self.probs)
+        onehot = F.one_hot(sample_index(self.probs), self.probs.shape[-1]).to(self.probs)
         return onehot + self.probs - self.probs.detach()
 
     def mode(self) -> Tensor:

@@ -33,6 +33,7 @@ from aime.nn.distributions import (
     kl_kumaraswamy_beta,
     kumaraswamy_sample,
     mixture_log_prob,
+    sample_index,
     stick_breaking_weights,
 )
 
@@ -160,7 +161,7 @@ class StickBreakingLatent(nn.Module):
         if "mean" in p:  # posterior
             return DiagGaussian(p["mean"], p["std"]).sample()
         pi = self.weights(p)  # prior: pick a component, then sample it
-        index = torch.multinomial(pi.reshape(-1, self.k), 1).reshape(pi.shape[:-1])
+        index = sample_index(pi)
         pick = lambda x: x.gather(-2, index[..., None, None].expand(*index.shape, 1, self.size))[..., 0, :]  # noqa: E731
         return pick(p["means"]) + pick(p["stds"]) * torch.randn_like(pick(p["means"]))
 

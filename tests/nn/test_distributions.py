@@ -12,6 +12,7 @@ from aime.nn.distributions import (
     kumaraswamy_sample,
     mc_kl_gaussian_mixture,
     mixture_log_prob,
+    sample_index,
     stick_breaking_weights,
     symexp,
     symlog,
@@ -45,6 +46,16 @@ def test_twohot_distribution_mean_and_log_prob():
     assert (dist.log_prob(target) > dist.log_prob(target + 5.0)).all()
     with pytest.raises(ValueError, match="last dim 255"):
         TwoHot(torch.zeros(3, 10), bins)
+
+
+def test_sample_index_draws_each_class_with_its_probability():
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2], [0.0, 0.0, 0.0, 2.0]])  # unnormalised rows are fine
+    draws = sample_index(probs.expand(50_000, 2, 4))
+    assert draws.shape == (50_000, 2) and draws.dtype == torch.long
+    freq = torch.stack([torch.bincount(draws[:, i], minlength=4).float() / 50_000 for i in range(2)])
+    torch.testing.assert_close(freq, probs / probs.sum(-1, keepdim=True), atol=0.01, rtol=0)
+    assert (draws[:, 0] != 1).all() and (draws[:, 1] == 3).all()  # zero-probability classes never
 
 
 def test_straight_through_categorical_samples_and_gradients():
