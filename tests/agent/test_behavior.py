@@ -50,6 +50,23 @@ def test_behavior_loss_trains_actor_and_critic_but_not_the_world_model():
     assert set(metrics) >= {"imagined_return", "actor_entropy", "return_scale"}
 
 
+def test_actor_loss_scores_the_imagined_actions_under_the_policy_at_their_states(monkeypatch):
+    # the actor's outputs in imagination serve its loss: they must be those of states 0..H-1
+    torch.manual_seed(0)
+    wm = VRNN(3, deter=16, stoch=2, classes=3, hidden=16, cnn_depth=4, context_dim=8, num_slots=2, attention=False)
+    beh = Behavior(wm.feat_size, 3, hidden=16, horizon=4)
+    seen, imagine = {}, wm.imagine
+    monkeypatch.setattr(wm, "imagine", lambda *a, **k: seen.setdefault("traj", imagine(*a, **k)))
+    monkeypatch.setattr("aime.agent.behavior.actor_loss",
+                        lambda log_prob, entropy, *rest: seen.update(log_prob=log_prob, entropy=entropy) or log_prob.sum())
+    beh.loss(wm, {"deter": torch.randn(5, 16), "stoch": torch.randn(5, 6)}, torch.ones(5))
+    traj = seen["traj"]
+    fresh = beh.policy(traj["feat"][:, :-1])  # [5, 4, 1, 3]
+    torch.testing.assert_close(seen["log_prob"], (traj["action"].unsqueeze(-2) * fresh.log_probs).sum((-2, -1)))
+    torch.testing.assert_close(seen["entropy"], fresh.entropy())
+    assert seen["log_prob"].requires_grad
+
+
 def test_slow_critic_follows_the_critic_by_ema():
     beh = Behavior(6, 3, hidden=8, slow_decay=0.75)
     with torch.no_grad():
