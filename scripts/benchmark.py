@@ -31,6 +31,7 @@ on an ``atari100k`` update on a 2-core VM); ``--system-allocator`` keeps the C l
     python scripts/benchmark.py --only prior --repeats 5
     python scripts/benchmark.py --only update --wm-presets cpu
     python scripts/benchmark.py --only update --wm-presets atari100k --system-allocator
+    python scripts/benchmark.py --only update --wm-presets atari100k --set model.deter=256  # sizes over a preset
     python scripts/benchmark.py --list
     python scripts/benchmark.py --quick --out runs/bench  # a smoke run (B = 2, 1 repeat, debug sizes)
 
@@ -60,7 +61,7 @@ from torch import nn
 import envs
 from aime.agent.agent import Agent
 from aime.attention import AttentionPosterior, AttentionPrior, AttentionSchema, ConvGRUCell, SlotAttention
-from aime.config import load_config
+from aime.config import ConfigError, load_config
 from aime.runtime.allocator import retain_freed_memory
 from aime.world_model.vrnn import VRNN
 
@@ -83,6 +84,8 @@ class Settings:
     """Agent steps per timed repeat of the environment benchmark (a vector env steps ``env_steps // N`` times)."""
     acting_steps: int = 50
     """Vector steps (of all ``ACTING_ENVS`` sub-envs) per timed repeat of the acting-loop benchmark."""
+    overrides: tuple[str, ...] = ()
+    """``key=value`` settings applied over each of ``wm_presets`` (e.g. ``model.deter=256``)."""
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ WM_ACTIONS = 4  # Breakout's minimal action set
 
 def _world_models(settings: Settings, preset: str) -> dict[str, VRNN]:
     """The full model and the ablation at a preset's sizes, seeded alike."""
-    cfg = load_config([preset])
+    cfg = load_config([preset], settings.overrides)
     models = {}
     for label, attention in (("full", True), ("ablation", False)):
         torch.manual_seed(settings.seed)
@@ -336,9 +339,9 @@ def bench_acting(settings: Settings) -> list[dict]:
     return rows
 
 
-def _agent_config(preset: str, attention: bool):
-    """A preset's configuration with the attention schema on (full) or off (ablation)."""
-    cfg = load_config([preset])
+def _agent_config(settings: Settings, preset: str, attention: bool):
+    """A preset's configuration (with ``--set`` overrides) with the attention schema on (full) or off (ablation)."""
+    cfg = load_config([preset], settings.overrides)
     cfg.model.attention = attention
     return cfg
 
@@ -348,7 +351,7 @@ def _agents(settings: Settings, preset: str, num_actions: int) -> dict[str, Agen
     agents = {}
     for label, attention in (("full", True), ("ablation", False)):
         torch.manual_seed(settings.seed)
-        agents[label] = Agent(_agent_config(preset, attention), num_actions, settings.device)
+        agents[label] = Agent(_agent_config(settings, preset, attention), num_actions, settings.device)
     return agents
 
 
@@ -438,7 +441,7 @@ def bench_compile(settings: Settings) -> list[dict]:
     for preset in settings.wm_presets:
         medians = {}
         for label, compiled in (("eager", False), ("compiled", True)):
-            cfg = _agent_config(preset, attention=True)
+            cfg = _agent_config(settings, preset, attention=True)
             cfg.train.compile = compiled
             torch.manual_seed(settings.seed)
             agent = Agent(cfg, WM_ACTIONS, settings.device)
@@ -564,7 +567,8 @@ def markdown(machine: dict, settings: Settings, results: list[dict]) -> str:
         f"device {machine['device']}" + (f" ({machine['cuda']})" if machine["cuda"] else "")
         + f", Python {machine['python']}, allocator: {machine['allocator']}",
         f"Settings: batch {settings.batch}, image {settings.image_size}, repeats {settings.repeats}, "
-        f"warmup {settings.warmup}, world model: T {settings.seq_len}, presets {', '.join(settings.wm_presets)} (84x84), "
+        f"warmup {settings.warmup}, world model: T {settings.seq_len}, presets {', '.join(settings.wm_presets)}"
+        f"{' with ' + ', '.join(settings.overrides) if settings.overrides else ''} (84x84), "
         f"env: {settings.env_steps} agent steps, acting loop: {settings.acting_steps} steps per repeat",
         "",
         "| benchmark | item | value | unit | note |",
@@ -596,6 +600,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wm-presets", default="cpu,atari100k",
                         help="comma-separated presets whose model sizes the world-model, update and acting-loop "
                              "benchmarks use (default cpu,atari100k)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of the --wm-presets, e.g. --set model.deter=256 (repeatable)")
     parser.add_argument("--env-steps", type=int, default=2000,
                         help="agent steps per timed repeat of the env benchmark (default 2000)")
     parser.add_argument("--acting-steps", type=int, default=50,
@@ -611,6 +617,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.set_defaults(batch=2, repeats=1, warmup=0, seq_len=4, wm_presets="debug", env_steps=32, acting_steps=2)
         args = parser.parse_args(argv)
     args.wm_presets = tuple(p for p in args.wm_presets.split(",") if p)
+    for preset in args.wm_presets:  # an unknown preset or setting fails here, with close matches
+        try:
+            load_config([preset], args.set)
+        except ConfigError as error:
+            parser.error(str(error))
     for name in ("batch", "image_size", "repeats", "seq_len", "env_steps", "acting_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -631,7 +642,7 @@ def main(argv: list[str] | None = None) -> dict:
     retained = not args.system_allocator and retain_freed_memory()
     allocator = "freed memory retained (retain_freed_memory)" if retained else "C library defaults"
     settings = Settings(args.batch, args.image_size, args.repeats, args.warmup, args.device, args.seed,
-                        args.seq_len, args.wm_presets, args.env_steps, args.acting_steps)
+                        args.seq_len, args.wm_presets, args.env_steps, args.acting_steps, tuple(args.set))
     results = []
     for name in args.only or [name for name, bench in BENCHMARKS.items() if not bench.opt_in]:
         for row in BENCHMARKS[name].run(settings):

@@ -191,3 +191,19 @@ def test_list_and_bad_arguments(bench, capsys):
     for flag in ("--seq-len", "--env-steps", "--acting-steps"):
         with pytest.raises(SystemExit):
             bench["main"]([flag, "0"])
+
+
+def test_set_overrides_the_presets_sizes(bench, capsys):
+    def full_params(report: dict) -> int:
+        row = next(r for r in report["results"] if r["benchmark"] == "update" and " full (" in r["item"])
+        return int(row["item"].split("(")[1].split(" params")[0].replace(",", ""))
+
+    plain = bench["main"](["--quick", "--only", "update"])
+    narrow = bench["main"](["--quick", "--only", "update", "--set", "model.hidden=24"])
+    assert full_params(narrow) < full_params(plain)
+    assert list(narrow["settings"]["overrides"]) == ["model.hidden=24"]
+    assert "debug with model.hidden=24" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        bench["main"](["--quick", "--only", "update", "--set", "model.hiden=24"])
+    assert exit_info.value.code == 2
+    assert "Did you mean 'model.hidden'" in capsys.readouterr().err
