@@ -13,7 +13,8 @@ off) is computed in the same run from the unrounded medians.
 * ``acting``: ``VRNN.observe_step``, one filtering step of B / 2 frames;
 * ``update``: the agent's whole update, ``Agent.train_step`` on a replay-like numpy batch (world
   model, then actor and critic on imagined rollouts, with clipping and the three optimisers), full
-  vs ablation, its behaviour part timed alone inside the same calls, and peak memory;
+  vs ablation, its behaviour part timed alone inside the same calls, peak memory, and the
+  arithmetic of one update (GFLOP of its matrix products and convolutions, and the rate achieved);
 * ``env``: environment throughput with random actions, one env and an 8-env vector env (Breakout
   and Catch), in agent steps/s counting every sub-env (``--env-steps`` per repeat);
 * ``acting_loop``: what the training loop does per step while collecting: 8 vector Breakout envs +
@@ -57,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import envs
 from aime.agent.agent import Agent
@@ -276,6 +278,16 @@ def _reset_peak_memory(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def _flops_row(item: str, fn: Callable[[], None], seconds: float) -> dict:
+    """One more call of ``fn`` under ``torch.utils.flop_counter.FlopCounterMode`` (matrix products
+    and convolutions, forward and backward): GFLOP per call and the rate at the median time."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    gflop = counter.get_total_flops() / 1e9
+    return {"item": f"{item}: arithmetic", "value": round(gflop, 3), "unit": "GFLOP",
+            "note": f"{gflop / seconds:.0f} GFLOP/s at the median time (matmuls and convolutions)"}
+
+
 def _peak_memory_row(item: str, device: str) -> dict:
     """Peak memory since :func:`_reset_peak_memory`: CUDA ``max_memory_allocated``, or on CPU the
     process's resident high-water mark (``ru_maxrss``), which cannot be reset, so it covers
@@ -427,6 +439,7 @@ def bench_update(settings: Settings) -> list[dict]:
                          "note": f"median of {len(times)}, {behavior / medians[label]:.0%} of the update; "
                                  "the rest is the world model"})
             rows.append(_peak_memory_row(f"Agent.train_step {preset} {label}", settings.device))
+            rows.append(_flops_row(f"Agent.train_step {preset} {label}", update, medians[label]))
         rows.append({"item": f"Agent.train_step {preset}: update time full / ablation",
                      "value": round(medians["full"] / medians["ablation"], 2), "unit": "ratio", "note": "same run"})
     return rows
