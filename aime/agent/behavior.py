@@ -100,7 +100,11 @@ class Behavior(nn.Module):
 
     def policy(self, feat: Tensor) -> StraightThroughCategorical:
         """The action distribution at ``feat [..., F]`` (one categorical of ``A`` classes)."""
-        return StraightThroughCategorical(self.actor(feat).unsqueeze(-2), self.unimix)
+        return self._distribution(self.actor(feat))
+
+    def _distribution(self, logits: Tensor) -> StraightThroughCategorical:
+        """The actor's logits ``[..., A]`` -> its action distribution (with unimix)."""
+        return StraightThroughCategorical(logits.unsqueeze(-2), self.unimix)
 
     def act(self, feat: Tensor, explore: bool = True) -> Tensor:
         """``[N]`` action indices: sampled when exploring, the mode otherwise."""
@@ -126,7 +130,7 @@ class Behavior(nn.Module):
         def policy(feat: Tensor) -> Tensor:
             with torch.enable_grad():  # one actor pass per state serves both acting and the loss
                 logits.append(self.actor(feat))
-            return StraightThroughCategorical(logits[-1].detach().unsqueeze(-2), self.unimix).sample().squeeze(-2)
+            return self._distribution(logits[-1].detach()).sample().squeeze(-2)
 
         with torch.no_grad():
             traj = world_model.imagine(policy, start, self.horizon)
@@ -141,7 +145,7 @@ class Behavior(nn.Module):
         returns = lambda_return(reward, cont[:, 1:], value.detach(), self.discount, self.lam)  # [N, H]
         scale = self.normalizer.update(returns)
         advantage = (returns - value[:, :-1].detach()) / scale
-        dist = StraightThroughCategorical(torch.stack(logits, 1).unsqueeze(-2), self.unimix)  # pi(. | s_t), t < H
+        dist = self._distribution(torch.stack(logits, 1))  # pi(. | s_t), t < H
         action = traj["action"].unsqueeze(-2)  # [N, H, 1, A]
         log_prob = (action * dist.log_probs).sum((-2, -1))
         entropy = dist.entropy()
