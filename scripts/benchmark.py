@@ -24,14 +24,17 @@ Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA (reset before each me
 otherwise the process's resident high-water mark (``ru_maxrss``), which cannot be reset: it also
 covers everything run before in the process.
 
-Like the training scripts, the benchmark first calls ``aime.runtime.allocator.retain_freed_memory``
-(freed activations are reused instead of handed back to the kernel and faulted in again, about 2x
-on an ``atari100k`` update on a 2-core VM); ``--system-allocator`` keeps the C library's defaults.
+Like the training scripts, the benchmark first calls ``aime.runtime.denormals.flush_denormals``
+(denormal floats become zero instead of taking the CPU's slow microcode path;
+``--keep-denormals`` measures without) and ``aime.runtime.allocator.retain_freed_memory`` (freed
+activations are reused instead of handed back to the kernel and faulted in again, about 2x on an
+``atari100k`` update on a 2-core VM); ``--system-allocator`` keeps the C library's defaults.
 
     python scripts/benchmark.py                           # everything, B = 16 at 84x84, T 64
     python scripts/benchmark.py --only prior --repeats 5
     python scripts/benchmark.py --only update --wm-presets cpu
     python scripts/benchmark.py --only update --wm-presets atari100k --system-allocator
+    python scripts/benchmark.py --only update --wm-presets atari100k --keep-denormals
     python scripts/benchmark.py --only update --wm-presets atari100k --set model.deter=256  # sizes over a preset
     python scripts/benchmark.py --list
     python scripts/benchmark.py --quick --out runs/bench  # a smoke run (B = 2, 1 repeat, debug sizes)
@@ -65,6 +68,7 @@ from aime.agent.agent import Agent
 from aime.attention import AttentionPosterior, AttentionPrior, AttentionSchema, ConvGRUCell, SlotAttention
 from aime.config import ConfigError, load_config
 from aime.runtime.allocator import retain_freed_memory
+from aime.runtime.denormals import denormal_state, flush_denormals
 from aime.world_model.vrnn import VRNN
 
 
@@ -561,7 +565,7 @@ def bench_acting_loop(settings: Settings) -> list[dict]:
     return rows
 
 
-def machine_info(device: str, allocator: str) -> dict:
+def machine_info(device: str, allocator: str, denormals: str) -> dict:
     return {
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
@@ -571,6 +575,7 @@ def machine_info(device: str, allocator: str) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "allocator": allocator,
+        "denormals": denormals,
     }
 
 
@@ -578,7 +583,7 @@ def markdown(machine: dict, settings: Settings, results: list[dict]) -> str:
     lines = [
         f"Machine: {machine['cpu_count']} CPUs, torch {machine['torch']}, {machine['threads']} threads, "
         f"device {machine['device']}" + (f" ({machine['cuda']})" if machine["cuda"] else "")
-        + f", Python {machine['python']}, allocator: {machine['allocator']}",
+        + f", Python {machine['python']}, allocator: {machine['allocator']}, denormals: {machine['denormals']}",
         f"Settings: batch {settings.batch}, image {settings.image_size}, repeats {settings.repeats}, "
         f"warmup {settings.warmup}, world model: T {settings.seq_len}, presets {', '.join(settings.wm_presets)}"
         f"{' with ' + ', '.join(settings.overrides) if settings.overrides else ''} (84x84), "
@@ -622,6 +627,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--system-allocator", action="store_true",
                         help="keep the C library's malloc defaults (freed blocks go back to the kernel) instead "
                              "of aime.runtime.allocator.retain_freed_memory(), to measure what it buys")
+    parser.add_argument("--keep-denormals", action="store_true",
+                        help="leave denormal floats on instead of aime.runtime.denormals.flush_denormals(), "
+                             "to measure what flushing buys")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: batch 2, 1 repeat, no warmup; world model, update and acting loop at "
                              "debug sizes, T 4; 32 env steps, 2 acting-loop steps (flags given explicitly win)")
@@ -649,9 +657,16 @@ def main(argv: list[str] | None = None) -> dict:
         for bench in BENCHMARKS.values():
             print(f"{bench.name:12s} {bench.description}" + (" [only with --only]" if bench.opt_in else ""))
         return {"benchmarks": sorted(BENCHMARKS)}
+    # as the training scripts do: before the first parallel operation starts PyTorch's worker threads
+    if args.keep_denormals:
+        torch.set_flush_denormal(False)  # on this thread, in case the process had turned it on
+    else:
+        flush_denormals()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    # as the training scripts do; before any benchmark allocates
+    state = denormal_state()
+    denormals = "flushed to zero (flush_denormals)" if state == "flushed" else state
+    # before any benchmark allocates
     retained = not args.system_allocator and retain_freed_memory()
     allocator = "freed memory retained (retain_freed_memory)" if retained else "C library defaults"
     settings = Settings(args.batch, args.image_size, args.repeats, args.warmup, args.device, args.seed,
@@ -660,7 +675,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.only or [name for name, bench in BENCHMARKS.items() if not bench.opt_in]:
         for row in BENCHMARKS[name].run(settings):
             results.append({"benchmark": name, **row})
-    machine = machine_info(args.device, allocator)
+    machine = machine_info(args.device, allocator, denormals)
     report = {"machine": machine, "settings": asdict(settings), "results": results}
     table = markdown(machine, settings, results)
     print(table)

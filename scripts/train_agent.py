@@ -25,6 +25,7 @@ from aime.agent.agent import resolve_device
 from aime.config import ConfigError, default_preset, describe, load_config
 from aime.runtime import distributed
 from aime.runtime.allocator import retain_freed_memory
+from aime.runtime.denormals import flush_denormals
 from aime.runtime.checkpoint import CheckpointError
 from aime.runtime.loop import Trainer, TrainingStopped, config_from_checkpoint
 
@@ -67,6 +68,7 @@ def check_writable(logdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    flush_denormals()  # first: the worker threads PyTorch starts later copy the setting
     retain_freed_memory()  # large activations are reused instead of faulted in every update
     try:
         return train(args)

@@ -39,6 +39,7 @@ from einops import rearrange
 import envs
 from aime.config import ConfigError, load_config, to_dict
 from aime.runtime.allocator import retain_freed_memory
+from aime.runtime.denormals import flush_denormals
 from aime.runtime.logger import Logger
 from aime.runtime.loop import env_options, seed_everything
 from aime.runtime.replay import FIELDS, ReplayBuffer
@@ -298,6 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
     except (ConfigError, ValueError) as error:
         print(f"train_world_model.py: error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
+    flush_denormals()  # before the first parallel operation: the worker threads copy the setting
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     retain_freed_memory()  # large activations are reused instead of faulted in every update

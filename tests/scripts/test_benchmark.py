@@ -25,6 +25,7 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
         report = bench["main"](["--quick", "--image-size", "32", "--threads", "1", "--system-allocator",
+                                "--keep-denormals",
                                 "--out", str(tmp_path / "out"), "--json", str(json_path)])
     finally:
         torch.set_num_threads(threads)  # --threads is process-wide; leave other tests alone
@@ -36,6 +37,7 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
         data = json.loads(path.read_text())
         assert data["machine"]["threads"] == 1
         assert data["machine"]["allocator"] == "C library defaults"
+        assert data["machine"]["denormals"] == "kept"
         assert {r["benchmark"] for r in data["results"]} == set(NAMES)
     params = {r["item"]: r["value"] for r in report["results"] if r["benchmark"] == "params"}
     assert params["AttentionSchema"] == params["AttentionPosterior"] + params["AttentionPrior"]
