@@ -11,7 +11,7 @@ whole update both ways).
 :func:`flush_denormals` sets the FTZ (results flush to zero) and DAZ (inputs are read as zero)
 bits of the x86 MXCSR register through ``torch.set_flush_denormal``. Numerically it replaces
 values below 1.2e-38 in magnitude by zero: far below anything a float32 model resolves next to
-its O(1) activations (float32's epsilon is 1.2e-7), and what GPUs' fast paths do anyway.
+its O(1) activations (float32's epsilon is 1.2e-7).
 
 The register is per thread and a new thread copies its creator's, so call it before the first
 parallel operation, when PyTorch starts its OpenMP workers; the training and benchmark scripts call
@@ -31,7 +31,7 @@ def flush_denormals() -> bool:
     """Flush denormals to zero on this thread and on the PyTorch worker threads it will start.
 
     Returns True when every intra-op worker thread flushes (:func:`denormal_state` is
-    ``"flushed"``), False where the CPU has no such mode (non-x86) or where worker threads started
+    ``"flushed"``), False where PyTorch has no such mode for the CPU or where worker threads started
     before this call keep denormals. Safe to call more than once.
     """
     if not torch.set_flush_denormal(True):
