@@ -7,7 +7,6 @@ the context vector ``c_t`` that modulates the attention posterior's slot seeds.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -63,13 +62,19 @@ class PerceiverEncoder(nn.Module):
                 f"tokens: expected [B, N, {self.token_dim}] or [B, {self.token_dim}, H, W], "
                 f"got {tuple(tokens.shape)}"
             )
-        b = tokens.shape[0]
-        latents = self.latents.expand(b, -1, -1)
-        q = rearrange(self.to_q(self.norm_latents(latents)), "b l (h d) -> b h l d", h=self.heads)
-        k, v = rearrange(self.to_kv(self.norm_tokens(tokens)), "b n (two h d) -> two b h n d",
-                         two=2, h=self.heads)
-        attended = F.scaled_dot_product_attention(q, k, v)
-        latents = latents + self.to_out(rearrange(attended, "b h l d -> b l (h d)"))
+        h, d = self.heads, self.latents.shape[1] // self.heads
+        x = self.norm_tokens(tokens)  # [B, N, C]
+        # The latents are the same for every frame, so the keys and values are never formed:
+        # q . (W_k x) = (W_k^T q) . x scores the tokens in their own C dims, and
+        # softmax(.) (W_v x) = W_v (softmax(.) x) pools the tokens before projecting them. Exactly
+        # the attention of to_q/to_kv, without writing (and backpropagating) a [B, N, 2D] tensor.
+        q = rearrange(self.to_q(self.norm_latents(self.latents)), "l (h d) -> h l d", h=h)
+        w_k, w_v = rearrange(self.to_kv.weight, "(two h d) c -> two h d c", two=2, h=h)
+        q_tokens = rearrange(torch.einsum("hld,hdc->hlc", q, w_k) * d**-0.5, "h l c -> (h l) c")
+        attn = torch.matmul(q_tokens, x.transpose(1, 2)).softmax(-1)  # [B, H*L, N]
+        pooled = rearrange(torch.bmm(attn, x), "b (h l) c -> b h l c", h=h)  # [B, H, L, C]
+        attended = rearrange(torch.einsum("bhlc,hdc->bhld", pooled, w_v), "b h l d -> b l (h d)")
+        latents = self.latents + self.to_out(attended)  # [B, L, D]
         latents = latents + self.mlp(latents)
         if self.self_attn is not None:
             latents = self.self_attn(latents)
