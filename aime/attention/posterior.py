@@ -308,8 +308,9 @@ class AttentionPosterior(nn.Module):
         cols = self.col_embed[None, :, :].expand(r, r, -1)
         return rearrange(torch.cat([rows, cols], dim=-1), "h w d -> (h w) d")
 
-    def prepare(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Slot-attention keys and values of FPN features ``[B, d, R, R]`` -> ``[B, R*R, d]`` each.
+    def prepare(self, features: torch.Tensor) -> torch.Tensor:
+        """Slot-attention inputs of FPN features ``[B, d, R, R]`` -> ``[B, R*R, d]``: the normalised
+        position-coded tokens (``SlotAttention.project_inputs``).
 
         Independent of ``h`` and ``c``: the world model computes them for all ``B*T`` frames at once.
         """
@@ -322,16 +323,16 @@ class AttentionPosterior(nn.Module):
         hidden_state: torch.Tensor,
         context: torch.Tensor,
         features: torch.Tensor | None = None,
-        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        inputs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs [B,C,S,S]``, ``hidden_state [B,H]``, ``context [B,Ctx]`` -> ``[B,R,R]``, ``[B,2]``.
 
-        ``inputs``: precomputed ``prepare(features)`` (slot-attention keys and values); with it
-        neither the observation nor the features are needed.
+        ``inputs``: precomputed ``prepare(features)`` ``[B, R*R, d]`` (the slot-attention inputs);
+        with it neither the observation nor the features are needed.
         """
         r, d, k = self.attention_resolution, self.feature_channels, self.num_semantic_slots
         if inputs is not None:
-            b = inputs[0].shape[0]
+            b = inputs.shape[0]
         elif features is None:
             if observation is None:
                 raise ValueError(

@@ -80,42 +80,47 @@ class SlotAttention(nn.Module):
             nn.Linear(dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, dim)
         )
 
-    def project_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of tokens ``x [..., N, D_in]`` -> ``[..., N, D]`` each.
+    def project_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the slots attend to: the normalised tokens ``x [..., N, D_in]`` -> ``[..., N, D_in]``.
 
-        They do not depend on the slots, so a recurrent caller computes them for a whole sequence
+        The keys ``k_n = W_k x_n + b_k`` and values ``v_n = W_v x_n + b_v`` are never formed: each
+        iteration maps its queries into token space instead (``q . k_n = (W_k^T q) . x_n + q . b_k``)
+        and pools the tokens before projecting them (the weights sum to one over the tokens, so
+        ``sum_n w_n v_n = W_v (sum_n w_n x_n) + b_v``). The same attention as with keys and values,
+        without writing (and backpropagating) two ``[..., N, D]`` tensors per frame. The normalised
+        tokens do not depend on the slots, so a recurrent caller computes them for a whole sequence
         at once (batched over ``B*T``) and passes them to ``forward(inputs=...)`` step by step.
         """
         if x.shape[-1] != self.input_dim:
             raise ValueError(
                 f"SlotAttention: expected tokens of shape [..., N, {self.input_dim}], got {tuple(x.shape)}"
             )
-        x = self.norm_input(x)
-        return self.to_k(x), self.to_v(x)
+        return self.norm_input(x)
 
     def forward(
         self,
         x: torch.Tensor | None,
         seed_slots: torch.Tensor | None = None,
         noise: bool = True,
-        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        inputs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [B, N, D_in]``, ``seed_slots [B, K, D] | None`` -> ``slots [B, K, D]``, ``attn [B, K, N]``.
 
-        ``inputs``: precomputed ``project_inputs(x)`` (then ``x`` may be ``None``).
+        ``inputs``: precomputed ``project_inputs(x)`` ``[B, N, D_in]`` (then ``x`` may be ``None``).
         """
         if inputs is None:
             if x is None or x.dim() != 3 or x.shape[-1] != self.input_dim:
                 shape = None if x is None else tuple(x.shape)
                 raise ValueError(f"SlotAttention: expected x of shape [B, N, {self.input_dim}], got {shape}")
             inputs = self.project_inputs(x)
-        keys, values = inputs
-        if keys.dim() != 3 or keys.shape != values.shape or keys.shape[-1] != self.dim:
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3 or inputs.shape[-1] != self.input_dim:
+            shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
             raise ValueError(
-                f"SlotAttention: expected keys and values of shape [B, N, {self.dim}], "
-                f"got {tuple(keys.shape)} and {tuple(values.shape)}"
+                f"SlotAttention: expected inputs (project_inputs of the tokens) of shape "
+                f"[B, N, {self.input_dim}], got {shape}"
             )
-        b, n, _ = keys.shape
+        tokens = inputs
+        b = tokens.shape[0]
         k_slots, d = self.num_slots, self.dim
         if seed_slots is not None and tuple(seed_slots.shape) != (b, k_slots, d):
             raise ValueError(
@@ -129,14 +134,18 @@ class SlotAttention(nn.Module):
         if seed_slots is not None:
             slots = seed_slots if self.seed_mode == "replace" else slots + seed_slots
 
+        # the keys' projection, applied to the queries instead (see project_inputs), its bias as the
+        # last column (q . b_k differs per slot, so it matters to the softmax over slots)
+        key_map = torch.cat([self.to_k.weight, self.to_k.bias[:, None]], 1) * self.scale  # [D, D_in + 1]
+        tokens_t = tokens.transpose(1, 2)  # [B, D_in, N]
         for _ in range(self.iters):
             slots_prev = slots
-            queries = self.to_q(self.norm_slots(slots))  # [B, K, D]
-            logits = torch.einsum("bkd,bnd->bkn", queries, keys) * self.scale
+            queries = self.to_q(self.norm_slots(slots)) @ key_map  # [B, K, D_in + 1]
+            logits = torch.baddbmm(queries[..., -1:], queries[..., :-1], tokens_t)  # [B, K, N], scaled
             attn = logits.softmax(dim=1)  # [B, K, N] responsibilities: competition over slots
             weights = attn + self.eps
             weights = weights / weights.sum(dim=-1, keepdim=True)  # weighted mean over inputs
-            updates = torch.einsum("bkn,bnd->bkd", weights, values)  # [B, K, D]
+            updates = self.to_v(torch.einsum("bkn,bnc->bkc", weights, tokens))  # [B, K, D]
             slots = self.gru(
                 rearrange(updates, "b k d -> (b k) d"), rearrange(slots_prev, "b k d -> (b k) d")
             )

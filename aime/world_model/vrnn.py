@@ -199,7 +199,7 @@ class VRNN(nn.Module):
         out = {"embed": embed, "features": features}
         if self.attention_on:
             # everything of the posterior that does not depend on h: batched here, not in the loop
-            out["keys"], out["values"] = self.schema.posterior_net.prepare(features)
+            out["tokens"] = self.schema.posterior_net.prepare(features)
             out["readout"] = rearrange(readout, "n r h w -> n r (h w)")
             out["context"] = self.context(features)
         return {k: v.unflatten(0, (b, t)) for k, v in out.items()}
@@ -210,7 +210,7 @@ class VRNN(nn.Module):
         embed = frame["embed"]
         if self.attention_on:
             net = self.schema.posterior_net
-            attention, coords = net(None, deter, frame["context"], inputs=(frame["keys"], frame["values"]))
+            attention, coords = net(None, deter, frame["context"], inputs=frame["tokens"])
             pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
             phi = self.phi(torch.cat([net.bottleneck_features, coords], -1))
             embed = torch.cat([embed, pooled, phi], -1)

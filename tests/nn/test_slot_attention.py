@@ -119,5 +119,42 @@ def test_precomputed_inputs_equal_tokens():
     b = sa(None, seed_slots=seeds, noise=False, inputs=sa.project_inputs(x))
     torch.testing.assert_close(a[0], b[0])
     torch.testing.assert_close(a[1], b[1])
-    with pytest.raises(ValueError, match="keys and values"):
-        sa(None, inputs=(torch.randn(2, 10, 8), torch.randn(2, 9, 8)))
+    with pytest.raises(ValueError, match=r"inputs \(project_inputs of the tokens\) of shape \[B, N, 6\]"):
+        sa(None, inputs=(torch.randn(2, 10, 6), torch.randn(2, 10, 6)))
+    with pytest.raises(ValueError, match=r"\[B, N, 6\], got \(2, 10, 8\)"):
+        sa(None, inputs=torch.randn(2, 10, 8))
+
+
+def test_three_iterations_equal_the_keys_and_values_form():
+    # forward never forms the keys and values; slots, maps and gradients must be those of the form that does
+    torch.manual_seed(0)
+    sa = SlotAttention(num_slots=3, dim=8, input_dim=6, iters=3)
+    with torch.no_grad():
+        sa.to_k.bias.normal_(), sa.to_v.bias.normal_()  # biases large enough to matter
+    x, seeds = torch.randn(2, 10, 6, requires_grad=True), torch.randn(2, 3, 8)
+
+    def reference():
+        xn = sa.norm_input(x)
+        k, v = sa.to_k(xn), sa.to_v(xn)
+        slots = sa.slots_mu + seeds
+        for _ in range(3):
+            q = sa.to_q(sa.norm_slots(slots))
+            attn = (q @ k.transpose(1, 2) * 8 ** -0.5).softmax(dim=1)
+            w = attn + sa.eps
+            updates = (w / w.sum(-1, keepdim=True)) @ v
+            slots = sa.gru(updates.reshape(-1, 8), slots.reshape(-1, 8)).reshape(2, 3, 8)
+            slots = slots + sa.mlp(sa.norm_pre_ff(slots))
+        return slots, attn
+
+    params = [x, *sa.parameters()]
+    want_slots, want_attn = reference()
+    want_grads = torch.autograd.grad(want_slots.square().sum() + want_attn.square().sum(), params, allow_unused=True)
+    slots, attn = sa(x, seed_slots=seeds, noise=False)
+    grads = torch.autograd.grad(slots.square().sum() + attn.square().sum(), params, allow_unused=True)
+    torch.testing.assert_close(slots, want_slots, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attn, want_attn, atol=1e-5, rtol=1e-5)
+    for got, want in zip(grads, want_grads):
+        if want is None:  # slots_logsigma: no noise drawn
+            assert got is None or got.abs().max() == 0
+        else:
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
