@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e ".[test,plots]"
+# OCAtari (envs.objects: RAM object boxes) without its dependencies: its metadata pins
+# numpy<2 and GUI packages that reading boxes from RAM does not need.
+	$(PY) -m pip install --quiet --no-deps ocatari==2.2.1
 	touch $@
 
 install: $(VENV)/.installed
