@@ -85,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         if out is None or saved >= args.max_frames:
             return
         frame = torch.as_tensor(obs[:1])
-        panels = [frame.float() / 255.0]
+        # 3x, so that the overlay's scale and its peak / entropy figures are legible
+        panels = [torch.nn.functional.interpolate(frame.float() / 255.0, scale_factor=3, mode="nearest")]
         if "attention" in extras:
-            panels.append(attention_heatmap_overlay(frame, extras["attention"][:1].float().cpu()))
+            panels.append(attention_heatmap_overlay(frame, extras["attention"][:1].float().cpu(), upscale=3))
         image = (torch.cat(panels, dim=-1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         cv2.imwrite(str(out / f"frame_{saved:05d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         saved += 1
