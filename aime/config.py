@@ -93,6 +93,14 @@ class ModelConfig:
     """The attention prior's and map head's losses are estimated on this random fraction of steps."""
     fpn_norm: str = "group"
     """Feature-pyramid normalisation: ``group`` (the seed's GroupNorm) or ``none`` (cheaper on CPU)."""
+    posterior_map: str = "normalize"
+    """Posterior map from the fused slot responsibilities: ``normalize`` (divided by their sum; can be
+    sharp) or ``softmax`` (the seed's form, which stays near uniform)."""
+    attention_target: str = "motion"
+    """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
+    pooled frame difference; weight ``train.loss_scales.attention_target``) or ``none``."""
+    precision_strength: float = 0.0
+    """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off)."""
 
 
 @dataclass
@@ -107,6 +115,7 @@ class LossScales:
     slot_diversity: float = 0.01
     attention_prior: float = 0.1
     attention_map: float = 0.1
+    attention_target: float = 1.0
     patch_coherence: float = 0.0
     spatial_diversity: float = 0.0
     nca_refinement: float = 0.0
@@ -192,6 +201,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.rnn": ("gru", "lstm"),
     "model.decoder": ("conv", "field", "nca"),
     "model.fpn_norm": ("group", "none"),
+    "model.posterior_map": ("normalize", "softmax"),
+    "model.attention_target": ("motion", "none"),
 }
 
 
@@ -352,6 +363,7 @@ def validate(cfg: Config) -> None:
         "env.noop_max", "train.steps", "train.warmup_steps", "train.train_ratio", "eval.every",
         "eval.episodes", "log.scalars_every", "log.images_every", "log.checkpoint_every",
         "train.model_lr", "train.actor_lr", "train.critic_lr", "train.entropy", "train.free_bits",
+        "model.precision_strength",
     ]
     for key in positive:
         if get_value(cfg, key) <= 0:

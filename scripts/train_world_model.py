@@ -12,7 +12,13 @@ predict the next ``--horizon`` frames and rewards from the actions alone (``VRNN
 
 Outputs in ``--out``: ``results.json`` (everything below), ``openloop_strip.png`` (real frames above
 the full model's and the ablation's predictions), ``tb/`` (TensorBoard: losses under ``full/`` and
-``ablation/``, the strip under ``openloop``) and ``tb/metrics.jsonl``.
+``ablation/``, the strip under ``openloop``), ``tb/metrics.jsonl`` and each trained model
+(``full.pt``, ``ablation.pt``; ``scripts/eval_objects.py`` reads them). ``--models full`` trains one.
+
+For games with OCAtari object boxes (``envs.objects.OBJECT_CLASSES``: Breakout, Pong, ...) each
+model is also evaluated against the objects (``aime.eval.objects``: attention lift, best slot,
+object-window error ratios) on ``--object-steps`` rows recorded separately with a random policy;
+``--object-steps 0`` skips it.
 
 Evaluation windows are ``context + horizon`` consecutive rows of one held-out episode: a window in
 which any row after the first starts a new episode is skipped (not masked), so neither the context
@@ -25,6 +31,7 @@ copy-the-last-context-frame baseline is reported alongside.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -37,6 +44,9 @@ import torch
 from einops import rearrange
 
 import envs
+from envs.objects import OBJECT_CLASSES, record_objects
+from aime.eval.objects import ObjectData, evaluate_objects, format_table
+from aime.runtime.checkpoint import save_world_model
 from aime.config import ConfigError, load_config, to_dict
 from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.denormals import flush_denormals
@@ -72,6 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--context", type=int, default=5, help="observed frames before open-loop prediction")
     parser.add_argument("--horizon", type=int, default=15, help="frames predicted from actions alone")
     parser.add_argument("--eval-windows", type=int, default=64, help="held-out windows evaluated (default 64)")
+    parser.add_argument("--models", default="full,ablation",
+                        help="which models to train, comma-separated: full (attention schema), ablation")
+    parser.add_argument("--object-steps", type=int, default=2000,
+                        help="rows recorded with object boxes for the object evaluation (0: skip it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -89,6 +103,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.eval_envs >= args.num_envs:
         parser.error(f"--eval-envs ({args.eval_envs}) must be < --num-envs ({args.num_envs}): some streams must train")
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.models or any(m not in MODELS for m in args.models):
+        parser.error(f"--models must list some of {', '.join(MODELS)}, got {','.join(args.models)!r}")
+    if args.object_steps < 0:
+        parser.error(f"--object-steps must be >= 0, got {args.object_steps}")
     if args.episodes < 0 or args.lr <= 0:
         parser.error(f"--episodes must be >= 0 and --lr > 0, got {args.episodes}, {args.lr}")
     return args
@@ -165,6 +184,14 @@ def eval_windows(held_out: dict[str, np.ndarray], length: int, count: int) -> di
     pick = np.unique(np.linspace(0, len(stream) - 1, min(count, len(stream))).round().astype(int))
     rows = start[pick, None] + np.arange(length)[None]  # [W, length]
     return {name: held_out[name][stream[pick, None], rows] for name in FIELDS}
+
+
+def object_data(env_name: str, steps: int, seed: int) -> ObjectData | None:
+    """Rows with OCAtari object boxes for the object evaluation (None: skipped or not an OCAtari game)."""
+    _, game = envs.resolve(env_name)
+    if steps == 0 or game not in OBJECT_CLASSES:
+        return None
+    return ObjectData.from_record(record_objects(game, steps, seed=seed))
 
 
 def to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
@@ -286,7 +313,8 @@ def print_table(results: dict, horizon: int) -> None:
     base = results["baselines"]["copy_last"]
     cells = [f"{base['psnr'][h - 1]:.2f}" for h in shown] + [f"{base['mse'][h - 1]:.5f}" for h in shown]
     print(f"| copy last context frame | 0 | - | {' | '.join(cells)} | - |")
-    print(f"update time full / ablation: {results['update_time_ratio']:.2f}x\n", flush=True)
+    if "update_time_ratio" in results:
+        print(f"update time full / ablation: {results['update_time_ratio']:.2f}x\n", flush=True)
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -341,21 +369,28 @@ def main(argv: list[str] | None = None) -> dict:
                      "threads": torch.get_num_threads(), "config": to_dict(cfg),
                      "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                      "data": data_info, "models": {}}
+    objects = object_data(cfg.env.name, args.object_steps, args.seed + 1000)
     preds = {}
-    for label, attention in MODELS.items():
-        model, stats = train(label, attention, cfg, num_actions, buffer, schedule, args, logger, device)
+    for label in args.models:
+        model, stats = train(label, MODELS[label], cfg, num_actions, buffer, schedule, args, logger, device)
         stats["open_loop"], preds[label] = open_loop_metrics(model, eval_batch, args.context)
+        as_trained = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, attention=MODELS[label]))
+        save_world_model(args.out / f"{label}.pt", model, as_trained, num_actions)
+        if objects is not None:
+            stats["objects"] = evaluate_objects(model, objects)
+            print(format_table({label: stats["objects"]}), flush=True)
         results["models"][label] = stats
         del model
     results["baselines"] = {"copy_last": copy_last_metrics(eval_batch, args.context)}
-    results["update_time_ratio"] = (results["models"]["full"]["median_update_s"]
-                                    / results["models"]["ablation"]["median_update_s"])
+    if len(args.models) == 2:
+        results["update_time_ratio"] = (results["models"]["full"]["median_update_s"]
+                                        / results["models"]["ablation"]["median_update_s"])
 
     real = eval_batch["obs"][:, args.context:].float().cpu() / 255.0
     moving = (real[:, 1:] - real[:, :-1]).abs().mean((1, 2, 3, 4)) if args.horizon > 1 else real.mean((1, 2, 3, 4))
     shown = int(moving.argmax())  # the window with the most motion makes the most telling strip
     canvas = strip_canvas(real[shown], {k: v[shown] for k, v in preds.items()})
-    save_strip(canvas, ["real", *MODELS], real.shape[-1], args.out / "openloop_strip.png")
+    save_strip(canvas, ["real", *args.models], real.shape[-1], args.out / "openloop_strip.png")
     logger.images({"openloop/real_full_ablation": rearrange(torch.as_tensor(canvas), "h w c -> c h w")}, args.updates)
     logger.close()
     results["strip_window"] = shown

@@ -184,7 +184,8 @@ class Agent(nn.Module):
         self.critic_opt.step()
         self.behavior.update_slow_critic()
 
-        result: dict[str, Any] = {f"losses/{k}": v for k, v in metrics.items()}
+        # world-model metrics are losses unless they name their own section (attention/...)
+        result: dict[str, Any] = {(k if "/" in k else f"losses/{k}"): v for k, v in metrics.items()}
         result.update({f"behavior/{k}": v for k, v in b_metrics.items()})
         result.update({
             "losses/world_model": wm_loss.detach(), "losses/actor": a_loss.detach(), "losses/critic": c_loss.detach(),

@@ -43,6 +43,8 @@ class AttentionSchema(nn.Module):
         num_semantic_slots, attention_fusion_mode, enforce_diversity, dropout_p,
         coord_noise_std, slot_iters, slot_mlp_hidden: the posterior's arguments.
         posterior_norm: the posterior FPN's normalisation, ``"group"`` (seed) or ``"none"``.
+        posterior_map: the posterior's ``map_mode``, ``"normalize"`` (default; can be sharp) or
+            ``"softmax"`` (the seed's form).
         motion_kernels, num_heads, use_relative_position_bias, use_checkpoint,
         convgru_hidden_size, convgru_kernel_size, position_bias, context_tokens, dropout_mode, token_pool:
             the prior's
@@ -71,6 +73,7 @@ class AttentionSchema(nn.Module):
         slot_iters: int = 3,
         slot_mlp_hidden: int = 128,
         posterior_norm: str = "group",
+        posterior_map: str = "normalize",
         motion_kernels: int = 8,
         num_heads: int = 4,
         use_relative_position_bias: bool = True,
@@ -100,6 +103,7 @@ class AttentionSchema(nn.Module):
             slot_iters=slot_iters,
             slot_mlp_hidden=slot_mlp_hidden,
             norm=posterior_norm,
+            map_mode=posterior_map,
         )
         self.prior_net = AttentionPrior(
             attention_resolution=attention_resolution,

@@ -99,6 +99,9 @@ def _config_of(payload: dict[str, Any]):
 
     cfg = Config()
     apply_mapping(cfg, payload["config"], where="checkpoint config")
+    if "posterior_map" not in payload["config"].get("model", {}):
+        # written before the posterior's map had a choice: it was the seed's softmax, untargeted
+        cfg.model.posterior_map, cfg.model.attention_target = "softmax", "none"
     return cfg
 
 
@@ -119,3 +122,30 @@ def load_agent(path: str | os.PathLike, device: str = "auto"):
     except RuntimeError as error:
         raise CheckpointError(f"checkpoint does not fit its own configuration: {error}") from error
     return agent, cfg
+
+
+def save_world_model(path: str | os.PathLike, model, cfg, num_actions: int) -> None:
+    """Write a world model alone (``scripts/train_world_model.py``), loadable by :func:`load_world_model`."""
+    from aime.config import to_dict
+
+    save_agent_state(path, {"config": to_dict(cfg), "num_actions": int(num_actions),
+                            "world_model": model.state_dict()})
+
+
+def load_world_model(path: str | os.PathLike, device: str = "auto"):
+    """The world model of an agent run (see :func:`find_checkpoint`) or of a file written by
+    :func:`save_world_model`: ``(VRNN, config)``."""
+    from aime.agent.agent import resolve_device
+    from aime.world_model.vrnn import VRNN
+
+    path = Path(path)
+    if path.is_file() and "world_model" in (payload := load_agent_state(path)):
+        cfg = _config_of(payload)
+        model = VRNN.from_config(cfg.model, int(payload["num_actions"]), cfg.train)
+        try:
+            model.load_state_dict(payload["world_model"])
+        except RuntimeError as error:
+            raise CheckpointError(f"world model does not fit its own configuration: {error}") from error
+        return model.to(resolve_device(device)), cfg
+    agent, cfg = load_agent(path, device)
+    return agent.world_model, cfg

@@ -34,6 +34,13 @@ from aime.runtime import distributed
 from aime.runtime.logger import Logger
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.summaries import image_summaries
+from aime.eval.objects import ObjectData, evaluate_objects
+from envs.objects import OBJECT_CLASSES, record_objects
+
+OBJECT_ROWS, OBJECT_WINDOWS = 600, 24  # held-out rows with object boxes, windows of 10 evaluated
+OBJECT_TAGS = {"lift": "attention_lift", "lift_best_slot": "best_slot_lift", "centroid_error_px": "centroid_error_px",
+               "lift_motion": "motion_map_lift", "window_ratio_recon": "window_ratio_recon",
+               "window_ratio_h1": "window_ratio_h1", "window_ratio_h5": "window_ratio_h5"}
 
 
 class TrainingStopped(RuntimeError):
@@ -174,6 +181,7 @@ class Trainer:
         if not resume:
             self.logger.hyperparameters(flatten(cfg))
         self.rng = np.random.default_rng(self.seed + 7919 * (self.env_steps + 1))
+        self._objects: ObjectData | bool | None = None  # rows with object boxes, recorded when first needed
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self) -> Path:
@@ -410,7 +418,31 @@ class Trainer:
         length = min(t.seq_len, 16)
         batch = self.agent.to_tensors(self.replay.sample(2, length))
         self.logger.images(image_summaries(self.agent.world_model, batch), self.env_steps)
+        self._log_objects()
         self.logger.flush()
+
+    def _log_objects(self) -> None:
+        """``objects/...`` scalars against OCAtari's boxes (games that have them): the posterior's and
+        the best slot's lift on each object, and the reconstruction's and open-loop window ratios."""
+        if self._objects is None:  # recorded once, with its own seed: the same rows every time
+            _, game = envs.resolve(self.cfg.env.name)
+            self._objects = False
+            if game in OBJECT_CLASSES:
+                try:
+                    self._objects = ObjectData.from_record(record_objects(game, OBJECT_ROWS, seed=self.cfg.seed + 4242))
+                except ModuleNotFoundError as error:  # ocatari is an optional extra
+                    tqdm.write(f"objects/ metrics off: {error}")
+        if self._objects is False:
+            return
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # leaves training's random stream as it was
+            result = evaluate_objects(self.agent.world_model, self._objects, windows=OBJECT_WINDOWS)
+        values = {}
+        for name, row in result["classes"].items():
+            for key, tag in OBJECT_TAGS.items():
+                if key in row and np.isfinite(row[key]):
+                    values[f"objects/{tag}_{name}"] = row[key]
+        self.logger.scalars(values, self.env_steps)
 
     def _evaluate(self) -> None:
         e = self.cfg.eval

@@ -5,6 +5,7 @@ Each returns a tensor per element (``[B, T]``) so that the caller can mask and a
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -57,3 +58,24 @@ def entropy_of_map(probs: Tensor) -> Tensor:
     """Entropy of maps ``[..., H, W]`` that sum to 1: ``[...]``."""
     return -(probs * probs.clamp_min(1e-12).log()).sum((-2, -1))
 
+
+
+def motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
+    """Where the frames change: ``|o_t - o_{t-1}|`` summed over channels, average-pooled to the grid.
+
+    Args:
+        obs: ``[B, T, C, S, S]`` frames (uint8 or float), ``T >= 2``.
+        resolution: ``R``, the side of the maps.
+    Returns:
+        ``(maps [B, T-1, R, R], moved [B, T-1])``: for each step ``t = 1 .. T-1`` the change since
+        ``t-1`` normalised to sum to 1 (zero where nothing changed), and whether anything changed.
+        Step ``t`` of the maps pairs with frame ``t`` (callers mask steps that start an episode).
+    """
+    if obs.dim() != 5 or obs.shape[1] < 2:
+        raise ValueError(f"motion_saliency: expected obs [B, T >= 2, C, S, S], got {tuple(obs.shape)}")
+    frames = obs.float()
+    change = (frames[:, 1:] - frames[:, :-1]).abs().sum(2)  # [B, T-1, S, S]
+    pooled = F.adaptive_avg_pool2d(change.flatten(0, 1), resolution).unflatten(0, change.shape[:2])
+    total = pooled.sum((-2, -1), keepdim=True)
+    moved = total.flatten(1) > 0  # [B, T-1]
+    return torch.where(total > 0, pooled / total.clamp_min(1e-12), torch.zeros_like(pooled)), moved

@@ -45,6 +45,7 @@ from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead, m
 from aime.world_model.latent import make_latent, stack_params
 
 State = dict[str, Tensor]
+ATTENTION_TARGETS = ("motion", "none")
 Policy = Callable[[Tensor], Tensor]  # feat [N, F] -> one-hot action [N, A]
 
 
@@ -58,6 +59,12 @@ class VRNN(nn.Module):
         embed_dim: size of the encoder's global code (default ``hidden``).
         readout_dim: channels of the attention-weighted readout (attention on).
         precision_strength: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: plain).
+        posterior_map: the posterior's map from its fused slot responsibilities, ``"normalize"``
+            (divided by their sum; can be sharp) or ``"softmax"`` (the seed's; stays near uniform).
+        attention_target: where the posterior is taught to look, ``"motion"`` (cross-entropy of
+            ``A_t`` against the detached frame difference ``|o_t - o_{t-1}|`` pooled to the map's
+            grid, weighted by ``loss_scales.attention_target``) or ``"none"``. A training target
+            only: the posterior still sees the frame, ``h`` and ``c`` alone.
         fpn_norm: the feature pyramid's normalisation, ``"group"`` (seed) or ``"none"``.
         prior_position_bias: the attention prior's position code: ``"none"`` (absolute embedding
             only; keeps attention on the fused kernel, several times faster on CPU) or
@@ -92,6 +99,8 @@ class VRNN(nn.Module):
         embed_dim: int | None = None,
         readout_dim: int = 32,
         precision_strength: float = 0.0,
+        posterior_map: str = "normalize",
+        attention_target: str = "motion",
         fpn_norm: str = "group",
         prior_position_bias: str = "none",
         attention_dropout: float = 0.0,
@@ -113,7 +122,12 @@ class VRNN(nn.Module):
         if fpn_norm not in ("group", "none"):
             raise ValueError(f"fpn_norm must be 'group' or 'none', got {fpn_norm!r}")
         self.resolution = attention_resolution
+        if precision_strength < 0:
+            raise ValueError(f"precision_strength must be >= 0, got {precision_strength}")
         self.precision_strength = precision_strength
+        if attention_target not in ATTENTION_TARGETS:
+            raise ValueError(f"attention_target must be one of {', '.join(ATTENTION_TARGETS)}, got {attention_target!r}")
+        self.attention_target = attention_target
         if not 0.0 < attention_loss_fraction <= 1.0:
             raise ValueError(f"attention_loss_fraction must lie in (0, 1], got {attention_loss_fraction}")
         self.attention_loss_fraction = attention_loss_fraction
@@ -131,6 +145,7 @@ class VRNN(nn.Module):
             self.schema = AttentionSchema(
                 attention_resolution=attention_resolution, hidden_dim=deter, latent_dim=self.latent.size,
                 context_dim=context_dim, attention_dim=features, num_semantic_slots=num_slots,
+                posterior_map=posterior_map,
                 enforce_diversity=False,  # computed once after the time loop, batched
                 posterior_norm=fpn_norm, position_bias=prior_position_bias, prior_dropout=attention_dropout,
                 dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
@@ -372,7 +387,7 @@ class VRNN(nn.Module):
         terms["reward"] = -self.reward(feat).log_prob(batch["reward"].float()).mean()
         terms["continuation"] = objectives.continue_loss(self.cont(feat), batch["is_terminal"]).mean()
         if self.attention_on:
-            terms.update(self._attention_losses(out, is_first))
+            terms.update(self._attention_losses(out, is_first, obs))
         if self.scales.patch_coherence > 0 or self.scales.spatial_diversity > 0:
             terms.update(self._spatial_latent_losses(out["features"].flatten(0, 1)))
         total = sum(getattr(self.scales, name) * value for name, value in terms.items())
@@ -380,7 +395,9 @@ class VRNN(nn.Module):
         metrics["kl_value"] = rep.detach().mean()
         metrics.update({f"latent_{k}": v for k, v in stats.items()})
         if self.attention_on:
-            metrics["attention_entropy"] = objectives.entropy_of_map(out["attention"]).mean().detach()
+            entropy = objectives.entropy_of_map(out["attention"]).mean().detach()
+            metrics["attention_entropy"] = entropy
+            metrics["attention/entropy_ratio"] = entropy / math.log(self.resolution ** 2)
         return total, metrics, out
 
     def _spatial_latent_losses(self, features: Tensor) -> dict[str, Tensor]:
@@ -392,7 +409,7 @@ class VRNN(nn.Module):
             terms["spatial_diversity"] = spatial_diversity_loss(features)
         return terms
 
-    def _attention_losses(self, out: dict, is_first: Tensor) -> dict[str, Tensor]:
+    def _attention_losses(self, out: dict, is_first: Tensor, obs: Tensor) -> dict[str, Tensor]:
         """Schema losses over the sequence, batched; transitions into a new episode are masked."""
         attention = out["attention"]  # [B, T, R, R]
         # the slot maps are responsibilities in [0, 1]: the seed's softmax over positions would flatten
@@ -400,6 +417,10 @@ class VRNN(nn.Module):
         terms = {"slot_diversity": slot_diversity_loss(out["slot_maps"].flatten(0, 1), from_logits=False)}
         if attention.shape[1] < 2:
             return terms
+        if self.attention_target == "motion":
+            target, moved = objectives.motion_saliency(obs, self.resolution)  # [B, T-1, R, R], [B, T-1]
+            ce = -(target * attention[:, 1:].clamp_min(1e-12).log()).sum((-2, -1))
+            terms["attention_target"] = objectives.masked_mean(ce, moved & ~is_first[:, 1:])
         # the prior's and the map head's losses are means over (b, t): an unbiased estimate from a
         # random subset of the steps costs a fraction of the prior's 441-position passes
         valid = (~is_first[:, 1:]).flatten()  # [B*(T-1)]: a step t -> t+1 inside one episode

@@ -50,9 +50,10 @@ def test_maps_are_distributions_and_centres_are_consistent():
     assert coords.abs().max() <= 1.0 and posterior.slot_centers.abs().max() <= 1.0
 
 
+@pytest.mark.parametrize("map_mode", ["normalize", "softmax"])
 @pytest.mark.parametrize("mode", ["weighted", "max", "gated"])
-def test_fusion_modes(mode):
-    posterior = _posterior(attention_fusion_mode=mode).eval()
+def test_fusion_modes(mode, map_mode):
+    posterior = _posterior(attention_fusion_mode=mode, map_mode=map_mode).eval()
     attn, coords = posterior(*_inputs())
     torch.testing.assert_close(attn.sum(dim=(1, 2)), torch.ones(2))
     maps = posterior.slot_attention_maps
@@ -67,8 +68,40 @@ def test_fusion_modes(mode):
         else:
             assert ((w > 0) & (w < 1)).all()
         fused = (maps * w[:, :, None, None]).sum(1)
-    expected = (fused.flatten(1) * posterior.log_sharpness.exp()).softmax(-1).view(2, 21, 21)
+    if map_mode == "softmax":  # the seed's form
+        expected = (fused.flatten(1) * posterior.log_sharpness.exp()).softmax(-1).view(2, 21, 21)
+    else:
+        expected = (fused + 1e-6) / (fused + 1e-6).sum(dim=(1, 2), keepdim=True)
     torch.testing.assert_close(attn, expected)
+
+
+def test_normalized_map_can_be_sharp_where_the_seeds_softmax_cannot(monkeypatch):
+    """Slot 0 owns 4 of 441 cells (responsibilities forced): under max fusion the normalised map puts
+    ~all its mass there, while the seed's softmax of the same responsibilities stays within e:1."""
+    owned = torch.zeros(2, 2, 441)
+    owned[:, 0, [220, 221, 241, 242]] = 1.0
+    owned[:, 1] = 1.0 - owned[:, 0]
+    maps = {}
+    for map_mode in ("normalize", "softmax"):
+        posterior = _posterior(attention_fusion_mode="max", num_semantic_slots=2, map_mode=map_mode).eval()
+        monkeypatch.setattr(posterior.slot_attention, "forward",
+                            lambda *a, **k: (torch.zeros(2, 2, 64), owned))
+        maps[map_mode] = posterior(*_inputs())[0]
+    # max fusion of complementary responsibilities is 1 everywhere: no slot stands out
+    torch.testing.assert_close(maps["normalize"], torch.full((2, 21, 21), 1 / 441))
+    for map_mode in ("normalize", "softmax"):
+        posterior = _posterior(attention_fusion_mode="weighted", num_semantic_slots=2, map_mode=map_mode).eval()
+        monkeypatch.setattr(posterior.slot_attention, "forward",
+                            lambda *a, **k: (torch.zeros(2, 2, 64), owned))
+        with torch.no_grad():  # all the fusion weight on slot 0
+            posterior.fusion_head.weight.zero_()
+            posterior.fusion_head.bias.copy_(torch.tensor([20.0, -20.0]))
+        maps[map_mode] = posterior(*_inputs())[0]
+    assert (maps["normalize"].flatten(1)[:, [220, 221, 241, 242]].sum(-1) > 0.99).all()
+    ratio = maps["softmax"].flatten(1).amax(-1) / maps["softmax"].flatten(1).amin(-1)
+    assert (ratio <= torch.e + 1e-3).all()
+    with pytest.raises(ValueError, match="map_mode"):
+        AttentionPosterior(map_mode="sharp")
 
 
 def test_coords_stay_in_range_with_coordinate_noise():
@@ -125,7 +158,13 @@ def test_gradients_reach_every_parameter(mode):
         + posterior.bottleneck_features.square().mean() + posterior.diversity_loss
     loss.backward()
     for name, p in posterior.named_parameters():
+        if name == "log_sharpness":  # the seed's softmax temperature: used by map_mode="softmax" only
+            assert p.grad is None
+            continue
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+    seed_form = _posterior(attention_fusion_mode=mode, map_mode="softmax")
+    seed_form(*_inputs())[0].square().sum().backward()
+    assert seed_form.log_sharpness.grad is not None
 
 
 def test_uint8_and_precomputed_features_match_float_path():

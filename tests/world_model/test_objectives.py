@@ -42,3 +42,18 @@ def test_continue_loss_and_masked_mean():
 def test_entropy_of_map():
     uniform = torch.full((2, 4, 4), 1 / 16)
     torch.testing.assert_close(objectives.entropy_of_map(uniform), torch.full((2,), torch.log(torch.tensor(16.0)).item()))
+
+
+def test_motion_saliency_marks_the_cells_that_changed():
+    obs = torch.zeros(2, 3, 3, 84, 84, dtype=torch.uint8)
+    obs[:, 1, :, 40:44, 8:12] = 255  # a square appears in cell (10, 2) of the 21x21 grid
+    obs[1, 2] = obs[1, 1]  # sequence 1: nothing changes from step 1 to step 2
+    maps, moved = objectives.motion_saliency(obs, 21)
+    assert maps.shape == (2, 2, 21, 21) and moved.tolist() == [[True, True], [True, False]]
+    assert maps[0, 0, 10, 2] == 1.0 and maps[0, 1, 10, 2] == 1.0  # appeared, then vanished
+    torch.testing.assert_close(maps[moved].sum((-2, -1)), torch.ones(3))
+    assert maps[1, 1].abs().sum() == 0
+    obs[0, 2, :, 0:4, 80:84] = 255  # a second change, 3x smaller in area, in another cell
+    obs[0, 2, :, 1:4, 80:84] = 0
+    maps, _ = objectives.motion_saliency(obs, 21)
+    assert maps[0, 1, 0, 20] > 0 and maps[0, 1, 10, 2] > maps[0, 1, 0, 20]

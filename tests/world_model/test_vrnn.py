@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from aime.config import LossScales, load_config
+from aime.eval.objects import box_cells, map_lift
 from aime.world_model.vrnn import VRNN
 
 SMALL = dict(deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2)
@@ -232,11 +233,50 @@ def test_attention_losses_on_a_subset_estimate_the_full_ones():
     batch = make_batch(b=4, t=6)
     torch.manual_seed(1)
     out = full.observe(batch["obs"], batch["action"], batch["is_first"])
-    exact = full._attention_losses(out, batch["is_first"])
-    estimates = [part._attention_losses(out, batch["is_first"]) for _ in range(300)]
+    exact = full._attention_losses(out, batch["is_first"], batch["obs"])
+    estimates = [part._attention_losses(out, batch["is_first"], batch["obs"]) for _ in range(300)]
     for name in ("attention_prior", "attention_map"):
         mean = torch.stack([e[name] for e in estimates]).mean()
         torch.testing.assert_close(mean, exact[name], rtol=0.02, atol=0)
     assert part._subset(20, torch.device("cpu")).unique().numel() == 6
     with pytest.raises(ValueError, match="attention_loss_fraction"):
         VRNN(3, attention_loss_fraction=0.0, **SMALL)
+
+
+@pytest.mark.parametrize("target", ["motion", "none"])
+def test_motion_target_teaches_the_posterior_to_look_at_what_moves(target):
+    """An 8x8 square moving right on black: 60 Adam steps with the motion target put the posterior's
+    mass on the square's cells (lift 44 measured, the most possible 110); without it the map stays
+    uniform (lift 1.00, entropy ratio 1.00)."""
+    torch.manual_seed(0)
+    model = VRNN(3, attention_target=target, fpn_norm="none", **SMALL)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def video(seed, b=8, t=6):
+        g = torch.Generator().manual_seed(seed)
+        obs, boxes = torch.zeros(b, t, 3, 84, 84, dtype=torch.uint8), torch.zeros(b, t, 4)
+        x0, y0 = torch.randint(0, 40, (b,), generator=g), torch.randint(0, 76, (b,), generator=g)
+        for i in range(b):
+            for j in range(t):
+                x, y = int(x0[i]) + 4 * j, int(y0[i])
+                obs[i, j, :, y:y + 8, x:x + 8] = 255
+                boxes[i, j] = torch.tensor([x, y, x + 8, y + 8])
+        batch = make_batch(b, t)
+        batch["obs"], batch["reward"], batch["action"] = obs, torch.zeros(b, t), torch.zeros(b, t, dtype=torch.long)
+        return batch, boxes
+
+    for step in range(60):
+        batch, _ = video(step)
+        loss, terms, _ = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert ("attention_target" in terms) == (target == "motion")
+    batch, boxes = video(999)
+    with torch.no_grad():
+        out = model.eval().observe(batch["obs"], batch["action"], batch["is_first"])
+    lift = map_lift(out["attention"][:, 1:], box_cells(boxes[:, 1:], 21, 84)).mean()
+    if target == "motion":
+        assert lift > 15
+    else:
+        assert lift < 2

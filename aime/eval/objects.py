@@ -1,0 +1,272 @@
+"""Does the attention schema look at the objects, and does the world model draw them?
+
+Measured against ground-truth object boxes (OCAtari's RAM extraction, recorded by
+``envs.objects.record_objects`` with the project's own preprocessing), per object class:
+
+- **attention lift**: the posterior map's mass on the cells the object's box overlaps, divided by
+  those cells' share of the map (``mass / (cells / R^2)``). 1 is the uniform map; the most a map
+  can reach is ``R^2 / cells`` (all of its mass on the object).
+- **best slot**: the same lift for each slot's map (normalised to sum to 1), the best slot of each
+  frame taken; and that slot's centre of mass against the box centre, in pixels.
+- **object-window error ratio**: squared error in a window around the object (the box grown by
+  ``margin`` pixels) of the model's frame, divided by that of the episode's per-pixel median frame
+  (the static scene, which lacks the moving objects). Below 1: the model draws the object. For the
+  reconstruction (filtering) and for frames predicted open-loop at horizons 1 and 5.
+- baselines beside each: the uniform map (lift 1), a motion map (``|o_t - o_{t-1}|`` pooled to
+  the grid) and, for the window ratios, the copy-last-context-frame predictor.
+
+Averages: lifts and centroid errors are means over the frames where the object is visible; window
+ratios are ratios of summed errors over those frames (a per-frame ratio explodes where the median
+frame happens to match). Frames before ``context`` in each window are skipped (``h`` warming up).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from aime.attention.losses import center_of_mass
+from aime.world_model.objectives import entropy_of_map, motion_saliency
+
+__all__ = [
+    "ObjectData", "box_cells", "box_window", "map_lift", "centroid_pixels", "window_error", "episode_medians",
+    "windows_in_episodes",
+    "evaluate_objects", "format_table",
+]
+
+
+@dataclass
+class ObjectData:
+    """Recorded rows with ground-truth boxes (the replay's row convention).
+
+    ``obs uint8 [L, 3, S, S]``, ``action int [L]``, ``reward float [L]``, ``is_first bool [L]``,
+    ``boxes float [L, C, 4]`` as ``(x0, y0, x1, y1)`` in pixels of the ``S x S`` frame (x1, y1
+    exclusive), ``visible bool [L, C]``, ``classes``: the ``C`` class names.
+    """
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    is_first: np.ndarray
+    boxes: np.ndarray
+    visible: np.ndarray
+    classes: tuple[str, ...]
+
+    @classmethod
+    def from_record(cls, record: dict) -> "ObjectData":
+        """From ``envs.objects.record_objects``'s dict."""
+        return cls(record["obs"], record["action"], record["reward"], record["is_first"], record["boxes"],
+                   record["visible"], tuple(str(c) for c in record["classes"]))
+
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+
+def box_cells(boxes: Tensor, resolution: int, image_size: int) -> Tensor:
+    """Cells of an ``R x R`` grid over an ``S x S`` frame that each box overlaps: ``[..., 4] -> bool [..., R, R]``."""
+    cell = image_size / resolution
+    edges = torch.arange(resolution, device=boxes.device, dtype=boxes.dtype) * cell  # cell starts
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    cols = (edges + cell > x0[..., None]) & (edges < x1[..., None])  # [..., R]
+    rows = (edges + cell > y0[..., None]) & (edges < y1[..., None])
+    return rows[..., :, None] & cols[..., None, :]
+
+
+def box_window(boxes: Tensor, image_size: int, margin: int) -> Tensor:
+    """Pixels within ``margin`` of each box: ``[..., 4] -> bool [..., S, S]``."""
+    pixels = torch.arange(image_size, device=boxes.device, dtype=boxes.dtype) + 0.5  # pixel centres
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    cols = (pixels > x0[..., None] - margin) & (pixels < x1[..., None] + margin)
+    rows = (pixels > y0[..., None] - margin) & (pixels < y1[..., None] + margin)
+    return rows[..., :, None] & cols[..., None, :]
+
+
+def map_lift(maps: Tensor, cells: Tensor) -> Tensor:
+    """Mass of each map on ``cells`` over their share of the grid: ``maps [..., R, R]`` (non-negative,
+    normalised here), ``cells bool [..., R, R]`` -> ``[...]`` (1 = uniform; NaN where no cell)."""
+    maps = maps / maps.sum((-2, -1), keepdim=True).clamp_min(1e-12)
+    count = cells.sum((-2, -1)).to(maps.dtype)
+    share = count / (cells.shape[-1] * cells.shape[-2])
+    mass = (maps * cells).sum((-2, -1))
+    return torch.where(count > 0, mass / share.clamp_min(1e-12), torch.full_like(mass, math.nan))
+
+
+def centroid_pixels(centres: Tensor, resolution: int, image_size: int) -> Tensor:
+    """Centres in [-1, 1] grid coordinates (cell centres at -1 .. 1) -> pixels of the ``S x S`` frame."""
+    return ((centres + 1) / 2 * (resolution - 1) + 0.5) * (image_size / resolution)
+
+
+def windows_in_episodes(data: ObjectData, length: int, count: int) -> np.ndarray:
+    """Start rows of up to ``count`` non-overlapping windows of ``length`` rows inside one episode."""
+    first = np.asarray(data.is_first, bool).copy()
+    first[0] = True
+    episode = np.cumsum(first)  # episode id per row
+    starts, t = [], 0
+    while t + length <= len(data):
+        if episode[t] == episode[t + length - 1]:
+            starts.append(t)
+            t += length
+        else:
+            t = int(np.searchsorted(episode, episode[t] + 1))  # next episode's first row
+    starts = np.asarray(starts, int)
+    if len(starts) > count:
+        starts = starts[np.linspace(0, len(starts) - 1, count).round().astype(int)]
+    return starts
+
+
+def episode_medians(obs: np.ndarray, is_first: np.ndarray) -> np.ndarray:
+    """Each row's episode's per-pixel median frame: ``uint8 [L, 3, S, S]``."""
+    first = np.asarray(is_first, bool).copy()
+    first[0] = True
+    bounds = [*np.flatnonzero(first), len(obs)]
+    out = np.empty_like(obs)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        out[a:b] = np.median(obs[a:b], axis=0).astype(obs.dtype)
+    return out
+
+
+@torch.no_grad()
+def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[int, ...] = (1, 5),
+                     windows: int = 64, margin: int = 2, chunk: int = 16) -> dict:
+    """The object-level figures of a world model (``aime.world_model.VRNN``) on recorded rows.
+
+    Windows of ``context + max(horizons)`` rows inside one episode are observed (posterior maps,
+    slots and reconstructions of every row from ``context`` on) and predicted open-loop from their
+    first ``context`` rows. Returns ``{"classes": {name: {metric: value}}, "frames": {...}}``:
+    per class ``lift``, ``lift_best_slot``, ``centroid_error_px``, ``lift_motion``, ``lift_uniform``
+    (1.0), ``window_ratio_recon``, ``window_ratio_h{h}``, ``window_ratio_copy_h{h}`` and
+    ``frames`` (visible frames counted); the attention figures are absent for a model without the
+    schema. ``frames`` holds whole-frame ``psnr_recon``, ``psnr_h{h}``, ``entropy_ratio``.
+    """
+    device = next(model.parameters()).device
+    length = context + max(horizons)
+    starts = windows_in_episodes(data, length, windows)
+    if len(starts) == 0:
+        raise ValueError(f"evaluate_objects: no window of {length} rows lies inside one episode "
+                         f"({len(data)} rows); record more")
+    rows = starts[:, None] + np.arange(length)[None]  # [W, length]
+    medians = episode_medians(data.obs, data.is_first)
+    was_training = model.training
+    model.eval()
+    size = data.obs.shape[-1]
+    res = getattr(model, "resolution", 21)
+    acc: dict[str, list] = {}
+
+    def add(key: str, value: Tensor) -> None:
+        acc.setdefault(key, []).append(value.detach().float().cpu())
+
+    try:
+        for i in range(0, len(rows), chunk):
+            idx = rows[i:i + chunk]
+            obs = torch.as_tensor(data.obs[idx], device=device)  # [W, L, 3, S, S]
+            action = torch.as_tensor(data.action[idx], device=device).long()
+            is_first = torch.zeros(idx.shape, dtype=torch.bool, device=device)
+            is_first[:, 0] = True
+            boxes = torch.as_tensor(data.boxes[idx], device=device).float()  # [W, L, C, 4]
+            visible = torch.as_tensor(data.visible[idx], device=device)
+            real = obs.float() / 255.0
+            median = torch.as_tensor(medians[idx], device=device).float() / 255.0
+            ev = slice(context, length)  # evaluated rows of each window
+            out = model.observe(obs, action, is_first)
+            feat = out["feat"][:, ev]
+            recon = model.decoder(feat.flatten(0, 1)).unflatten(0, feat.shape[:2]).clamp(0, 1)
+            window = box_window(boxes[:, ev], size, margin)  # [W, E, C, S, S]
+            add("visible", visible[:, ev].flatten(0, 1))
+            add("err_recon", window_error(recon, real[:, ev], window))
+            add("err_median", window_error(median[:, ev], real[:, ev], window))
+            add("mse_recon", (recon - real[:, ev]).square().mean((-3, -2, -1)).flatten())
+            predicted = model.open_loop(obs, action, is_first, context)["frames"].clamp(0, 1)  # [W, H, ...]
+            last = real[:, context - 1]
+            for h in horizons:
+                t = context + h - 1
+                win = box_window(boxes[:, t], size, margin)[:, None]  # [W, 1, C, S, S]
+                add(f"err_h{h}", window_error(predicted[:, h - 1:h], real[:, t:t + 1], win))
+                add(f"err_copy_h{h}", window_error(last[:, None], real[:, t:t + 1], win))
+                add(f"err_median_h{h}", window_error(median[:, t:t + 1], real[:, t:t + 1], win))
+                add(f"visible_h{h}", visible[:, t])
+                add(f"mse_h{h}", (predicted[:, h - 1] - real[:, t]).square().mean((-3, -2, -1)))
+            cells = box_cells(boxes[:, ev], res, size)  # [W, E, C, R, R]
+            motion, _ = motion_saliency(obs, res)  # [W, L-1, R, R], step t pairs with frame t
+            add("lift_motion", map_lift(motion[:, context - 1:length - 1, None], cells).flatten(0, 1))
+            if "attention" in out:
+                attention = out["attention"][:, ev]
+                add("lift", map_lift(attention[:, :, None], cells).flatten(0, 1))
+                slots = out["slot_maps"][:, ev]  # [W, E, K, R, R]
+                per_slot = map_lift(slots[:, :, None], cells[:, :, :, None])  # [W, E, C, K]
+                best = per_slot.nan_to_num(-1.0).argmax(-1)  # [W, E, C]
+                add("lift_best_slot", per_slot.gather(-1, best[..., None]).squeeze(-1).flatten(0, 1))
+                centres = centroid_pixels(out["slot_centers"][:, ev], res, size)  # [W, E, K, 2]
+                chosen = centres.gather(2, best[..., None].expand(*best.shape, 2))  # [W, E, C, 2]
+                box_centre = torch.stack([(boxes[:, ev, :, 0] + boxes[:, ev, :, 2]) / 2,
+                                          (boxes[:, ev, :, 1] + boxes[:, ev, :, 3]) / 2], -1)
+                add("centroid_error_px", (chosen - box_centre).norm(dim=-1).flatten(0, 1))
+                add("entropy_ratio", entropy_of_map(attention).flatten() / math.log(res * res))
+    finally:
+        model.train(was_training)
+    cat = {k: torch.cat(v) for k, v in acc.items()}
+    return _summarise(cat, data.classes, horizons)
+
+
+def window_error(pred: Tensor, real: Tensor, window: Tensor) -> Tensor:
+    """Squared error inside each class's window: ``[W, E, 3, S, S]`` x2, ``[W, E, C, S, S]`` -> ``[W*E, C]``."""
+    err = (pred - real).square().sum(-3)  # [W, E, S, S]
+    return (err[:, :, None] * window).sum((-2, -1)).flatten(0, 1)
+
+
+def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple[int, ...]) -> dict:
+    def mean(values: Tensor, mask: Tensor) -> float:
+        values = values[mask & ~values.isnan()]
+        return float(values.mean()) if values.numel() else math.nan
+
+    def ratio(num: Tensor, den: Tensor, mask: Tensor) -> float:
+        d = float(den[mask].sum())
+        return float(num[mask].sum()) / d if d > 0 else math.nan
+
+    def psnr(mse: Tensor) -> float:
+        return float((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean())
+
+    result: dict = {"classes": {}, "frames": {"psnr_recon": psnr(cat["mse_recon"])}}
+    for h in horizons:
+        result["frames"][f"psnr_h{h}"] = psnr(cat[f"mse_h{h}"])
+    if "entropy_ratio" in cat:
+        result["frames"]["entropy_ratio"] = float(cat["entropy_ratio"].mean())
+    for c, name in enumerate(classes):
+        vis = cat["visible"][:, c].bool()
+        row = {"frames": int(vis.sum()), "lift_uniform": 1.0, "lift_motion": mean(cat["lift_motion"][:, c], vis)}
+        if "lift" in cat:
+            row["lift"] = mean(cat["lift"][:, c], vis)
+            row["lift_best_slot"] = mean(cat["lift_best_slot"][:, c], vis)
+            row["centroid_error_px"] = mean(cat["centroid_error_px"][:, c], vis)
+        row["window_ratio_recon"] = ratio(cat["err_recon"][:, c], cat["err_median"][:, c], vis)
+        for h in horizons:
+            vis_h = cat[f"visible_h{h}"][:, c].bool()
+            row[f"window_ratio_h{h}"] = ratio(cat[f"err_h{h}"][:, c], cat[f"err_median_h{h}"][:, c], vis_h)
+            row[f"window_ratio_copy_h{h}"] = ratio(cat[f"err_copy_h{h}"][:, c], cat[f"err_median_h{h}"][:, c], vis_h)
+        result["classes"][name] = row
+    return result
+
+
+COLUMNS = (
+    ("lift", "lift"), ("lift_best_slot", "best-slot lift"), ("centroid_error_px", "best-slot centroid err (px)"),
+    ("lift_motion", "motion-map lift"), ("window_ratio_recon", "window ratio recon"),
+    ("window_ratio_h1", "window ratio h1"), ("window_ratio_copy_h1", "copy-last h1"),
+    ("window_ratio_h5", "window ratio h5"), ("window_ratio_copy_h5", "copy-last h5"),
+)
+
+
+def format_table(results: dict[str, dict]) -> str:
+    """A Markdown table, one row per (model, class): ``results = {label: evaluate_objects(...)}``."""
+    head = "| model | object | frames | " + " | ".join(title for _, title in COLUMNS) + " | PSNR recon | entropy ratio |"
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for label, res in results.items():
+        frames = res["frames"]
+        for name, row in res["classes"].items():
+            cells = [f"{row[k]:.2f}" if k in row and not math.isnan(row[k]) else "-" for k, _ in COLUMNS]
+            ent = f"{frames['entropy_ratio']:.3f}" if "entropy_ratio" in frames else "-"
+            lines.append(f"| {label} | {name} | {row['frames']} | " + " | ".join(cells)
+                         + f" | {frames['psnr_recon']:.2f} | {ent} |")
+    return "\n".join(lines)
