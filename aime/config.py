@@ -99,8 +99,9 @@ class ModelConfig:
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``) or ``none``."""
-    precision_strength: float = 0.0
-    """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off)."""
+    precision_strength: float = 1.0
+    """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off). 1 was
+    chosen on Breakout: the paddle drawn (window error ratio 0.50 against 0.97 at 0 and 0.64 at 4)."""
 
 
 @dataclass
@@ -116,6 +117,7 @@ class LossScales:
     attention_prior: float = 0.1
     attention_map: float = 0.1
     attention_target: float = 1.0
+    slot_compactness: float = 0.0
     patch_coherence: float = 0.0
     spatial_diversity: float = 0.0
     nca_refinement: float = 0.0

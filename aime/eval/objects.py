@@ -34,7 +34,7 @@ from aime.world_model.objectives import entropy_of_map, motion_saliency
 
 __all__ = [
     "ObjectData", "box_cells", "box_window", "map_lift", "centroid_pixels", "window_error", "episode_medians",
-    "windows_in_episodes",
+    "windows_in_episodes", "format_seed_table",
     "evaluate_objects", "format_table",
 ]
 
@@ -269,4 +269,25 @@ def format_table(results: dict[str, dict]) -> str:
             ent = f"{frames['entropy_ratio']:.3f}" if "entropy_ratio" in frames else "-"
             lines.append(f"| {label} | {name} | {row['frames']} | " + " | ".join(cells)
                          + f" | {frames['psnr_recon']:.2f} | {ent} |")
+    return "\n".join(lines)
+
+
+def format_seed_table(results: dict[str, list[dict]], columns=COLUMNS) -> str:
+    """Mean +- sd over seeds, a row per (model, class): ``results = {label: [evaluate_objects(...), ...]}``."""
+    head = "| model | object | seeds | " + " | ".join(title for _, title in columns) + " | PSNR recon |"
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+
+    def cell(values: list[float]) -> str:
+        values = [v for v in values if not math.isnan(v)]
+        if not values:
+            return "-"
+        mean = float(np.mean(values))
+        return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {float(np.std(values, ddof=1)):.2f}"
+
+    for label, runs in results.items():
+        for name in runs[0]["classes"]:
+            rows = [r["classes"][name] for r in runs]
+            cells = [cell([row.get(k, math.nan) for row in rows]) for k, _ in columns]
+            psnr = cell([r["frames"]["psnr_recon"] for r in runs])
+            lines.append(f"| {label} | {name} | {len(runs)} | " + " | ".join(cells) + f" | {psnr} |")
     return "\n".join(lines)

@@ -100,8 +100,8 @@ def _config_of(payload: dict[str, Any]):
     cfg = Config()
     apply_mapping(cfg, payload["config"], where="checkpoint config")
     if "posterior_map" not in payload["config"].get("model", {}):
-        # written before the posterior's map had a choice: it was the seed's softmax, untargeted
-        cfg.model.posterior_map, cfg.model.attention_target = "softmax", "none"
+        # written before the posterior's map had a choice: the seed's softmax, untargeted, unweighted
+        cfg.model.posterior_map, cfg.model.attention_target, cfg.model.precision_strength = "softmax", "none", 0.0
     return cfg
 
 

@@ -79,3 +79,26 @@ def motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
     total = pooled.sum((-2, -1), keepdim=True)
     moved = total.flatten(1) > 0  # [B, T-1]
     return torch.where(total > 0, pooled / total.clamp_min(1e-12), torch.zeros_like(pooled)), moved
+
+
+def slot_compactness(slot_maps: Tensor, attention: Tensor) -> Tensor:
+    """Spatial spread of the slots that carry the attention: ``sum_k w_k Var_k``.
+
+    ``Var_k`` is the spatial variance of slot ``k``'s map normalised over the cells (coordinates in
+    [-1, 1]) and ``w_k = sum_n A[n] r_k[n]`` the share of the attention map ``A`` that the slot
+    explains (the responsibilities ``r_k`` sum to 1 over the slots, so the shares sum to 1). Low
+    when every attended slot covers one compact region: two distant objects then take two slots.
+
+    Args:
+        slot_maps: ``[..., K, R, R]`` responsibilities; attention: ``[..., R, R]``.
+    Returns:
+        ``[...]``.
+    """
+    r = slot_maps.shape[-1]
+    coords = torch.linspace(-1.0, 1.0, r, device=slot_maps.device, dtype=slot_maps.dtype)
+    p = slot_maps / slot_maps.sum((-2, -1), keepdim=True).clamp_min(1e-12)
+    px, py = p.sum(-2), p.sum(-1)  # marginals over columns and rows: [..., K, R]
+    var = (px * coords.square()).sum(-1) - (px * coords).sum(-1).square() \
+        + (py * coords.square()).sum(-1) - (py * coords).sum(-1).square()  # [..., K]
+    share = (slot_maps * attention.unsqueeze(-3)).sum((-2, -1))  # [..., K]
+    return (share * var).sum(-1)

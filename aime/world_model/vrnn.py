@@ -417,6 +417,8 @@ class VRNN(nn.Module):
         terms = {"slot_diversity": slot_diversity_loss(out["slot_maps"].flatten(0, 1), from_logits=False)}
         if attention.shape[1] < 2:
             return terms
+        if self.scales.slot_compactness > 0:
+            terms["slot_compactness"] = objectives.slot_compactness(out["slot_maps"], attention).mean()
         if self.attention_target == "motion":
             target, moved = objectives.motion_saliency(obs, self.resolution)  # [B, T-1, R, R], [B, T-1]
             ce = -(target * attention[:, 1:].clamp_min(1e-12).log()).sum((-2, -1))

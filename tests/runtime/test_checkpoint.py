@@ -66,3 +66,17 @@ def test_load_run_config_reads_the_saved_configuration(tmp_path):
     save_agent_state(tmp_path / "agent.pt", {"config": to_dict(cfg)})
     assert load_run_config(tmp_path).model.deter == 40
     assert to_dict(load_run_config(tmp_path / "agent.pt")) == to_dict(cfg)
+
+
+def test_a_checkpoint_written_before_the_posterior_map_choice_loads_with_the_seeds_map(tmp_path):
+    from aime.config import load_config, to_dict
+    from aime.runtime.checkpoint import load_run_config, save_agent_state
+
+    old = to_dict(load_config(["debug"]))
+    for key in ("posterior_map", "attention_target", "precision_strength"):
+        del old["model"][key]
+    save_agent_state(tmp_path / "agent.pt", {"config": old})
+    cfg = load_run_config(tmp_path)
+    assert (cfg.model.posterior_map, cfg.model.attention_target, cfg.model.precision_strength) == ("softmax", "none", 0)
+    save_agent_state(tmp_path / "agent.pt", {"config": to_dict(load_config(["debug"]))})
+    assert load_run_config(tmp_path).model.posterior_map == "normalize"

@@ -105,7 +105,14 @@ def test_breakout_debug_run(tmp_path):
     assert result.returncode == 0, result.stderr
     agent, cfg = load_agent(logdir)
     assert cfg.env.name == "Breakout" and agent.num_actions == 4
-    assert "eval/episodic_return" in set().union(*metrics(logdir))
+    rows = metrics(logdir)
+    keys = set().union(*rows)
+    assert "eval/episodic_return" in keys and "attention/entropy_ratio" in keys
+    # the object metrics against OCAtari's boxes, logged with the images
+    objects = next(r for r in rows if "objects/attention_lift_ball" in r)
+    assert {"objects/attention_lift_paddle", "objects/best_slot_lift_ball", "objects/window_ratio_recon_ball",
+            "objects/window_ratio_h1_paddle", "objects/centroid_error_px_ball"} <= set(objects)
+    assert objects["objects/motion_map_lift_ball"] > 10  # the trivial baseline sits on the moving ball
 
 
 def test_sigterm_saves_a_loadable_checkpoint(tmp_path):

@@ -37,6 +37,11 @@ def test_quick_run_writes_outputs(quick_run, capsys):
         tags |= set(json.loads(line))
     assert {"full/loss", "full/reconstruction", "ablation/loss", "ablation/kl"} <= tags
     assert json.loads((out / "results.json").read_text())["models"].keys() == {"full", "ablation"}
+    from aime.runtime.checkpoint import load_world_model
+
+    for label, attention in (("full", True), ("ablation", False)):  # the saved models load as trained
+        model, cfg = load_world_model(out / f"{label}.pt")
+        assert model.attention_on is attention and cfg.model.attention is attention and cfg.env.name == "Catch"
 
 
 def test_results_have_finite_metrics_per_horizon(quick_run):

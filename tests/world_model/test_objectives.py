@@ -57,3 +57,17 @@ def test_motion_saliency_marks_the_cells_that_changed():
     obs[0, 2, :, 1:4, 80:84] = 0
     maps, _ = objectives.motion_saliency(obs, 21)
     assert maps[0, 1, 0, 20] > 0 and maps[0, 1, 10, 2] > maps[0, 1, 0, 20]
+
+
+def test_slot_compactness_is_low_when_each_attended_slot_holds_one_object():
+    ball, paddle = torch.zeros(21, 21), torch.zeros(21, 21)
+    ball[3, 3], paddle[18, 10] = 1.0, 1.0
+    attention = (ball + paddle) / 2
+    background = 1 - ball - paddle
+    one_slot = torch.stack([ball + paddle, background, torch.zeros(21, 21)])  # both objects in slot 0
+    two_slots = torch.stack([ball, paddle, background])
+    spread = objectives.slot_compactness(one_slot, attention)
+    compact = objectives.slot_compactness(two_slots, attention)
+    assert compact.abs() < 1e-6 and spread > 0.3  # slot 0's two points: variance of a 2-point split
+    # the background slot carries none of the attention, so its spread does not count
+    torch.testing.assert_close(objectives.slot_compactness(two_slots[[2, 0, 1]], attention), compact)
