@@ -99,6 +99,9 @@ class ModelConfig:
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``) or ``none``."""
+    readout_position: bool = False
+    """Give the posterior over z where the attention rests (the map's average of Fourier features of
+    the cells), beside the attention-weighted readout."""
     precision_strength: float = 1.0
     """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off). 1 was
     chosen on Breakout: the paddle drawn (window error ratio 0.50 against 0.97 at 0 and 0.64 at 4)."""

@@ -65,6 +65,9 @@ class VRNN(nn.Module):
             ``A_t`` against the detached frame difference ``|o_t - o_{t-1}|`` pooled to the map's
             grid, weighted by ``loss_scales.attention_target``) or ``"none"``. A training target
             only: the posterior still sees the frame, ``h`` and ``c`` alone.
+        readout_position: the posterior over z also gets where the attention rests: the map's
+            average of Fourier features of the cells' positions (the pooled readout keeps what is
+            attended, not where).
         fpn_norm: the feature pyramid's normalisation, ``"group"`` (seed) or ``"none"``.
         prior_position_bias: the attention prior's position code: ``"none"`` (absolute embedding
             only; keeps attention on the fused kernel, several times faster on CPU) or
@@ -101,6 +104,7 @@ class VRNN(nn.Module):
         precision_strength: float = 0.0,
         posterior_map: str = "normalize",
         attention_target: str = "motion",
+        readout_position: bool = False,
         fpn_norm: str = "group",
         prior_position_bias: str = "none",
         attention_dropout: float = 0.0,
@@ -137,7 +141,11 @@ class VRNN(nn.Module):
         features = 2 * cnn_depth  # the seed's 64-channel pyramid at cnn_depth 32
 
         self.encoder = Encoder(embed_dim, cnn_depth, features, readout_dim if attention else 0, norm=fpn_norm)
-        post_in = embed_dim + (readout_dim + hidden if attention else 0)
+        self.readout_position = readout_position and attention
+        if self.readout_position:  # where the attention rests, as pooled Fourier features of the cells
+            self.register_buffer("position_code", objectives.fourier_grid(attention_resolution), persistent=False)
+        position_dim = self.position_code.shape[0] if self.readout_position else 0
+        post_in = embed_dim + (readout_dim + position_dim + hidden if attention else 0)
         self.latent = make_latent(latent, deter=deter, embed=post_in, hidden=hidden, stoch=stoch,
                                   classes=classes, mixture_components=mixture_components)
         if attention:
@@ -227,6 +235,8 @@ class VRNN(nn.Module):
             net = self.schema.posterior_net
             attention, coords = net(None, deter, frame["context"], inputs=frame["tokens"])
             pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
+            if self.readout_position:
+                pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)
             phi = self.phi(torch.cat([net.bottleneck_features, coords], -1))
             embed = torch.cat([embed, pooled, phi], -1)
             extra = {"attention": attention, "coords": coords, "slot_maps": net.slot_attention_maps,

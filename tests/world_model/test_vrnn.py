@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from aime.config import LossScales, load_config
 from aime.eval.objects import box_cells, map_lift
+from aime.world_model import objectives
 from aime.world_model.vrnn import VRNN
 
 SMALL = dict(deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2)
@@ -280,3 +281,15 @@ def test_motion_target_teaches_the_posterior_to_look_at_what_moves(target):
         assert lift > 15
     else:
         assert lift < 2
+
+
+def test_readout_position_tells_the_posterior_where_the_attention_rests():
+    torch.manual_seed(0)
+    model = VRNN(3, readout_position=True, readout_dim=8, **SMALL)
+    frame = {k: v[:, 0] for k, v in model._encode(make_batch(t=1)["obs"]).items()}
+    seen = []
+    model.latent.posterior = lambda d, embed: seen.append(embed) or model.latent.prior(d)
+    _, extra = model._posterior_step(torch.zeros(2, 32), frame)
+    start = frame["embed"].shape[-1] + 8  # [embed, attention-pooled readout, position, phi]
+    where = extra["attention"].flatten(1) @ objectives.fourier_grid(21).flatten(1).T  # [2, 16]
+    torch.testing.assert_close(seen[0][:, start:start + 16], where)
