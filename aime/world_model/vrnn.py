@@ -101,7 +101,7 @@ class VRNN(nn.Module):
         attention_resolution: int = 21,
         embed_dim: int | None = None,
         readout_dim: int = 32,
-        precision_strength: float = 0.0,
+        precision_strength: float = 1.0,
         posterior_map: str = "normalize",
         attention_target: str = "motion",
         readout_position: bool = False,
