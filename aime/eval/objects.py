@@ -274,7 +274,7 @@ def format_table(results: dict[str, dict]) -> str:
 
 def format_seed_table(results: dict[str, list[dict]], columns=COLUMNS) -> str:
     """Mean +- sd over seeds, a row per (model, class): ``results = {label: [evaluate_objects(...), ...]}``."""
-    head = "| model | object | seeds | " + " | ".join(title for _, title in columns) + " | PSNR recon |"
+    head = "| model | object | seeds | " + " | ".join(title for _, title in columns) + " | PSNR recon | entropy ratio |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
 
     def cell(values: list[float]) -> str:
@@ -289,5 +289,6 @@ def format_seed_table(results: dict[str, list[dict]], columns=COLUMNS) -> str:
             rows = [r["classes"][name] for r in runs]
             cells = [cell([row.get(k, math.nan) for row in rows]) for k, _ in columns]
             psnr = cell([r["frames"]["psnr_recon"] for r in runs])
-            lines.append(f"| {label} | {name} | {len(runs)} | " + " | ".join(cells) + f" | {psnr} |")
+            entropy = cell([r["frames"].get("entropy_ratio", math.nan) for r in runs])
+            lines.append(f"| {label} | {name} | {len(runs)} | " + " | ".join(cells) + f" | {psnr} | {entropy} |")
     return "\n".join(lines)
