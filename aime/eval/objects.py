@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aime.attention.losses import center_of_mass
-from aime.world_model.objectives import entropy_of_map, motion_saliency
+from aime.attention.overlays import entropy_ratio
+from aime.world_model.objectives import motion_saliency
 
 __all__ = [
     "ObjectData", "box_cells", "box_window", "map_lift", "centroid_pixels", "window_error", "episode_medians",
@@ -204,7 +204,7 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
                 box_centre = torch.stack([(boxes[:, ev, :, 0] + boxes[:, ev, :, 2]) / 2,
                                           (boxes[:, ev, :, 1] + boxes[:, ev, :, 3]) / 2], -1)
                 add("centroid_error_px", (chosen - box_centre).norm(dim=-1).flatten(0, 1))
-                add("entropy_ratio", entropy_of_map(attention).flatten() / math.log(res * res))
+                add("entropy_ratio", entropy_ratio(attention).flatten())
     finally:
         model.train(was_training)
     cat = {k: torch.cat(v) for k, v in acc.items()}

@@ -33,6 +33,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from aime.attention.losses import center_of_mass
+from aime.attention.overlays import entropy_ratio
 from aime.attention.posterior import slot_diversity_loss
 from aime.attention.schema import AttentionSchema
 from aime.config import LossScales, ModelConfig, TrainConfig
@@ -405,9 +406,8 @@ class VRNN(nn.Module):
         metrics["kl_value"] = rep.detach().mean()
         metrics.update({f"latent_{k}": v for k, v in stats.items()})
         if self.attention_on:
-            entropy = objectives.entropy_of_map(out["attention"]).mean().detach()
-            metrics["attention_entropy"] = entropy
-            metrics["attention/entropy_ratio"] = entropy / math.log(self.resolution ** 2)
+            metrics["attention_entropy"] = objectives.entropy_of_map(out["attention"]).mean().detach()
+            metrics["attention/entropy_ratio"] = entropy_ratio(out["attention"]).mean()
         return total, metrics, out
 
     def _spatial_latent_losses(self, features: Tensor) -> dict[str, Tensor]:
