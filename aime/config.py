@@ -102,6 +102,9 @@ class ModelConfig:
     readout_position: bool = False
     """Give the posterior over z where the attention rests (the map's average of Fourier features of
     the cells), beside the attention-weighted readout."""
+    decoder_attention: bool = False
+    """The image decoder also reads the attention map (``log(R^2 A_t)`` as a channel at 21x21,
+    detached): the posterior's when filtering, the attention prior's prediction in imagination."""
     precision_strength: float = 1.0
     """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off). 1 was
     chosen on Breakout: the paddle drawn (window error ratio 0.50 against 0.97 at 0 and 0.64 at 4)."""

@@ -77,7 +77,7 @@ def object_panels(model, data: ObjectData, context: int, rows: int = 6) -> torch
                 colour = torch.tensor(SLOT_COLORS[c % len(SLOT_COLORS)])[:, None]
                 boxed[:, max(y0 - 1, 0):y1 + 1, [max(x0 - 1, 0), min(x1, 83)]] = colour[..., None]
                 boxed[:, [max(y0 - 1, 0), min(y1, 83)], max(x0 - 1, 0):x1 + 1] = colour[..., None]
-        recon = model.decoder(out["feat"][0, -1:]).clamp(0, 1)[0]
+        recon = model.decode(out["feat"][0, -1:], out["attention"][0, -1:] if "attention" in out else None).clamp(0, 1)[0]
         row_tiles = [boxed, recon]
         row_labels = ["frame + boxes", "reconstruction"]
         if "attention" in out:

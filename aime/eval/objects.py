@@ -12,6 +12,9 @@ Measured against ground-truth object boxes (OCAtari's RAM extraction, recorded b
   ``margin`` pixels) of the model's frame, divided by that of the episode's per-pixel median frame
   (the static scene, which lacks the moving objects). Below 1: the model draws the object. For the
   reconstruction (filtering) and for frames predicted open-loop at horizons 1 and 5.
+- **prior lift**: the attention prior's map predicted open-loop (from the actions alone), at
+  horizons 1 and 5, against the true boxes of those frames: does the schema predict where the
+  objects will be?
 - baselines beside each: the uniform map (lift 1), a motion map (``|o_t - o_{t-1}|`` pooled to
   the grid) and, for the window ratios, the copy-last-context-frame predictor.
 
@@ -173,13 +176,14 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
             ev = slice(context, length)  # evaluated rows of each window
             out = model.observe(obs, action, is_first)
             feat = out["feat"][:, ev]
-            recon = model.decoder(feat.flatten(0, 1)).unflatten(0, feat.shape[:2]).clamp(0, 1)
+            recon = model.decode(feat, out["attention"][:, ev] if "attention" in out else None).clamp(0, 1)
             window = box_window(boxes[:, ev], size, margin)  # [W, E, C, S, S]
             add("visible", visible[:, ev].flatten(0, 1))
             add("err_recon", window_error(recon, real[:, ev], window))
             add("err_median", window_error(median[:, ev], real[:, ev], window))
             add("mse_recon", (recon - real[:, ev]).square().mean((-3, -2, -1)).flatten())
-            predicted = model.open_loop(obs, action, is_first, context)["frames"].clamp(0, 1)  # [W, H, ...]
+            ahead = model.open_loop(obs, action, is_first, context)
+            predicted = ahead["frames"].clamp(0, 1)  # [W, H, ...]
             last = real[:, context - 1]
             for h in horizons:
                 t = context + h - 1
@@ -189,6 +193,9 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
                 add(f"err_median_h{h}", window_error(median[:, t:t + 1], real[:, t:t + 1], win))
                 add(f"visible_h{h}", visible[:, t])
                 add(f"mse_h{h}", (predicted[:, h - 1] - real[:, t]).square().mean((-3, -2, -1)))
+                if "attention" in ahead:  # the attention prior's prediction, from actions alone
+                    cells_h = box_cells(boxes[:, t], res, size)  # [W, C, R, R]
+                    add(f"lift_prior_h{h}", map_lift(ahead["attention"][:, h - 1, None], cells_h))
             cells = box_cells(boxes[:, ev], res, size)  # [W, E, C, R, R]
             motion, _ = motion_saliency(obs, res)  # [W, L-1, R, R], step t pairs with frame t
             add("lift_motion", map_lift(motion[:, context - 1:length - 1, None], cells).flatten(0, 1))
@@ -239,6 +246,8 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
         row = {"frames": int(vis.sum()), "lift_uniform": 1.0, "lift_motion": mean(cat["lift_motion"][:, c], vis)}
         if "lift" in cat:
             row["lift"] = mean(cat["lift"][:, c], vis)
+            for h in horizons:
+                row[f"lift_prior_h{h}"] = mean(cat[f"lift_prior_h{h}"][:, c], cat[f"visible_h{h}"][:, c].bool())
             row["lift_best_slot"] = mean(cat["lift_best_slot"][:, c], vis)
             row["centroid_error_px"] = mean(cat["centroid_error_px"][:, c], vis)
         row["window_ratio_recon"] = ratio(cat["err_recon"][:, c], cat["err_median"][:, c], vis)
@@ -252,7 +261,8 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
 
 COLUMNS = (
     ("lift", "lift"), ("lift_best_slot", "best-slot lift"), ("centroid_error_px", "best-slot centroid err (px)"),
-    ("lift_motion", "motion-map lift"), ("window_ratio_recon", "window ratio recon"),
+    ("lift_motion", "motion-map lift"), ("lift_prior_h1", "prior lift h1"), ("lift_prior_h5", "prior lift h5"),
+    ("window_ratio_recon", "window ratio recon"),
     ("window_ratio_h1", "window ratio h1"), ("window_ratio_copy_h1", "copy-last h1"),
     ("window_ratio_h5", "window ratio h5"), ("window_ratio_copy_h5", "copy-last h5"),
 )

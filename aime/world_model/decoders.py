@@ -7,9 +7,14 @@
   NCA with the shortsighted rule (seed 001).
 
 All decoders render frames ``[N, 3, 84, 84]`` on the scale of ``obs / 255`` (about [0, 1]) with
-``forward(feat [N, F])``, and give the reconstruction loss with ``loss(feat, target, weights)``:
-squared error summed over pixels (``[N]``), precision-weighted by ``weights [N, H, W]`` if given.
-Extra terms (the NCA's refinement loss) come from ``aux_losses``.
+``forward(feat [N, F], attention=None)``, and give the reconstruction loss with
+``loss(feat, target, weights, attention=None)``: squared error summed over pixels (``[N]``),
+precision-weighted by ``weights [N, H, W]`` if given. Extra terms (the NCA's refinement loss) come
+from ``aux_losses``.
+
+The conv decoders built with ``reads_attention=True`` also take an attention map
+``attention [N, R, R]`` (``R = 21``, summing to 1): ``log(R^2 A)`` joins the features as a channel
+at the 21x21 stage, so the decoder is told where the attention rests and can draw what is there.
 """
 
 from __future__ import annotations
@@ -23,35 +28,45 @@ from aime.world_model.objectives import image_loss
 
 
 class ConvDecoder(nn.Module):
-    """``feat [N, F]`` -> ``[N, 3, S, S]`` by transposed convolutions (S = 84 = 7 * 3 * 2 * 2).
+    """``feat [N, F]`` (and ``attention [N, 21, 21]``) -> ``[N, 3, S, S]`` by transposed
+    convolutions (S = 84 = 7 * 3 * 2 * 2).
 
     Args:
         feat_dim: ``F``.
         depth: channel base ``d``.
         image_size: must be 84 (the architecture's fixed upsampling path).
+        reads_attention: ``forward`` also takes an attention map, read at the 21x21 stage as the
+            channel ``log(R^2 A)`` (0 where the map is uniform, clamped below at ``log 1e-3``).
     """
 
-    def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84) -> None:
+    def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84, reads_attention: bool = False) -> None:
         super().__init__()
         if image_size != 84:
             raise ValueError(f"ConvDecoder: image_size must be 84, got {image_size}")
-        self.depth = depth
+        self.depth, self.reads_attention = depth, reads_attention
         self.project = nn.Linear(feat_dim, 4 * depth * 7 * 7)
-        self.net = nn.Sequential(
+        self.net = nn.Sequential(  # one Sequential, split at 21x21 in forward: checkpoints keep their keys
             nn.SiLU(),
             nn.ConvTranspose2d(4 * depth, 2 * depth, 3, stride=3), nn.SiLU(),  # 7 -> 21
-            nn.ConvTranspose2d(2 * depth, depth, 4, stride=2, padding=1), nn.SiLU(),  # 21 -> 42
+            nn.ConvTranspose2d(2 * depth + int(reads_attention), depth, 4, stride=2, padding=1), nn.SiLU(),  # 21 -> 42
             nn.ConvTranspose2d(depth, 3, 4, stride=2, padding=1),  # 42 -> 84
         )
 
-    def forward(self, feat: Tensor) -> Tensor:
-        x = self.project(feat).unflatten(-1, (4 * self.depth, 7, 7))
-        return self.net(x) + 0.5
+    def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
+        x = self.net[:3](self.project(feat).unflatten(-1, (4 * self.depth, 7, 7)))  # [N, 2d, 21, 21]
+        if self.reads_attention:
+            if attention is None or attention.shape != (x.shape[0], *x.shape[-2:]):
+                got = None if attention is None else tuple(attention.shape)
+                raise ValueError(f"ConvDecoder: expected attention [{x.shape[0]}, 21, 21], got {got}")
+            r2 = attention.shape[-1] * attention.shape[-2]
+            x = torch.cat([x, (attention.to(x.dtype) * r2).clamp_min(1e-3).log().unsqueeze(1)], 1)
+        return self.net[3:](x) + 0.5
 
-    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
-        return image_loss(self(feat), target, weights)
+    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None,
+             attention: Tensor | None = None) -> Tensor:
+        return image_loss(self(feat, attention), target, weights)
 
-    def aux_losses(self, feat: Tensor, target: Tensor) -> dict[str, Tensor]:
+    def aux_losses(self, feat: Tensor, target: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:
         return {}
 
 
@@ -74,7 +89,7 @@ class FieldImageDecoder(nn.Module):
         self.field = FieldDecoder(feat_dim, 3, num_neurons=(4 * depth, 4 * depth), hidden_dims=(2 * depth,),
                                   modulate=("beliefs",))
 
-    def forward(self, feat: Tensor) -> Tensor:
+    def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
         return self.field.render(feat, self.image_size, self.image_size) + 0.5
 
     def at(self, feat: Tensor, index: Tensor) -> Tensor:
@@ -82,7 +97,8 @@ class FieldImageDecoder(nn.Module):
         grid = make_coordinate_grid(self.image_size, self.image_size, device=feat.device, dtype=feat.dtype)
         return self.field(grid[index], feat) + 0.5
 
-    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None,
+             attention: Tensor | None = None) -> Tensor:
         n, c, h, w = target.shape
         if not self.training or self.train_pixels in (0, h * w):
             return image_loss(self(feat), target, weights)
@@ -94,7 +110,7 @@ class FieldImageDecoder(nn.Module):
             err = err * weights.flatten(1).gather(1, index)
         return err.sum(-1) * (h * w / self.train_pixels)
 
-    def aux_losses(self, feat: Tensor, target: Tensor) -> dict[str, Tensor]:
+    def aux_losses(self, feat: Tensor, target: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:
         return {}
 
 
@@ -106,24 +122,25 @@ class NCARefinementDecoder(nn.Module):
     gradient cut from the previous one), on ``refine_frames`` frames per batch to bound memory.
     """
 
-    def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84, steps: int = 4,
-                 refine_frames: int = 8, hidden: int = 16) -> None:
+    def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84, reads_attention: bool = False,
+                 steps: int = 4, refine_frames: int = 8, hidden: int = 16) -> None:
         super().__init__()
         if steps < 1 or refine_frames < 1:
             raise ValueError(f"steps and refine_frames must be >= 1, got {steps} and {refine_frames}")
-        self.coarse = ConvDecoder(feat_dim, depth, image_size)
+        self.coarse = ConvDecoder(feat_dim, depth, image_size, reads_attention)
         self.nca = ConvAttentionNCA(channels=3, hidden=hidden)
         self.steps, self.refine_frames = steps, refine_frames
 
-    def forward(self, feat: Tensor) -> Tensor:
-        return nca_refine(self.nca, self.coarse(feat), self.steps).state
+    def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
+        return nca_refine(self.nca, self.coarse(feat, attention), self.steps).state
 
-    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
-        return self.coarse.loss(feat, target, weights)
+    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None,
+             attention: Tensor | None = None) -> Tensor:
+        return self.coarse.loss(feat, target, weights, attention)
 
-    def aux_losses(self, feat: Tensor, target: Tensor) -> dict[str, Tensor]:
+    def aux_losses(self, feat: Tensor, target: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:
         pick = torch.randperm(feat.shape[0], device=feat.device)[: self.refine_frames]
-        coarse = self.coarse(feat[pick]).detach()
+        coarse = self.coarse(feat[pick], None if attention is None else attention[pick]).detach()
         losses = nca_refine(self.nca, coarse, self.steps, target=target[pick]).losses
         return {"nca_refinement": losses.sum()}
 

@@ -69,6 +69,9 @@ class VRNN(nn.Module):
         readout_position: the posterior over z also gets where the attention rests: the map's
             average of Fourier features of the cells' positions (the pooled readout keeps what is
             attended, not where).
+        decoder_attention: the image decoder also reads the attention map ``A_t`` (detached; the
+            ``conv`` and ``nca`` decoders): the posterior's when filtering, the attention prior's
+            prediction in imagination and open-loop prediction (see :meth:`decode`).
         fpn_norm: the feature pyramid's normalisation, ``"group"`` (seed) or ``"none"``.
         prior_position_bias: the attention prior's position code: ``"none"`` (absolute embedding
             only; keeps attention on the fused kernel, several times faster on CPU) or
@@ -106,6 +109,7 @@ class VRNN(nn.Module):
         posterior_map: str = "normalize",
         attention_target: str = "motion",
         readout_position: bool = False,
+        decoder_attention: bool = False,
         fpn_norm: str = "group",
         prior_position_bias: str = "none",
         attention_dropout: float = 0.0,
@@ -169,7 +173,11 @@ class VRNN(nn.Module):
         self.feat_size = deter + self.latent.size
         self.img_in = nn.Sequential(nn.Linear(self.latent.size + num_actions, hidden), nn.LayerNorm(hidden), nn.SiLU())
         self.cell = nn.GRUCell(hidden, deter) if rnn == "gru" else nn.LSTMCell(hidden, deter)
-        self.decoder = DECODERS[decoder](self.feat_size, cnn_depth)
+        self.decoder_attention = decoder_attention and attention
+        if self.decoder_attention and decoder == "field":
+            raise ValueError("decoder_attention needs the 'conv' or 'nca' decoder, got 'field'")
+        extra = {"reads_attention": True} if self.decoder_attention else {}
+        self.decoder = DECODERS[decoder](self.feat_size, cnn_depth, **extra)
         self.reward = RewardHead(self.feat_size, hidden)
         self.cont = ContinueHead(self.feat_size, hidden)
 
@@ -243,6 +251,22 @@ class VRNN(nn.Module):
             extra = {"attention": attention, "coords": coords, "slot_maps": net.slot_attention_maps,
                      "slot_centers": net.slot_centers}
         return self.latent.posterior(deter, embed), extra
+
+    def decode(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
+        """Frames from states: ``feat [..., F]`` (and ``attention [..., R, R]``) -> ``[..., 3, S, S]``.
+
+        With ``decoder_attention`` the map is required (the posterior's for filtered states, the
+        prior's for imagined ones) and read detached; otherwise it is ignored.
+        """
+        lead = feat.shape[:-1]
+        maps = None
+        if self.decoder_attention:
+            if attention is None or attention.shape[:-2] != lead:
+                got = None if attention is None else tuple(attention.shape)
+                raise ValueError(f"decode: decoder_attention needs attention {tuple(lead)} + (R, R), got {got}")
+            maps = attention.detach().flatten(0, -3)
+        frames = self.decoder(feat.flatten(0, -2), maps)
+        return frames.unflatten(0, lead)
 
     # -- inference -----------------------------------------------------------------------------
     def observe(self, obs: Tensor, action: Tensor, is_first: Tensor, state: State | None = None) -> dict:
@@ -363,7 +387,7 @@ class VRNN(nn.Module):
         queue = iter(onehot[:, context - 1:].unbind(1))  # the action at the last context frame first
         img = self.imagine(lambda feat: next(queue), start, t - context, attention=True)
         feat = img["feat"][:, 1:]
-        frames = self.decoder(feat.flatten(0, 1)).unflatten(0, feat.shape[:2])
+        frames = self.decode(feat, img["attention"][:, 1:] if "attention" in img else None)
         result = {"frames": frames, "reward": self.reward(feat).mean()}
         if "attention" in img:
             result["attention"] = img["attention"][:, 1:]
@@ -390,9 +414,10 @@ class VRNN(nn.Module):
         if self.attention_on and self.precision_strength > 0:
             weights = objectives.attention_precision(out["attention"].flatten(0, 1), obs.shape[-1], self.precision_strength)
         terms: dict[str, Tensor] = {}
-        terms["reconstruction"] = self.decoder.loss(flat, target, weights).mean()
+        maps = out["attention"].detach().flatten(0, 1) if self.decoder_attention else None
+        terms["reconstruction"] = self.decoder.loss(flat, target, weights, maps).mean()
         if self.scales.nca_refinement > 0:
-            terms.update(self.decoder.aux_losses(flat, target))
+            terms.update(self.decoder.aux_losses(flat, target, maps))
         dyn, rep, stats = self.latent.kl(out["post"], out["prior"])
         terms["kl"] = objectives.balanced_kl(dyn, rep, self.free_bits, self.kl_balance).mean()
         terms["reward"] = -self.reward(feat).log_prob(batch["reward"].float()).mean()

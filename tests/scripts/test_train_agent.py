@@ -111,7 +111,8 @@ def test_breakout_debug_run(tmp_path):
     # the object metrics against OCAtari's boxes, logged with the images
     objects = next(r for r in rows if "objects/attention_lift_ball" in r)
     assert {"objects/attention_lift_paddle", "objects/best_slot_lift_ball", "objects/window_ratio_recon_ball",
-            "objects/window_ratio_h1_paddle", "objects/centroid_error_px_ball"} <= set(objects)
+            "objects/window_ratio_h1_paddle", "objects/centroid_error_px_ball",
+            "objects/prior_lift_h1_ball"} <= set(objects)
     assert objects["objects/motion_map_lift_ball"] > 10  # the trivial baseline sits on the moving ball
 
 

@@ -76,3 +76,57 @@ def test_each_decoder_trains_in_the_world_model(decoder):
     if decoder == "nca":
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.nca.parameters())
     assert model.decoder(model.feat({"deter": torch.zeros(1, 16), "stoch": torch.zeros(1, 6)})).shape == (1, 3, 84, 84)
+
+
+def test_conv_decoder_draws_where_the_attention_map_points():
+    """With ``reads_attention`` and a constant state, the map alone says where the square goes."""
+    torch.manual_seed(0)
+    decoder = DECODERS["conv"](4, depth=8, reads_attention=True)
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=1e-2)
+    feat = torch.zeros(16, 4)
+
+    def sample(n):
+        cells = torch.randint(2, 19, (n, 2))
+        maps = torch.full((n, 21, 21), 1e-4)
+        maps[torch.arange(n), cells[:, 0], cells[:, 1]] = 1.0
+        frames = torch.zeros(n, 3, 84, 84)
+        for i, (y, x) in enumerate(cells.tolist()):
+            frames[i, :, 4 * y:4 * y + 4, 4 * x:4 * x + 4] = 1.0
+        return maps / maps.sum((-2, -1), keepdim=True), frames
+
+    for _ in range(160):
+        maps, frames = sample(16)
+        optimiser.zero_grad()
+        decoder.loss(feat, frames, attention=maps).mean().backward()
+        optimiser.step()
+    maps, frames = sample(16)
+    with torch.no_grad():
+        drawn = decoder(feat, maps)
+        shuffled = decoder(feat, maps.roll(1, 0))
+    square = frames[:, 0] > 0.5
+    assert drawn[:, 0][square].mean() > 0.6  # the square is drawn where the map points...
+    assert shuffled[:, 0][square].mean() < 0.3  # ...and not where another frame's map points
+    with pytest.raises(ValueError, match="attention"):
+        decoder(feat)
+
+
+def test_decoder_attention_in_the_world_model():
+    torch.manual_seed(0)
+    model = VRNN(3, decoder_attention=True, **SMALL)
+    b = batch()
+    total, _, out = model.loss(b)
+    total.backward()
+    assert model.decoder.net[3].weight.grad.abs().sum() > 0
+    frames = model.decode(out["feat"], out["attention"])
+    assert frames.shape == (2, 3, 3, 84, 84)
+    # the map is an input of the frames: another map, other frames
+    assert not torch.allclose(frames, model.decode(out["feat"], out["attention"].flip(-1)))
+    with pytest.raises(ValueError, match="decoder_attention"):
+        model.decode(out["feat"])
+    assert model.open_loop(b["obs"], b["action"], b["is_first"], 1)["frames"].shape == (2, 2, 3, 84, 84)
+    with pytest.raises(ValueError, match="field"):
+        VRNN(3, decoder="field", decoder_attention=True, **SMALL)
+    # without it the decoder keeps the layout of older checkpoints
+    plain = VRNN(3, **SMALL)
+    assert plain.decoder.net[3].in_channels == 2 * SMALL["cnn_depth"]
+    assert model.decoder.net[3].in_channels == 2 * SMALL["cnn_depth"] + 1
