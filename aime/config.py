@@ -175,6 +175,11 @@ class EvalConfig:
     greedy: bool = True
     """Act with the policy's mode (True) or sample from it (False). The Atari presets sample: a greedy
     policy that never presses FIRE after a lost life (Breakout) plays on until the time limit."""
+    max_steps: int = 27_000
+    """Cut an evaluation episode after this many agent steps (0: no cap); the episode counts with its
+    return so far and is reported (``eval/capped_episodes``, a line in the log). 27,000 agent steps
+    are the protocol's 108,000-frame limit at frame skip 4; a policy that never presses FIRE would
+    otherwise stall every evaluation until the environment's own limit."""
 
 
 @dataclass
@@ -369,7 +374,7 @@ def validate(cfg: Config) -> None:
     ]
     non_negative = [
         "env.noop_max", "train.steps", "train.warmup_steps", "train.train_ratio", "eval.every",
-        "eval.episodes", "log.scalars_every", "log.images_every", "log.checkpoint_every",
+        "eval.episodes", "eval.max_steps", "log.scalars_every", "log.images_every", "log.checkpoint_every",
         "train.model_lr", "train.actor_lr", "train.critic_lr", "train.entropy", "train.free_bits",
         "model.precision_strength",
     ]

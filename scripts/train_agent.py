@@ -114,17 +114,12 @@ def train(args: argparse.Namespace) -> int:
     if main_rank:
         print(trainer.summary(), flush=True)
     try:
-        result = trainer.run()
+        trainer.run()  # prints the end summary on every exit, with the command that continues the run
     except TrainingStopped as stop:
         if main_rank:
             print(f"stopped: {stop}", file=sys.stderr, flush=True)
         distributed.barrier()  # leave together: torchrun stops the others once one rank has exited
         return stop.exit_code
-    if main_rank:
-        print(
-            f"done: {result['env_steps']:,} agent steps, {result['updates']:,} updates, {result['episodes']:,} "
-            f"episodes in {result['seconds']:.0f} s ({result['sps']:.1f} steps/s); eval return "
-            f"{result['eval_return']:.2f}; checkpoint {result['checkpoint']}", flush=True)
     return 0
 
 

@@ -10,11 +10,12 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 
 
 class Logger:
@@ -62,10 +63,26 @@ class Logger:
         if self.enabled:
             self.writer.add_text(tag, text, step)
 
-    def hyperparameters(self, flat: Mapping[str, Any]) -> None:
-        """The configuration as a Markdown table under the ``hyperparameters`` text tag."""
+    def hyperparameters(self, flat: Mapping[str, Any], metric_tags: Sequence[str] = ()) -> None:
+        """The configuration as a Markdown table under the ``hyperparameters`` text tag, and as
+        TensorBoard's HPARAMS summary in this run's own event file, so that runs sit side by side
+        in the HPARAMS tab with ``metric_tags`` (scalar tags logged later, e.g. the final
+        evaluation) as their metric columns.
+
+        Values other than bool, int, float and str are written as their ``str``.
+        """
         rows = "\n".join(f"|{key}|{value}|" for key, value in flat.items())
         self.text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+        if not self.enabled:
+            return
+        values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flat.items()}
+        # torch's helper reads only the metric names from the dict; the values come from the scalars
+        experiment, session_start, _ = hparams(values, {tag: 0.0 for tag in metric_tags})
+        writer = self.writer._get_file_writer()
+        # SummaryWriter.add_hparams would write into a new sub-run; here they describe this run.
+        # The session-end summary is left out: it would claim success before the run has ended.
+        writer.add_summary(experiment)
+        writer.add_summary(session_start)
 
     def flush(self) -> None:
         if self.enabled:

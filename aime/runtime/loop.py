@@ -17,8 +17,11 @@ writes ``config.yaml`` and ``agent.pt``; every rank writes its replay (``replay/
 from __future__ import annotations
 
 import random
+import shlex
 import signal
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +40,8 @@ from aime.runtime.summaries import image_summaries
 from aime.eval.objects import ObjectData, evaluate_objects
 from envs.objects import OBJECT_CLASSES, record_objects
 
+# the HPARAMS tab's metrics: written at the end of every session of a run
+HPARAM_METRICS = ("hparams/eval_return", "hparams/env_steps")
 OBJECT_ROWS, OBJECT_WINDOWS = 600, 24  # held-out rows with object boxes, windows of 10 evaluated
 OBJECT_TAGS = {"lift": "attention_lift", "lift_best_slot": "best_slot_lift", "centroid_error_px": "centroid_error_px",
                "lift_motion": "motion_map_lift", "lift_prior_h1": "prior_lift_h1",
@@ -47,9 +52,10 @@ OBJECT_TAGS = {"lift": "attention_lift", "lift_best_slot": "best_slot_lift", "ce
 class TrainingStopped(RuntimeError):
     """The run stopped early (signal or non-finite losses); a checkpoint was written."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, exit_code: int, reason: str = "stopped") -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.reason = reason  # a few words for the end summary: "SIGTERM", "non-finite losses"
 
 
 def env_options(cfg: Config, evaluation: bool = False) -> dict[str, Any]:
@@ -100,40 +106,226 @@ class EpisodeTracker:
         return [(int(i), float(self.ret[i]), int(self.length[i])) for i in np.flatnonzero(self.done)]
 
 
+@dataclass
+class EvalResult:
+    """The evaluated episodes: returns and lengths in the order they ended, and how many of them were
+    cut at the step cap (they count, with their return so far)."""
+
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    capped: int = 0
+
+
+FrameHook = Callable[[np.ndarray, dict, np.ndarray, np.ndarray], None]
+
+
 def evaluate(agent: Agent, cfg: Config, episodes: int, seed: int, greedy: bool = True,
-             max_steps: int | None = None, on_step: Callable[[np.ndarray, dict], None] | None = None,
-             ) -> tuple[list[float], list[int]]:
+             max_episode_steps: int | None = None, on_step: FrameHook | None = None) -> EvalResult:
     """Play ``episodes`` full episodes with the agent on fresh evaluation environments.
 
     Episodes are split evenly over ``cfg.env.eval_envs`` sub-environments (so short episodes are
-    not over-counted). ``on_step(obs [N, 3, 84, 84], extras)`` sees every acting step (e.g. to save
-    frames with attention overlays). Returns the episodes' returns and lengths.
+    not over-counted) and numbered in that order: sub-env ``i`` plays episodes
+    ``sum(quota[:i]) ... sum(quota[:i+1]) - 1``.
+
+    Args:
+        max_episode_steps: cut an episode after this many agent steps (default ``cfg.eval.max_steps``;
+            0: no cap). A policy that never presses FIRE would otherwise play every evaluation
+            episode to the environment's time limit. A cut episode counts, with its return so far.
+        on_step: ``on_step(obs [N, 3, 84, 84], extras, episode int [N], last bool [N])`` sees every
+            frame the agent acts on, including the last frame of every counted episode (the agent
+            acts once more at the end, for its extras, e.g. attention): ``episode[i]`` is the number of
+            the counted episode frame ``i`` belongs to (-1: a frame of no counted episode) and
+            ``last[i]`` says it is that episode's last frame.
     """
+    cap = cfg.eval.max_steps if max_episode_steps is None else max_episode_steps
     n = max(1, min(cfg.env.eval_envs, episodes))
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    first_id = np.concatenate([[0], np.cumsum(quota)[:-1]])
     env = envs.make_vector(cfg.env.name, n, **env_options(cfg, evaluation=True))
     try:
         obs, _ = env.reset(seed=seed)
         tracker = EpisodeTracker(n)
         is_first = np.ones(n, dtype=bool)
-        state, returns, lengths = None, [], []
+        state, result = None, EvalResult()
         counts = np.zeros(n, dtype=np.int64)
-        steps = 0
-        while (counts < quota).any() and (max_steps is None or steps < max_steps):
+        episode = np.where(quota > 0, first_id, -1)  # the counted episode each sub-env plays (-1: none)
+        cut = np.zeros(n, dtype=bool)  # episodes cut at the cap on the last step: restart those sub-envs
+        while (counts < quota).any():
             action, state, extras = agent.act({"obs": obs, "is_first": is_first}, state, explore=not greedy)
             if on_step is not None:
-                on_step(obs, extras)
+                on_step(obs, extras, episode.copy(), tracker.done.copy())
+            # a shown last frame hands its sub-env on to its next counted episode, if any
+            episode = np.where(tracker.done, np.where(counts < quota, first_id + counts, -1), episode)
             obs, reward, terminated, truncated, _ = env.step(action)
+            if cut.any():  # what the autoreset does after an ending: the first frame of a new episode
+                restarted, _ = env.reset(options={"reset_mask": cut})
+                obs = np.where(cut[:, None, None, None], restarted, obs)
+                reward, terminated, truncated = np.where(cut, 0.0, reward), terminated & ~cut, truncated & ~cut
             is_first = tracker.done.copy()
-            for i, ret, length in tracker.step(reward, terminated, truncated):
+            ended = tracker.step(reward, terminated, truncated)
+            cut = ~tracker.done & (tracker.length >= cap) if cap > 0 else np.zeros(n, dtype=bool)
+            tracker.done |= cut  # ends here: the next step starts its sub-env's next episode
+            ended += [(int(i), float(tracker.ret[i]), int(tracker.length[i])) for i in np.flatnonzero(cut)]
+            for i, ret, length in ended:
                 if counts[i] < quota[i]:
-                    returns.append(ret)
-                    lengths.append(length)
+                    result.returns.append(ret)
+                    result.lengths.append(length)
+                    result.capped += int(cut[i])
                     counts[i] += 1
-            steps += 1
-        return returns, lengths
+        last = tracker.done & (episode >= 0)
+        if on_step is not None and last.any():  # the last frames of the final episodes
+            _, _, extras = agent.act({"obs": obs, "is_first": is_first}, state, explore=not greedy)
+            on_step(obs, extras, np.where(last, episode, -1), last)
+        return result
     finally:
         env.close()
+
+
+class Throughput:
+    """Agent steps and updates per second over the interval since the previous reading.
+
+    A rate over the whole run decays like 1/t once a fast warm-up is behind it; each reading here
+    covers only its own interval, so the chart shows the current speed.
+    """
+
+    def __init__(self, steps: int, updates: int, now: float) -> None:
+        self.steps, self.updates, self.time = steps, updates, now
+
+    def read(self, steps: int, updates: int, now: float) -> tuple[float, float]:
+        """``(agent steps/s, updates/s)`` since the previous reading (or the start); restarts the interval."""
+        dt = max(now - self.time, 1e-9)
+        rates = (steps - self.steps) / dt, (updates - self.updates) / dt
+        self.steps, self.updates, self.time = steps, updates, now
+        return rates
+
+
+def format_duration(seconds: float) -> str:
+    """``'14 h 05 min'``, ``'3 min 20 s'``, ``'42 s'``."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+class RunEstimate:
+    """How long the rest of a run takes, from the agent-step rate after warm-up.
+
+    Warm-up (random actions, no updates) runs many times faster than training, so a rate that
+    includes it promises hours where the run takes many more. The rate here is measured from the
+    first step past warm-up (evaluations and checkpoints since then included, as they will recur).
+
+    Args:
+        total: the run's last agent step.
+        warmup: agent steps of warm-up.
+        start: the agent step and the time this session started at.
+        announce_after: the expected duration is announced once training has run this many
+            seconds, or sooner once it has covered ``announce_fraction`` of the training steps left.
+    """
+
+    def __init__(self, total: int, warmup: int, start: tuple[int, float], announce_after: float = 60.0,
+                 announce_fraction: float = 0.05) -> None:
+        self.total, self.warmup = total, warmup
+        self.start_steps, self.start_time = start
+        self.origin: tuple[int, float] | None = None  # (step, time) where training began (this session)
+        self.now: tuple[int, float] = start
+        self.announce_after, self.announce_fraction = announce_after, announce_fraction
+        self.announced = False
+
+    def observe(self, steps: int, now: float) -> None:
+        """Record the step reached at ``now`` (after each iteration)."""
+        if self.origin is None and steps >= self.warmup:
+            self.origin = (steps, now)
+        self.now = (steps, now)
+
+    def rate(self) -> float | None:
+        """Agent steps per second since training began; None before two readings past warm-up."""
+        if self.origin is None:
+            return None
+        steps, dt = self.now[0] - self.origin[0], self.now[1] - self.origin[1]
+        return steps / dt if steps > 0 and dt > 0 else None
+
+    def remaining(self) -> float | None:
+        """Seconds to ``total`` at the training rate (None while it is not measured yet)."""
+        rate = self.rate()
+        return None if rate is None else max(self.total - self.now[0], 0) / rate
+
+    def postfix(self) -> str:
+        """The bar's time field: the training rate and the ETA, or what they wait for."""
+        remaining = self.remaining()
+        if remaining is None:
+            return "ETA after warm-up" if self.now[0] < self.warmup else "ETA: measuring"
+        return f"{self.rate():.2f} steps/s, ETA {format_duration(remaining)}"
+
+    def announcement(self) -> str | None:
+        """The one line that states the whole run's expected duration, once the training rate is
+        measured; None before that and after it was given once."""
+        if self.announced or self.origin is None or self.rate() is None:
+            return None
+        trained_steps, trained_time = self.now[0] - self.origin[0], self.now[1] - self.origin[1]
+        left = max(self.total - self.origin[0], 1)
+        if trained_time < self.announce_after and trained_steps < self.announce_fraction * left:
+            return None
+        self.announced = True
+        elapsed = self.now[1] - self.start_time
+        remaining = self.remaining()
+        finish = time.strftime("%a %H:%M", time.localtime(time.time() + remaining))
+        return (f"expected duration: {format_duration(elapsed + remaining)} for agent steps "
+                f"{self.start_steps:,} -> {self.total:,} ({format_duration(remaining)} left at "
+                f"{self.rate():.2f} steps/s after warm-up; finishes around {finish})")
+
+
+class Progress:
+    """The progress bar: the exact agent step, updates, returns and an ETA from the training rate.
+
+    tqdm's own rate and ETA average over the fast warm-up, and it redraws only every so many
+    iterations, so during slow training iterations it showed an older step. This bar is redrawn
+    before every slow phase (an iteration that trains), so what it shows is the current step.
+
+    Args:
+        total, initial, warmup: the run's last agent step, the step this session starts at, warm-up steps.
+        enabled: draw the bar (the expected-duration line is printed either way).
+        file: where to draw (default stderr, tqdm's).
+        clock: seconds (monotonic) for the estimate; a parameter so that tests can drive it.
+        min_interval: the least time between redraws that are not forced.
+    """
+
+    FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"  # tqdm puts ", " before the postfix
+
+    def __init__(self, total: int, initial: int, warmup: int, enabled: bool = True, file: Any = None,
+                 clock: Callable[[], float] = time.monotonic, min_interval: float = 0.2,
+                 announce: Callable[[str], None] | None = None) -> None:
+        self.clock, self.min_interval = clock, min_interval
+        self.estimate = RunEstimate(total, warmup, (initial, clock()))
+        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=not enabled,
+                        bar_format=self.FORMAT, file=file, mininterval=min_interval)
+        self.announce = announce or (lambda line: tqdm.write(line, file=file))
+        self.status = "no episode finished yet"
+        self.shown_at = -float("inf")
+
+    def advance(self, steps: int, updates: int, last_return: float, recent: list[float]) -> None:
+        """Record the run's counters (cheap; draws only if ``min_interval`` has passed)."""
+        now = self.clock()
+        self.estimate.observe(steps, now)
+        self.bar.n = steps
+        returns = (f"return last {last_return:.1f}, mean({len(recent)}) {np.mean(recent):.1f}" if recent
+                   else "no episode finished yet")
+        self.bar.set_postfix_str(f"{updates:,} updates, {returns}, {self.estimate.postfix()}", refresh=False)
+        line = self.estimate.announcement()
+        if line:
+            self.announce(line)
+        self.show(force=False)
+
+    def show(self, force: bool = True) -> None:
+        """Redraw now (``force``), or if ``min_interval`` has passed since the last redraw."""
+        now = self.clock()
+        if force or now - self.shown_at >= self.min_interval:
+            self.bar.refresh()
+            self.shown_at = now
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class Trainer:
@@ -162,6 +354,9 @@ class Trainer:
         self.last_return = float("nan")
         self.recent: list[float] = []
         self.last_eval = float("nan")
+        self.last_eval_step: int | None = None
+        self.saved_step: int | None = None  # the agent step of the newest complete checkpoint
+        self.clock: Callable[[], float] = time.monotonic  # rates and durations (tests drive it)
         self._signal: int | None = None
         seed_everything(cfg.seed)  # the same initial networks on every rank (broadcast below makes sure)
         self.env = envs.make_vector(cfg.env.name, cfg.env.num_envs, **env_options(cfg))
@@ -180,7 +375,7 @@ class Trainer:
         distributed.broadcast_parameters(self.agent)
         self.logger = Logger(self.logdir, enabled=distributed.is_main())
         if not resume:
-            self.logger.hyperparameters(flatten(cfg))
+            self.logger.hyperparameters(self.hyperparameters(), metric_tags=HPARAM_METRICS)
         self.rng = np.random.default_rng(self.seed + 7919 * (self.env_steps + 1))
         self._objects: ObjectData | bool | None = None  # rows with object boxes, recorded when first needed
 
@@ -203,6 +398,7 @@ class Trainer:
         if distributed.is_main():
             self._save_agent()
         distributed.barrier()
+        self.saved_step = self.env_steps
         return self.ckpt_dir
 
     def _save_agent(self) -> None:
@@ -236,6 +432,7 @@ class Trainer:
         self.replay = ReplayBuffer.load(self.ckpt_dir / replay_dirname(self.rank))
         counters = payload["counters"]
         self.env_steps, self.updates = int(counters["env_steps"]), int(counters["updates"])
+        self.saved_step = self.env_steps
         self.episodes, self.credit = int(counters["episodes"]), float(counters["credit"])
         self.nonfinite_total = int(counters["nonfinite_total"])
         rng = payload["rng"]
@@ -269,21 +466,36 @@ class Trainer:
         ]
         return "\n".join(lines)
 
+    def hyperparameters(self) -> dict[str, Any]:
+        """The flattened configuration as run: ``device`` is the device in use, not ``auto``."""
+        return {**flatten(self.cfg), "device": str(self.device)}
+
     def run(self) -> dict[str, Any]:
-        """Train until ``cfg.train.steps`` agent steps; returns a summary dict."""
+        """Train until ``cfg.train.steps`` agent steps; returns a summary dict.
+
+        Every exit (the end, SIGINT/SIGTERM, non-finite losses, a crash) prints the end summary
+        (:meth:`end_summary`) on rank 0: counters, time, the last evaluation, the checkpoint and
+        the command that continues the run.
+        """
         cfg = self.cfg
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        start_time, start_steps = time.time(), self.env_steps
-        bar = tqdm(total=cfg.train.steps, initial=self.env_steps, unit="step", dynamic_ncols=True,
-                   disable=not (self.progress and distributed.is_main()))
+        start_time, start_steps = self.clock(), self.env_steps
+        progress = Progress(cfg.train.steps, self.env_steps, cfg.train.warmup_steps, clock=self.clock,
+                            enabled=self.progress and distributed.is_main(),
+                            announce=self._print if distributed.is_main() else lambda line: None)
+        outcome = "crashed"
         try:
-            self._loop(bar, start_time, start_steps)
+            self._loop(progress)
             if self.cfg.eval.episodes > 0 and distributed.is_main():
+                progress.show()
                 self._evaluate()
             self.save()
-        except TrainingStopped:
+            outcome = "done"
+        except TrainingStopped as stop:
+            outcome = f"stopped ({stop.reason})"
             raise  # the checkpoint is already written
-        except BaseException:
+        except BaseException as error:
+            outcome = f"crashed ({type(error).__name__})"
             # a crash leaves a loadable checkpoint (the last consistent state of the run); with
             # several ranks a rank-local crash cannot save consistently (the others are elsewhere),
             # so the last periodic checkpoint stands
@@ -294,19 +506,51 @@ class Trainer:
             finally:
                 raise
         finally:
-            bar.close()
+            progress.close()
             for s, h in handlers.items():
                 signal.signal(s, h)
+            # the HPARAMS tab's metrics, as the session leaves them
+            self.logger.scalars({"hparams/eval_return": self.last_eval, "hparams/env_steps": self.env_steps},
+                                self.env_steps)
             self.logger.close()
             self.env.close()
-        elapsed = time.time() - start_time
-        episodes = int(distributed.all_reduce_scalar(self.episodes, "sum"))
+            elapsed = self.clock() - start_time
+            # a collective only when every rank is known to be here (the normal end)
+            episodes = self.episodes if outcome != "done" else int(distributed.all_reduce_scalar(self.episodes, "sum"))
+            if distributed.is_main():
+                self._print(self.end_summary(outcome, episodes, elapsed, start_steps))
         return {"env_steps": self.env_steps, "updates": self.updates, "episodes": episodes,
                 "eval_return": self.last_eval, "seconds": elapsed,
                 "sps": (self.env_steps - start_steps) / max(elapsed, 1e-9),
                 "nonfinite_updates": self.nonfinite_total, "checkpoint": str(self.ckpt_dir)}
 
-    def _loop(self, bar: tqdm, start_time: float, start_steps: int) -> None:
+    @staticmethod
+    def _print(line: str) -> None:
+        """A line on stdout that does not tear the progress bar."""
+        tqdm.write(line, file=sys.stdout)
+        sys.stdout.flush()
+
+    def end_summary(self, outcome: str, episodes: int, seconds: float, start_steps: int) -> str:
+        """What a person needs after a run ends, however it ended: counters, time and the last
+        evaluation; the checkpoint; the command that continues the run (three lines).
+
+        ``outcome``: ``done``, ``stopped (SIGTERM)``, ``crashed (RuntimeError)``...
+        """
+        rate = (self.env_steps - start_steps) / max(seconds, 1e-9)
+        evaluation = (f"eval return {self.last_eval:.2f} (at step {self.last_eval_step:,})"
+                      if self.last_eval_step is not None else "no evaluation yet")
+        head = (f"{outcome}: {self.env_steps:,} agent steps, {self.updates:,} updates, {episodes:,} episodes in "
+                f"{seconds:.0f} s ({rate:.1f} steps/s); {evaluation}")
+        if self.saved_step is None:
+            return head + "\ncheckpoint: none written (nothing to resume)"
+        launcher = f"torchrun --nproc_per_node={self.world}" if self.world > 1 else "python"
+        command = f"{launcher} scripts/train_agent.py --resume {shlex.quote(str(self.logdir))}"
+        if self.saved_step >= self.cfg.train.steps:  # finished: continuing needs a larger budget
+            command += f" --steps {2 * max(self.cfg.train.steps, 1)}"
+        return (f"{head}\ncheckpoint: {self.ckpt_dir} (agent step {self.saved_step:,})\n"
+                f"continue: {command}")
+
+    def _loop(self, progress: Progress) -> None:
         cfg, n = self.cfg, self.cfg.env.num_envs
         t = cfg.train
         obs, _ = self.env.reset(seed=self.seed + 1000 * (self.env_steps // max(n, 1)))
@@ -316,6 +560,7 @@ class Trainer:
         tracker = EpisodeTracker(n)
         state = None
         pending: list[dict[str, float]] = []
+        throughput = Throughput(self.env_steps, self.updates, self.clock())
         next_scalars = self._next(self.env_steps, cfg.log.scalars_every)
         next_images = self._next(self.env_steps, cfg.log.images_every)
         next_eval = self._next(self.env_steps, cfg.eval.every)
@@ -325,7 +570,7 @@ class Trainer:
             if signum:
                 path = self.save()
                 name = signal.Signals(signum).name
-                raise TrainingStopped(f"{name} received: checkpoint saved to {path}", 128 + signum)
+                raise TrainingStopped(f"{name} received: checkpoint saved to {path}", 128 + signum, reason=name)
             if self.env_steps < t.warmup_steps:
                 action = self.rng.integers(0, self.num_actions, size=n)
             else:
@@ -340,29 +585,31 @@ class Trainer:
                 self.recent = (self.recent + [ret])[-20:]
                 self.logger.scalars({"charts/episodic_return": ret, "charts/episodic_length": length}, self.env_steps)
             self.env_steps += n * self.world
-            bar.update(n * self.world)
 
+            updates = 0
             if self.env_steps >= t.warmup_steps and self.replay.can_sample(t.seq_len):
                 updates, self.credit = updates_due(self.credit, n, t.train_ratio, t.batch_size, t.seq_len)
-                for _ in range(updates):
-                    pending.append(self._train_once())
+            progress.advance(self.env_steps, self.updates, self.last_return, self.recent)
+            evaluating = bool(cfg.eval.every) and self.env_steps >= next_eval
+            if updates > 0 or evaluating or self.env_steps >= min(next_images, next_ckpt):
+                progress.show()  # a slow phase follows: the bar shows the step the run is at
+            for _ in range(updates):
+                pending.append(self._train_once())
             if self.env_steps >= next_scalars:
                 next_scalars += cfg.log.scalars_every
-                self._log_scalars(pending, start_time, start_steps)
+                self._log_scalars(pending, throughput)
                 pending = []
             if self.env_steps >= next_images:
                 next_images += cfg.log.images_every
                 if distributed.is_main():
                     self._log_images()
-            if cfg.eval.every and self.env_steps >= next_eval:
+            if evaluating:
                 next_eval += cfg.eval.every
                 if distributed.is_main():  # the other ranks wait at their next collective
                     self._evaluate()
             if self.env_steps >= next_ckpt:
                 next_ckpt += cfg.log.checkpoint_every
                 self.save()
-            bar.set_postfix(train_steps=self.updates, last_return=f"{self.last_return:.1f}",
-                            mean_return=f"{np.mean(self.recent):.1f}" if self.recent else "nan", refresh=False)
 
     def _agreed_signal(self) -> int:
         """The signal to stop on (0: none); with several ranks the largest any rank received, so
@@ -392,20 +639,22 @@ class Trainer:
             path = self.save()
             raise TrainingStopped(
                 f"{self.nonfinite_streak} updates in a row had a non-finite loss; stopped, checkpoint saved to "
-                f"{path}. Try a lower learning rate (--set train.model_lr=...) or check the inputs.", 1)
+                f"{path}. Try a lower learning rate (--set train.model_lr=...) or check the inputs.", 1,
+                reason="non-finite losses")
         return {}
 
-    def _log_scalars(self, pending: list[dict[str, float]], start_time: float, start_steps: int) -> None:
+    def _log_scalars(self, pending: list[dict[str, float]], throughput: Throughput) -> None:
+        """The interval's mean losses and its own throughput (not the run's average since start)."""
         values: dict[str, float] = {}
         pending = [p for p in pending if p]
         if pending:
             for key in pending[0]:
                 values[key] = float(np.mean([p[key] for p in pending if key in p]))
-        elapsed = max(time.time() - start_time, 1e-9)
+        sps, ups = throughput.read(self.env_steps, self.updates, self.clock())
         values.update({
-            "charts/SPS": (self.env_steps - start_steps) / elapsed,
+            "charts/SPS": sps,
             "charts/train_steps": self.updates,
-            "charts/updates_per_second": len(pending) / elapsed if pending else 0.0,
+            "charts/updates_per_second": ups,
             "charts/replay_size": len(self.replay),
             "charts/nonfinite_updates": self.nonfinite_total,
             **self.agent.learning_rates(),
@@ -451,12 +700,18 @@ class Trainer:
         # or how often) leaves the training run's random stream as it was
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            returns, lengths = evaluate(self.agent, self.cfg, e.episodes, seed=self.cfg.seed + 10_000 + self.env_steps,
-                                        greedy=e.greedy)
-        if returns:
-            self.last_eval = float(np.mean(returns))
-            self.logger.scalars({"eval/episodic_return": self.last_eval, "eval/episodic_length": float(np.mean(lengths)),
-                                 "eval/episodic_return_std": float(np.std(returns))}, self.env_steps)
+            result = evaluate(self.agent, self.cfg, e.episodes, seed=self.cfg.seed + 10_000 + self.env_steps,
+                              greedy=e.greedy)
+        if result.capped:
+            self._print(f"eval at step {self.env_steps:,}: {result.capped} of {len(result.returns)} episodes hit "
+                        f"the cap of eval.max_steps={e.max_steps:,} agent steps (a stalling policy? e.g. one "
+                        "that never presses FIRE); they count with their return so far")
+        if result.returns:
+            self.last_eval, self.last_eval_step = float(np.mean(result.returns)), self.env_steps
+            self.logger.scalars({"eval/episodic_return": self.last_eval,
+                                 "eval/episodic_length": float(np.mean(result.lengths)),
+                                 "eval/episodic_return_std": float(np.std(result.returns)),
+                                 "eval/capped_episodes": result.capped}, self.env_steps)
 
 
 def config_from_checkpoint(logdir: str | Path) -> Config:

@@ -38,3 +38,25 @@ def test_disabled_logger_writes_nothing(tmp_path):
     logger.images({"b": torch.zeros(1, 3, 2, 2)}, 0)
     logger.close()
     assert not (tmp_path / "off").exists()
+
+
+def test_hyperparameters_write_the_hparams_summary_into_the_runs_own_event_file(tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    logger = Logger(tmp_path)
+    logger.hyperparameters({"model.deter": 512, "env.name": "Breakout", "eval.greedy": False, "device": "cpu"},
+                           metric_tags=["hparams/eval_return"])
+    logger.scalars({"hparams/eval_return": 3.5}, step=100)
+    logger.close()
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []  # no sub-run, unlike add_hparams
+    acc = read_events(tmp_path)
+    content = acc.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {h.name for h in experiment.hparam_infos} == {"model.deter", "env.name", "eval.greedy", "device"}
+    assert [m.name.tag for m in experiment.metric_infos] == ["hparams/eval_return"]
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["model.deter"].number_value == 512
+    assert session.hparams["env.name"].string_value == "Breakout"
+    assert session.hparams["eval.greedy"].bool_value is False
+    assert session.hparams["device"].string_value == "cpu"
+    assert [(e.step, e.value) for e in acc.Scalars("hparams/eval_return")] == [(100, 3.5)]

@@ -41,3 +41,142 @@ def test_a_sampled_evaluation_leaves_the_training_random_stream_alone(tmp_path):
     finally:
         trainer.logger.close()
         trainer.env.close()
+
+
+class FakeClock:
+    """Seconds that the test sets (rates and ETAs are computed from it, never from the real time)."""
+
+    def __init__(self, now=0.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def metrics(logdir):
+    import json
+
+    return [json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_throughput_charts_cover_their_own_interval_not_the_time_since_start(tmp_path):
+    from aime.runtime.loop import Throughput, Trainer
+
+    trainer = Trainer(load_config(["debug"]), tmp_path / "run", progress=False)
+    try:
+        trainer.clock = clock = FakeClock(100.0)
+        throughput = Throughput(0, 0, clock())
+        clock.now, trainer.env_steps = 110.0, 1000  # a fast warm-up: 1,000 steps in 10 s, no updates
+        trainer._log_scalars([], throughput)
+        clock.now, trainer.env_steps, trainer.updates = 120.0, 1100, 50  # training: 100 steps, 50 updates in 10 s
+        trainer._log_scalars([{"losses/kl": 1.0}] * 50, throughput)
+    finally:
+        trainer.logger.close()
+        trainer.env.close()
+    warmup, training = [r for r in metrics(tmp_path / "run") if "charts/SPS" in r]
+    assert warmup["charts/SPS"] == 100.0 and warmup["charts/updates_per_second"] == 0.0
+    # the run's averages since the start would be 55 steps/s and 2.5 updates/s
+    assert training["charts/SPS"] == 10.0 and training["charts/updates_per_second"] == 5.0
+
+
+def test_progress_bar_eta_from_the_training_rate_and_the_exact_step():
+    import io
+
+    from aime.runtime.loop import Progress
+
+    clock, out, lines = FakeClock(), io.StringIO(), []
+    progress = Progress(total=1000, initial=0, warmup=100, file=out, clock=clock, announce=lines.append)
+    clock.now = 1.0
+    progress.advance(100, 0, float("nan"), [])  # warm-up: 100 steps in 1 s; training starts here
+    assert "no episode finished yet" in out.getvalue() and "nan" not in out.getvalue()
+    clock.now = 11.0
+    progress.advance(200, 50, 1.0, [1.0, -1.0])  # training: 10 steps/s
+    assert progress.estimate.remaining() == 80.0  # 800 steps at 10 steps/s (not at ~18 steps/s overall)
+    assert "ETA 1 min 20 s" in out.getvalue() and "return last 1.0, mean(2) 0.0" in out.getvalue()
+    assert len(lines) == 1 and "expected duration: 1 min 31 s" in lines[0]  # 11 s so far + 80 s
+    clock.now = 11.01  # within the redraw interval: not drawn, unless a slow phase follows
+    progress.advance(204, 50, 1.0, [1.0])
+    assert "200/1000" in out.getvalue().split("\r")[-1]
+    progress.show()  # before a slow phase (training, evaluation): the step the run is at
+    drawn = out.getvalue().split("\r")[-1]  # tqdm's elapsed field is real time: not asserted
+    assert "| 204/1000 [" in drawn and drawn.endswith(", 50 updates, return last 1.0, mean(1) 1.0, 10.39 steps/s, "
+                                                      "ETA 1 min 17 s]")
+    clock.now = 100.0
+    progress.advance(300, 60, 1.0, [1.0])
+    assert len(lines) == 1  # announced once
+
+
+def test_every_exit_prints_the_end_summary_with_the_resume_command(tmp_path, capsys):
+    import signal
+
+    import pytest
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from aime.runtime.loop import Trainer, TrainingStopped
+
+    stopped = Trainer(load_config(["debug"]), tmp_path / "stopped", progress=False)
+    stopped._signal = signal.SIGTERM
+    with pytest.raises(TrainingStopped):
+        stopped.run()
+    out = capsys.readouterr().out
+    assert "stopped (SIGTERM): 0 agent steps, 0 updates, 0 episodes" in out and "no evaluation yet" in out
+    assert f"checkpoint: {tmp_path / 'stopped' / 'checkpoint'} (agent step 0)" in out
+    assert f"continue: python scripts/train_agent.py --resume {tmp_path / 'stopped'}\n" in out
+
+    done = Trainer(load_config(["debug"], ["train.steps=8", "eval.episodes=1"]), tmp_path / "done", progress=False)
+    done.run()
+    out = capsys.readouterr().out
+    assert "done: 8 agent steps, 0 updates" in out and "eval return" in out and "(at step 8)" in out
+    assert f"continue: python scripts/train_agent.py --resume {tmp_path / 'done'} --steps 16" in out
+    # the hyper-parameters name the device in use, not "auto"
+    acc = EventAccumulator(str(tmp_path / "done"), size_guidance={"tensors": 0})
+    acc.Reload()
+    table = acc.Tensors("hyperparameters/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "|device|cpu|" in table and "auto" not in table
+
+
+def test_evaluation_episodes_are_cut_at_the_step_cap_and_reported(tmp_path, capsys):
+    from aime.runtime.loop import Trainer
+
+    cfg = load_config(["debug"], ["eval.max_steps=5", "eval.episodes=3"])  # a Catch episode lasts 9 steps
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        trainer._evaluate()
+    finally:
+        trainer.logger.close()
+        trainer.env.close()
+    row = next(r for r in metrics(tmp_path / "run") if "eval/episodic_return" in r)
+    assert row["eval/capped_episodes"] == 3 and row["eval/episodic_length"] == 5
+    assert "3 of 3 episodes hit the cap of eval.max_steps=5" in capsys.readouterr().out
+
+
+class ConstantPolicy:
+    """Always the same action: NOOP in Breakout never launches the ball, so its episodes stall."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def act(self, obs, state, explore=True):
+        return np.full(len(obs["obs"]), self.action), state, {}
+
+
+def test_a_stalling_policy_is_cut_and_every_episode_shows_all_its_frames():
+    from aime.runtime.loop import evaluate
+
+    frames = {}
+
+    def on_step(obs, extras, episode, last):
+        for i in np.flatnonzero(episode >= 0):
+            frames.setdefault(int(episode[i]), []).append(bool(last[i]))
+
+    cfg = load_config(["debug"], ["env.name=Breakout", "env.eval_envs=2"])
+    result = evaluate(ConstantPolicy(0), cfg, 3, seed=0, max_episode_steps=20, on_step=on_step)
+    assert result.lengths == [20, 20, 20] and result.capped == 3 and result.returns == [0.0, 0.0, 0.0]
+    # every episode: its first frame, one frame per step, the last one flagged (and no other)
+    assert sorted(frames) == [0, 1, 2]
+    assert all(flags == [False] * 20 + [True] for flags in frames.values())
+
+    frames.clear()  # Catch: episodes end by themselves, none is cut
+    result = evaluate(ConstantPolicy(1), load_config(["debug"], ["env.eval_envs=2"]), 5, seed=0, on_step=on_step)
+    assert result.capped == 0 and sorted(frames) == [0, 1, 2, 3, 4]
+    assert [len(frames[k]) for k in range(5)] == [9 + 1] * 5 and all(f[-1] for f in frames.values())
