@@ -1,0 +1,162 @@
+"""Learning curves of several runs: read, group by configuration, average over seeds, plot.
+
+A run directory holds ``config.yaml`` and ``metrics.jsonl`` (see :mod:`aime.runtime.logger`).
+Runs whose configurations are equal except for the seed and the log directory form one group; a
+group's curve is the mean over its runs, with a band of one standard deviation, of each run's curve
+interpolated onto a common grid (only where every run of the group has data, so a short run does
+not make the mean jump). Train returns are smoothed per run first (the mean of the last episodes).
+
+matplotlib (the ``plots`` extra) is imported only by :func:`plot_groups`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import yaml
+
+# keys that tell runs of one configuration apart without changing what is run
+IGNORED_KEYS = ("seed", "log.logdir")
+TRAIN_TAG, EVAL_TAG = "charts/episodic_return", "eval/episodic_return"
+
+
+@dataclass
+class Curve:
+    """One run's values of a tag against agent steps and wall-clock hours since its first record."""
+
+    steps: np.ndarray
+    hours: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]  # flattened: {"train.steps": 4000, ...}
+    train: Curve
+    eval: Curve
+
+
+def flatten_mapping(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"steps": 4}}`` -> ``{"train.steps": 4}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_mapping(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """The mean of each value and the ``window - 1`` before it (fewer at the start)."""
+    if window <= 1 or values.size == 0:
+        return values.astype(float)
+    sums = np.cumsum(np.insert(values.astype(float), 0, 0.0))
+    ends = np.arange(1, values.size + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def load_run(path: str | Path, smooth: int = 20) -> Run:
+    """Read a run directory; ``smooth``: train returns are averaged over the last this many episodes.
+
+    Raises:
+        ValueError: ``path`` is not a run directory (no ``config.yaml`` or ``metrics.jsonl``).
+    """
+    path = Path(path)
+    for name in ("config.yaml", "metrics.jsonl"):
+        if not (path / name).is_file():
+            raise ValueError(f"{path} has no {name}: not an AIME run directory")
+    config = flatten_mapping(yaml.safe_load((path / "config.yaml").read_text()) or {})
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    start = min((r["time"] for r in rows), default=0.0)
+
+    def curve(tag: str) -> Curve:
+        picked = [r for r in rows if r.get(tag) is not None]
+        return Curve(np.array([r["step"] for r in picked], dtype=float),
+                     np.array([(r["time"] - start) / 3600 for r in picked], dtype=float),
+                     np.array([r[tag] for r in picked], dtype=float))
+
+    train = curve(TRAIN_TAG)
+    train.values = trailing_mean(train.values, smooth)
+    return Run(path, config, train, curve(EVAL_TAG))
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs grouped by their configuration less :data:`IGNORED_KEYS`, labelled by the keys that
+    differ between groups (``"train.model_lr=0.001"``), or by the game when only one group."""
+    groups: dict[str, list[Run]] = {}
+    keys: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        config = {k: v for k, v in run.config.items() if k not in IGNORED_KEYS}
+        key = json.dumps(config, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(run)
+        keys[key] = config
+    differing = sorted({k for c in keys.values() for k in c if len({json.dumps(d.get(k), default=str)
+                                                                   for d in keys.values()}) > 1})
+    labelled = {}
+    for key, members in groups.items():
+        config = keys[key]
+        label = ", ".join(f"{k}={config.get(k)}" for k in differing) or str(config.get("env.name", "runs"))
+        labelled[f"{label} ({len(members)} run{'s' if len(members) > 1 else ''})"] = members
+    return labelled
+
+
+def mean_sd(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 100
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, mean, sd)`` over curves ``(x_i, y_i)`` linearly interpolated onto ``points`` values of x
+    spanning the range every curve covers (population sd: 0 for a single run). Empty arrays when
+    some curve has no data or the curves share no range."""
+    curves = [(x, y) for x, y in curves]
+    if not curves or any(x.size == 0 for x, _ in curves):
+        return np.array([]), np.array([]), np.array([])
+    low, high = max(x.min() for x, _ in curves), min(x.max() for x, _ in curves)
+    if low > high:
+        return np.array([]), np.array([]), np.array([])
+    grid = np.linspace(low, high, points) if high > low else np.array([low])
+    values = np.stack([np.interp(grid, x, y) for x, y in curves])
+    return grid, values.mean(axis=0), values.std(axis=0)
+
+
+def read_random_return(path: str | Path) -> tuple[float, int]:
+    """The mean return and episode count in a ``scripts/evaluate.py --json`` file."""
+    data = json.loads(Path(path).read_text())
+    if "return_mean" not in data:
+        raise ValueError(f"{path} has no 'return_mean': write it with scripts/evaluate.py --random --json FILE")
+    return float(data["return_mean"]), int(data.get("episodes", len(data.get("returns", []))))
+
+
+def plot_groups(groups: Mapping[str, Sequence[Run]], out: str | Path, random: tuple[float, int] | None = None,
+                title: str = "") -> Path:
+    """A 2x2 figure (train / eval return against agent steps / wall-clock hours), mean +- sd per
+    group, a dashed line at the random policy's return; written to ``out`` (PNG, PDF, SVG...)."""
+    from matplotlib.figure import Figure  # the plots extra; no pyplot: no GUI backend, no global state
+
+    figure = Figure(figsize=(12, 8), layout="constrained")
+    axes = figure.subplots(2, 2)
+    panels = [("train", "steps"), ("train", "hours"), ("eval", "steps"), ("eval", "hours")]
+    for ax, (which, axis) in zip(axes.flat, panels):
+        for index, (label, runs) in enumerate(groups.items()):
+            x, mean, sd = mean_sd([(getattr(getattr(r, which), axis), getattr(r, which).values) for r in runs])
+            if x.size == 0:
+                continue
+            colour = f"C{index % 10}"
+            ax.plot(x, mean, color=colour, label=label, marker="o" if x.size == 1 else None)
+            ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, linewidth=0)
+        if random is not None:
+            ax.axhline(random[0], color="grey", linestyle="--", label=f"random policy ({random[1]} episodes)")
+        ax.set_xlabel("agent steps" if axis == "steps" else "wall-clock hours")
+        ax.set_ylabel("train return (smoothed)" if which == "train" else "eval return")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=100)
+    return out

@@ -1,0 +1,49 @@
+"""Learning curves of runs: train and eval return against agent steps and wall-clock time.
+
+    python scripts/plot_runs.py runs/Catch__0__* runs/Catch__1__* --out curves.png
+    python scripts/evaluate.py --random --env Catch --episodes 1000 --json random.json
+    python scripts/plot_runs.py runs/* --random random.json --out curves.png
+
+Runs whose config.yaml are equal except for the seed and the log directory are one group: its
+curve is the mean over the runs, with a band of one standard deviation (see aime/runtime/plots.py).
+Needs matplotlib (the ``plots`` extra): without it, one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aime.runtime.plots import group_runs, load_run, plot_groups, read_random_return
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Plot the learning curves of AIME runs, grouped by configuration.")
+    parser.add_argument("runs", nargs="+", help="run directories (config.yaml and metrics.jsonl)")
+    parser.add_argument("--out", default="curves.png", help="the figure (PNG, PDF, SVG; default curves.png)")
+    parser.add_argument("--random", metavar="FILE", help="a random policy's results: scripts/evaluate.py --random --json")
+    parser.add_argument("--smooth", type=int, default=20, help="train returns: mean of the last N episodes (default 20)")
+    parser.add_argument("--title", default="")
+    args = parser.parse_args(argv)
+    try:
+        import matplotlib  # noqa: F401  (the plots extra; aime.runtime.plots imports it when drawing)
+    except ImportError:
+        print("plot_runs.py: error: matplotlib is not installed; install the plots extra: pip install -e '.[plots]'",
+              file=sys.stderr)
+        return 2
+    try:
+        runs = [load_run(path, smooth=args.smooth) for path in args.runs]
+        random = read_random_return(args.random) if args.random else None
+    except (OSError, ValueError) as error:
+        print(f"plot_runs.py: error: {error}", file=sys.stderr)
+        return 2
+    groups = group_runs(runs)
+    out = plot_groups(groups, args.out, random=random, title=args.title)
+    for label, members in groups.items():
+        print(f"{label}: {', '.join(str(r.path) for r in members)}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""aime.runtime.plots (grouping, mean +- sd) and scripts/plot_runs.py on tiny synthetic runs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from aime.runtime.plots import group_runs, load_run, mean_sd, plot_groups, trailing_mean
+
+ROOT = Path(__file__).resolve().parents[2]
+PLOT = [sys.executable, str(ROOT / "scripts" / "plot_runs.py")]
+
+
+def make_run(path, seed, lr, evals, train=(), start=1000.0):
+    """A run directory: config.yaml and metrics.jsonl with eval returns ``{step: value}`` one
+    minute apart and train episodes ``[(step, return)]``."""
+    path.mkdir(parents=True)
+    config = {"seed": seed, "env": {"name": "Catch"}, "train": {"model_lr": lr}, "log": {"logdir": str(path)}}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = [{"step": step, "time": start + step * 0.6, "charts/episodic_return": value} for step, value in train]
+    rows += [{"step": step, "time": start + step * 0.6, "eval/episodic_return": value} for step, value in evals.items()]
+    rows.append({"step": 10, "time": start, "losses/kl": 1.0, "eval/episodic_return": None})  # other tags, nulls
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sorted(rows, key=lambda r: r["time"])))
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return [make_run(tmp_path / "a", 0, 1e-3, {100: 0.0, 200: 2.0}, train=[(10, 1.0), (20, 3.0)]),
+            make_run(tmp_path / "b", 1, 1e-3, {100: 2.0, 200: 4.0, 300: 9.0}, train=[(10, -1.0), (20, 1.0)]),
+            make_run(tmp_path / "c", 0, 3e-4, {100: 5.0, 200: 5.0})]
+
+
+def test_runs_are_grouped_by_config_except_seed_and_logdir_and_averaged(runs):
+    loaded = [load_run(path, smooth=2) for path in runs]
+    groups = group_runs(loaded)
+    assert sorted(groups) == ["train.model_lr=0.0003 (1 run)", "train.model_lr=0.001 (2 runs)"]
+    pair = groups["train.model_lr=0.001 (2 runs)"]
+    assert [r.path.name for r in pair] == ["a", "b"]
+    x, mean, sd = mean_sd([(r.eval.steps, r.eval.values) for r in pair], points=3)
+    # only the range both runs cover (b's step 300 is left out): means 1, 2, 3 and sd 1
+    assert x.tolist() == [100, 150, 200] and mean.tolist() == [1.0, 2.0, 3.0] and sd.tolist() == [1.0, 1.0, 1.0]
+    assert np.allclose(pair[0].eval.hours, [1 / 60, 2 / 60])  # wall time since the run's first record
+    assert pair[0].train.values.tolist() == [1.0, 2.0]  # smoothed over the last 2 episodes
+    assert trailing_mean(np.array([1.0, 3.0, 5.0, 7.0]), 3).tolist() == [1.0, 2.0, 3.0, 5.0]
+
+
+def test_the_figure_is_written(runs, tmp_path):
+    out = plot_groups(group_runs([load_run(p) for p in runs]), tmp_path / "fig" / "curves.png", random=(-0.6, 100))
+    image = cv2.imread(str(out))
+    assert image is not None and image.shape == (800, 1200, 3)
+
+
+def test_cli_plots_runs_with_a_random_line_and_reports_bad_input(runs, tmp_path):
+    random = tmp_path / "random.json"
+    random.write_text(json.dumps({"env": "Catch", "episodes": 400, "return_mean": -0.6, "returns": [-0.6] * 400}))
+    out = tmp_path / "curves.png"
+    result = subprocess.run(PLOT + [str(p) for p in runs] + ["--random", str(random), "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and "train.model_lr=0.001 (2 runs)" in result.stdout
+    result = subprocess.run(PLOT + [str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no config.yaml: not an AIME run directory" in result.stderr
+
+
+def test_cli_without_matplotlib_names_the_extra(runs, tmp_path):
+    blocker = tmp_path / "blocker" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'matplotlib'\")\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker.parent)}
+    result = subprocess.run(PLOT + [str(runs[0])], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2 and "pip install -e '.[plots]'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
