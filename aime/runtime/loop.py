@@ -381,28 +381,34 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self) -> Path:
-        """Write ``checkpoint/replay`` then ``checkpoint/agent.pt`` (atomic each); return the folder.
+        """Write a new generation of ``checkpoint/`` crash-safely (see :mod:`aime.runtime.checkpoint`):
+        replay, then ``agent.pt``, into a staging folder, then swap it in; return the folder.
 
         Distributed, every rank calls it at the same iteration: each writes its replay (and, past
         rank 0, ``rank{r}.pt`` with its RNG state and a digest of its networks), then rank 0 writes
-        ``agent.pt`` once all are on disk, so ``agent.pt`` still marks a complete checkpoint.
+        ``agent.pt`` once all are on disk, so a staged ``agent.pt`` marks a complete checkpoint.
         """
-        self.replay.save(self.ckpt_dir / replay_dirname(self.rank))
+        staging = ckpt.staging_dir(self.ckpt_dir)
+        if distributed.is_main():
+            ckpt.begin_save(self.ckpt_dir)
+        distributed.barrier()
+        self.replay.save(staging / replay_dirname(self.rank))
         if self.rank > 0:
-            ckpt.save_agent_state(self.ckpt_dir / f"rank{self.rank}.pt", {
+            ckpt.save_agent_state(staging / f"rank{self.rank}.pt", {
                 "rank": self.rank, "rng": ckpt.rng_state(),
                 "counters": {"env_steps": self.env_steps, "episodes": self.episodes},
                 "state_digest": distributed.state_digest(self.agent.state_dict()),
             })
         distributed.barrier()
         if distributed.is_main():
-            self._save_agent()
+            self._save_agent(staging / "agent.pt")
+            ckpt.commit(self.ckpt_dir)
         distributed.barrier()
         self.saved_step = self.env_steps
         return self.ckpt_dir
 
-    def _save_agent(self) -> None:
-        ckpt.save_agent_state(self.ckpt_dir / "agent.pt", {
+    def _save_agent(self, path: Path) -> None:
+        ckpt.save_agent_state(path, {
             "agent": self.agent.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.agent.optimizers().items()},
             "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,

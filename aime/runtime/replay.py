@@ -166,15 +166,21 @@ class ReplayBuffer:
         """Write the buffer to ``directory`` atomically (a temp folder renamed into place).
 
         Only the written rows are stored, in physical order, so a resumed run samples exactly
-        what the interrupted one would have.
+        what the interrupted one would have. Every file is flushed to disk before the rename, so
+        the folder, once it has its name, is whole (checkpoints rely on it, see
+        :mod:`aime.runtime.checkpoint`).
         """
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
             for name in FIELDS:
-                np.save(tmp / f"{name}.npy", getattr(self, name)[:, : self.filled])
-            (tmp / "state.json").write_text(json.dumps(self.state()))
+                with open(tmp / f"{name}.npy", "wb") as f:
+                    np.save(f, getattr(self, name)[:, : self.filled])
+                    _flush(f)
+            with open(tmp / "state.json", "w") as f:
+                f.write(json.dumps(self.state()))
+                _flush(f)
             if directory.exists():
                 old = directory.with_name(f".{directory.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -189,27 +195,28 @@ class ReplayBuffer:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "ReplayBuffer":
-        """Read a buffer written by :meth:`save`; a damaged folder raises ``ValueError``."""
+        """Read a buffer written by :meth:`save`.
+
+        A missing, damaged or inconsistent folder raises ``ValueError`` with one line naming the
+        file and what is wrong with it.
+        """
         directory = Path(directory)
+        meta = _read_state(directory)
         try:
-            meta = json.loads((directory / "state.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{directory} is not a saved replay buffer: {error}") from error
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{directory}: replay format {meta.get('format_version')!r}, expected {FORMAT_VERSION}"
-            )
-        buffer = cls(meta["capacity"], meta["num_streams"], tuple(meta["obs_shape"]), seed=None)
+            buffer = cls(meta["capacity"], meta["num_streams"], tuple(meta["obs_shape"]), seed=None)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{directory}/state.json: impossible buffer shape: {error}") from error
         buffer._restore(directory, meta)
         return buffer
 
     def _restore(self, directory: Path, meta: Mapping) -> None:
-        filled = int(meta["filled"])
+        filled, head, total = int(meta["filled"]), int(meta["head"]), int(meta["total_added"])
+        # the counters of a ring written by add() follow from how many rows it was ever given
+        if not (total >= 0 and filled == min(total, self.length) and head == total % self.length):
+            raise ValueError(f"{directory}/state.json: inconsistent counters filled={filled}, head={head}, "
+                             f"total_added={total} for {self.length} rows per stream")
         for name in FIELDS:
-            try:
-                data = np.load(directory / f"{name}.npy", allow_pickle=False)
-            except (OSError, ValueError) as error:
-                raise ValueError(f"{directory}: cannot read {name}.npy: {error}") from error
+            data = _read_array(directory / f"{name}.npy")
             target = getattr(self, name)
             expected = (self.num_streams, filled, *target.shape[2:])
             if data.shape != expected or data.dtype != target.dtype:
@@ -218,7 +225,61 @@ class ReplayBuffer:
                     f"got {data.dtype} {tuple(data.shape)}"
                 )
             target[:, :filled] = data
-        self.head = int(meta["head"])
-        self.filled = filled
-        self.total_added = int(meta["total_added"])
-        self.rng.bit_generator.state = meta["rng"]
+        self.head, self.filled, self.total_added = head, filled, total
+        try:
+            self.rng.bit_generator.state = meta["rng"]
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"{directory}/state.json: unusable sampling generator state ({error})") from error
+
+
+# the keys of state.json and the types they must have (bool is not accepted as an int)
+STATE_KEYS = {"format_version": int, "capacity": int, "num_streams": int, "obs_shape": list, "head": int,
+              "filled": int, "total_added": int, "rng": dict}
+
+
+def _flush(f) -> None:
+    """Push a file's bytes to disk (a crash after the folder's rename must not find it empty)."""
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _read_state(directory: Path) -> dict:
+    """``state.json`` of a saved buffer, with every key present and of its type."""
+    path = directory / "state.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ValueError(f"{directory} is not a saved replay buffer: it has no state.json") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is damaged: {error}") from error
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} is damaged: expected a JSON object, got {type(meta).__name__}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{directory}: replay format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+    for key, kind in STATE_KEYS.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise ValueError(f"{path} is damaged: {key!r} must be a {kind.__name__}, got {meta.get(key)!r}")
+    return meta
+
+
+def _read_array(path: Path) -> np.ndarray:
+    """One ``.npy`` file, never unpickled; any damage is one ``ValueError`` line naming the file
+    (numpy's own advice for a pickle, to load it unsafely, is not passed on)."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except FileNotFoundError as error:
+        raise ValueError(f"{path} is missing") from error
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from error
+    if not magic:  # np.load would raise EOFError, which names nothing
+        raise ValueError(f"{path} is empty")
+    if magic != b"\x93NUMPY":
+        raise ValueError(f"{path} is damaged: not a .npy array file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        if "pickle" in str(error):  # an object array: refused, never unpickled
+            raise ValueError(f"{path} is damaged: it holds Python objects, not a plain array") from error
+        first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(f"{path} is damaged: {first}") from error

@@ -1,4 +1,7 @@
+import os
 import random
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -80,3 +83,110 @@ def test_a_checkpoint_written_before_the_posterior_map_choice_loads_with_the_see
     assert (cfg.model.posterior_map, cfg.model.attention_target, cfg.model.precision_strength) == ("softmax", "none", 0)
     save_agent_state(tmp_path / "agent.pt", {"config": to_dict(load_config(["debug"]))})
     assert load_run_config(tmp_path).model.posterior_map == "normalize"
+
+
+# -- generations: a save cut short at any instant leaves one complete checkpoint ----------------
+def stage(ckpt_dir, step):
+    """A complete staged generation at ``step`` (replay first, agent.pt last, as Trainer.save does)."""
+    staging = ckpt.begin_save(ckpt_dir)
+    (staging / "replay").mkdir()
+    (staging / "replay" / "state.json").write_text(str(step))
+    ckpt.save_agent_state(staging / "agent.pt", {"counters": {"env_steps": step}})
+    return staging
+
+
+def step_of(directory):
+    return ckpt.load_agent_state(directory / "agent.pt")["counters"]["env_steps"]
+
+
+def test_commit_swaps_generations_and_leaves_nothing_behind(tmp_path):
+    current = tmp_path / "checkpoint"
+    stage(current, 16)
+    ckpt.commit(current)
+    stage(current, 32)
+    ckpt.commit(current)
+    assert step_of(current) == 32 and (current / "replay" / "state.json").read_text() == "32"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_commit_refuses_an_incomplete_staging_folder(tmp_path):
+    current = tmp_path / "checkpoint"
+    stage(current, 16)
+    ckpt.commit(current)
+    ckpt.begin_save(current)  # replay not written, no agent.pt
+    with pytest.raises(ckpt.CheckpointError, match="incomplete"):
+        ckpt.commit(current)
+    assert step_of(current) == 16
+
+
+@pytest.mark.parametrize("cut", ["partial staging", "staged, not committed", "between the renames",
+                                 "old not deleted", "temp files"])
+def test_recover_keeps_the_newest_complete_generation(tmp_path, cut):
+    current = tmp_path / "checkpoint"
+    stage(current, 16)
+    ckpt.commit(current)
+    expected = 32
+    if cut == "partial staging":  # killed while writing the replay or agent.pt
+        staging = ckpt.begin_save(current)
+        (staging / ".agent.pt.tmp123").write_bytes(b"half")
+        expected = 16
+    elif cut == "staged, not committed":
+        stage(current, 32)
+    elif cut == "between the renames":
+        stage(current, 32)
+        os.rename(current, ckpt.retired_dir(current))
+    elif cut == "old not deleted":
+        stage(current, 32)
+        os.rename(current, ckpt.retired_dir(current))
+        os.rename(ckpt.staging_dir(current), current)
+    else:  # what the earlier single-folder saves left on a kill: temp files inside checkpoint/
+        (current / ".replay.abc").mkdir()
+        (current / ".agent.pt.xyz").write_bytes(b"half")
+        expected = 16
+    assert step_of(ckpt.find_checkpoint(tmp_path).parent) == expected  # read-only: changes nothing yet
+    assert ckpt.recover(current) == current
+    assert step_of(current) == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert sorted(p.name for p in current.iterdir()) == ["agent.pt", "replay"]
+
+
+def test_recover_without_any_complete_generation_is_an_error(tmp_path):
+    ckpt.begin_save(tmp_path / "checkpoint")
+    with pytest.raises(ckpt.CheckpointError, match="no complete checkpoint"):
+        ckpt.recover(tmp_path / "checkpoint")
+
+
+def test_a_discarded_generation_never_looks_complete(tmp_path, monkeypatch):
+    staging = stage(tmp_path / "checkpoint", 16)
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **k: None)  # the deletion is cut short at once
+    ckpt.discard(staging)
+    assert not ckpt.is_complete(staging)
+
+
+# -- what a refused file's error says ---------------------------------------------------------
+def test_a_pickle_payload_error_is_one_line_without_unsafe_advice(tmp_path):
+    import pickle
+
+    torch.save({"format_version": 1, "evil": Payload()}, tmp_path / "zip.pt")
+    (tmp_path / "plain.pt").write_bytes(pickle.dumps({"evil": Payload()}))
+    (tmp_path / "empty.pt").write_bytes(b"")
+    expected = {"zip.pt": "holds Python objects beyond tensors", "plain.pt": "is a plain pickle",
+                "empty.pt": "empty or cut short"}
+    for name, fragment in expected.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch's UserWarning about the pickle protocol is not shown
+            with pytest.raises(ckpt.CheckpointError) as info:
+                ckpt.load_agent_state(tmp_path / name)
+        message = str(info.value)
+        assert fragment in message and "\n" not in message and "weights_only" not in message, message
+
+
+def test_config_differences_names_the_keys_a_checkpoint_sets_otherwise():
+    from aime.config import load_config, to_dict
+
+    cfg = load_config(["debug"])
+    saved = to_dict(cfg)
+    assert ckpt.config_differences(cfg, saved) == []
+    saved["model"]["deter"], saved["train"]["steps"] = 32, 5  # steps may change on --resume
+    del saved["model"]["posterior_map"]  # a key a checkpoint predates says nothing
+    assert ckpt.config_differences(cfg, saved) == ["model.deter: 64, saved 32"]

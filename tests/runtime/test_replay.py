@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -150,3 +152,54 @@ def test_bytes_per_frame_at_atari_size():
     buffer = ReplayBuffer(capacity=100_000, num_streams=8)  # lazily allocated: no resident memory
     assert buffer.bytes_per_frame() == 3 * 84 * 84 + 8 + 4 + 1 + 1
     assert buffer.nbytes() <= 2.2e9
+
+
+@pytest.fixture
+def saved(tmp_path):
+    buffer = ReplayBuffer(capacity=20, num_streams=2, obs_shape=OBS)
+    fill(buffer, 6)
+    buffer.save(tmp_path / "r")
+    return tmp_path / "r"
+
+
+def test_an_empty_or_cut_short_array_file_is_one_line(saved):
+    obs = (saved / "obs.npy").read_bytes()
+    (saved / "obs.npy").write_bytes(b"")  # np.load raises EOFError here
+    with pytest.raises(ValueError, match=r"obs.npy is empty$"):
+        ReplayBuffer.load(saved)
+    (saved / "obs.npy").write_bytes(obs)
+    data = (saved / "action.npy").read_bytes()
+    (saved / "action.npy").write_bytes(data[:40])  # inside the header
+    with pytest.raises(ValueError, match="action.npy is damaged: EOF: reading array header"):
+        ReplayBuffer.load(saved)
+
+
+def test_an_object_array_is_refused_without_advice_to_unpickle_it(saved):
+    np.save(saved / "obs.npy", np.array([object()] * 3), allow_pickle=True)
+    with pytest.raises(ValueError) as info:
+        ReplayBuffer.load(saved)
+    assert "obs.npy is damaged: it holds Python objects" in str(info.value)
+    assert "allow_pickle" not in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"filled": 5}, "inconsistent counters"),  # 6 rows were written
+    ({"head": 2}, "inconsistent counters"),
+    ({"capacity": "20"}, "'capacity' must be a int"),
+    ({"rng": None}, "'rng' must be a dict"),
+    ({"rng": {"bit_generator": "nonsense"}}, "unusable sampling generator state"),
+])
+def test_a_damaged_state_file_is_one_line(saved, change, message):
+    path = saved / "state.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    with pytest.raises(ValueError, match=message):
+        ReplayBuffer.load(saved)
+
+
+def test_state_json_that_is_not_json_or_not_an_object(saved):
+    (saved / "state.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="state.json is damaged"):
+        ReplayBuffer.load(saved)
+    (saved / "state.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected a JSON object, got list"):
+        ReplayBuffer.load(saved)
