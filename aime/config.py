@@ -352,10 +352,45 @@ def read_preset(name: str) -> dict:
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ConfigError(f"unknown preset {name!r}.{hint} Available presets: {', '.join(names)}")
-    data = yaml.safe_load(path.read_text()) or {}
+    return read_yaml_mapping(path, "preset")
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict:
+    """The mapping a YAML file holds, read safely (plain values only, never Python objects).
+
+    Anything else -- unreadable, not UTF-8, a YAML syntax error, a tag such as ``!!python/object``,
+    not a mapping -- raises :class:`ConfigError` in one line that names the file and, where YAML
+    knows it, the line and column.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text (byte {error.start}): damaged?") from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {_yaml_problem(error)}") from error
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"preset {path} must hold a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{what} {str(path)!r} must hold a mapping of config keys, got {type(data).__name__}")
     return data
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What a YAML error says, in one line, with its position (1-based) where known."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
+        problem = error.problem
+        if error.problem_mark is not None:
+            problem += f" at line {error.problem_mark.line + 1}, column {error.problem_mark.column + 1}"
+    else:  # e.g. a ReaderError: "unacceptable character #x0001 ... position 3" over two lines
+        problem = " ".join(str(error).split())
+    if "constructor for the tag" in problem:  # e.g. !!python/object/apply, which safe loading refuses
+        problem += "; only plain YAML values are allowed (mappings, lists, numbers, strings, booleans)"
+    return " ".join(problem.split())
 
 
 def validate(cfg: Config) -> None:
@@ -393,6 +428,12 @@ def validate(cfg: Config) -> None:
     for name, value in dataclasses.asdict(cfg.train.loss_scales).items():
         if value < 0:
             raise ConfigError(f"config key 'train.loss_scales.{name}' must be >= 0, got {value!r}")
+    rows = cfg.replay.capacity // cfg.env.num_envs  # each environment stream's ring
+    if rows < cfg.train.seq_len:
+        raise ConfigError(
+            f"config key 'replay.capacity' ({cfg.replay.capacity}) gives each of the {cfg.env.num_envs} environment "
+            f"streams {rows} rows, fewer than one training window (train.seq_len {cfg.train.seq_len}): nothing could "
+            f"ever be trained; the minimum is {cfg.env.num_envs * cfg.train.seq_len} (env.num_envs x train.seq_len)")
 
 
 def get_value(cfg: Any, key: str) -> Any:
@@ -430,10 +471,15 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 def load_config_file(path: str | Path) -> Config:
     """Read a configuration saved by :func:`save_config` (defaults fill keys it lacks)."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = read_yaml_mapping(path, "config file")
     cfg = Config()
-    apply_mapping(cfg, data, where=f"config file {str(path)!r}")
-    validate(cfg)
+    try:
+        apply_mapping(cfg, data, where=f"config file {str(path)!r}")
+        validate(cfg)
+    except ConfigError as error:
+        if str(path) in str(error):
+            raise
+        raise ConfigError(f"config file {str(path)!r}: {error}") from error
     return cfg
 
 

@@ -6,8 +6,9 @@
     python scripts/train_agent.py --resume runs/Breakout__0__1700000000
     torchrun --standalone --nproc_per_node=2 scripts/train_agent.py --env Catch --preset cpu  # data-parallel
 
-Bad input (unknown game, preset or key, negative steps, unwritable logdir) prints one line and
-exits with code 2. SIGINT/SIGTERM write a checkpoint, then exit.
+Bad input (unknown game, preset or key, negative steps, unwritable logdir, a --logdir that already
+holds files, a damaged run directory) prints one line and exits with code 2. SIGINT/SIGTERM write a
+checkpoint, then exit (130/143). docs/running.md has the exit codes and the run-directory contract.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from aime.config import ConfigError, default_preset, describe, load_config
 from aime.runtime import distributed
 from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.denormals import flush_denormals
-from aime.runtime.checkpoint import CheckpointError
+from aime.runtime.checkpoint import CheckpointError, config_differences, recover, saved_config
 from aime.runtime.loop import Trainer, TrainingStopped, config_from_checkpoint
 
 
@@ -52,8 +53,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def fail(message: str) -> int:
-    print(f"train_agent.py: error: {message}", file=sys.stderr)
+    """Print ``message`` as one line (a nested error's own line breaks folded) and return 2."""
+    print(f"train_agent.py: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
+
+
+# what a run writes into its directory: a directory holding any of them holds a run
+RUN_ENTRIES = ("config.yaml", "checkpoint", ".checkpoint.new", ".checkpoint.old", "metrics.jsonl")
+
+
+def check_new_logdir(logdir: Path) -> None:
+    """A fresh run starts in a new or empty directory: it never overwrites or mixes with another run."""
+    if not logdir.is_dir():
+        return  # missing: created later; a file in the way: check_writable says so
+    entries = sorted(p.name for p in logdir.iterdir())
+    if not entries:
+        return
+    if any(name in RUN_ENTRIES or name.startswith("events.out.tfevents") for name in entries):
+        raise ConfigError(f"log directory {str(logdir)!r} already holds a run: continue it with --resume {logdir}, "
+                          "or start a new run with another --logdir")
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    raise ConfigError(f"log directory {str(logdir)!r} is not empty ({shown}): give a new or empty --logdir")
+
+
+def on_main_rank(action) -> None:
+    """Run ``action()`` on rank 0 alone (the others wait); a ConfigError or CheckpointError it raises
+    is raised on every rank, so that all of them exit with the same one line."""
+    problem = None
+    if distributed.is_main():
+        try:
+            action()
+        except (ConfigError, CheckpointError) as error:
+            problem = error
+    problem = distributed.broadcast_object(problem)
+    if problem is not None:
+        raise problem
+
+
+def check_resumable(cfg, logdir: Path) -> None:
+    """Bring the run's checkpoint to its newest complete generation (a save cut short by a crash
+    leaves a partial one), then check that config.yaml still describes that checkpoint."""
+    recover(logdir / "checkpoint")
+    differences = config_differences(cfg, saved_config(logdir))
+    if differences:
+        shown = "; ".join(differences[:3]) + ("; ..." if len(differences) > 3 else "")
+        raise ConfigError(f"{logdir / 'config.yaml'} does not match the run's checkpoint ({shown}): it was edited "
+                          "or damaged; restore it (only --steps may change on --resume)")
 
 
 def check_writable(logdir: Path) -> None:
@@ -105,6 +150,10 @@ def train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--steps must be >= 0, got {cfg.train.steps}")
         distributed.init(resolve_device(cfg.device))  # joins torchrun's process group, if any
         logdir = distributed.broadcast_object(logdir)  # rank 0's (a default name holds the time)
+        if args.resume:
+            on_main_rank(lambda: check_resumable(cfg, logdir))
+        else:  # before any rank writes into it
+            on_main_rank(lambda: check_new_logdir(logdir))
         check_writable(logdir)
         trainer = Trainer(cfg, logdir, resume=bool(args.resume), progress=not args.no_progress,
                           preset=",".join(presets))
