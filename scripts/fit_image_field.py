@@ -13,8 +13,10 @@ the target) and ``results.json``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +27,19 @@ from aime.nn.spatialnet import SEED_CONFIG, SpatialNet, count_parameters, make_c
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "images"
 BUILTIN_IMAGES = ("breakout", "landscape")
+# packages outside the core install that this script needs -> the pyproject extra that installs them
+OPTIONAL = {"matplotlib": "plots"}
+
+
+def check_optional_dependencies() -> None:
+    """Exit 2 with one line at start when a package the figures need is missing (not after the
+    fits have run for minutes), naming the extra that installs it."""
+    missing = [name for name in OPTIONAL if importlib.util.find_spec(name) is None]
+    if missing:
+        extras = ",".join(sorted({OPTIONAL[name] for name in missing}))
+        print(f"fit_image_field.py: error: {', '.join(missing)} is not installed and the figures need it: "
+              f"install the '{extras}' extra (pip install -e \".[{extras}]\")", file=sys.stderr)
+        sys.exit(2)
 
 
 def landscape_image(size: int = 64) -> np.ndarray:
@@ -159,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 steps on 16x16 images")
     args = parser.parse_args(argv)
+    check_optional_dependencies()
     if args.quick:
         args.steps, args.size = 20, 16
     previous_threads = torch.get_num_threads()

@@ -2,6 +2,7 @@
 
 import json
 import runpy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +48,13 @@ def test_help_exits_cleanly():
     with pytest.raises(SystemExit) as exc:
         _script()["main"](["--help"])
     assert exc.value.code == 0
+
+
+def test_a_missing_plotting_package_stops_at_start_with_the_extra_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the extra looks like
+    with pytest.raises(SystemExit) as exc:
+        _script()["main"](["--quick", "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matplotlib is not installed" in err[0] and 'pip install -e ".[plots]"' in err[0]
+    assert not (tmp_path / "out").exists()  # nothing was fitted
