@@ -163,8 +163,6 @@ class Agent(nn.Module):
         wm_norm = nn.utils.clip_grad_norm_(self.world_model.parameters(), t.grad_clip)
         self.model_opt.step()
 
-        if self.world_model.rnn_kind == "lstm" and "cell" not in out:
-            out["cell"] = self._lstm_cells(data, out)
         keys = [k for k in ("deter", "stoch", "cell") if k in out]
         start = {k: out[k].detach().flatten(0, 1).float() for k in keys}
         start_cont = 1.0 - data["is_terminal"].flatten().float()
@@ -194,30 +192,6 @@ class Agent(nn.Module):
             "grad_norm/world_model": wm_norm, "grad_norm/actor": actor_norm, "grad_norm/critic": critic_norm,
         })
         return {k: float(v) for k, v in result.items()}, True
-
-    @torch.no_grad()
-    def _lstm_cells(self, data: dict[str, Tensor], out: dict[str, Tensor]) -> Tensor:
-        """The LSTM's cell state after every step of the filtered batch: ``[B, T, D]``.
-
-        An LSTM's recurrent state is ``(h, c)``; imagination must start from both, but the world
-        model's ``observe`` returns only ``h`` (``deter``) per step. Replaying its own reset and
-        transition over the posterior's ``z`` and the taken actions gives back each ``c`` (the
-        ``h`` it recomputes is the one ``observe`` computed), at the cost of one LSTM step per
-        time step, without gradients.
-        """
-        wm = self.world_model
-        b, t = out["deter"].shape[:2]
-        action = wm._onehot(data["action"]).to(out["stoch"].dtype)  # [B, T, A]
-        state = wm.initial_state(b, out["deter"].device)
-        state.pop("attention", None)
-        cells = []
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            for i in range(t):
-                state = wm._reset(state, data["is_first"][:, i])
-                state.update(wm._transition(state, state.pop("action")))
-                cells.append(state["cell"])
-                state["stoch"], state["action"] = out["stoch"][:, i], action[:, i]
-        return torch.stack(cells, 1)
 
     def _all_finite(self, *losses: Tensor) -> bool:
         finite = all(bool(torch.isfinite(loss)) for loss in losses)

@@ -276,7 +276,8 @@ class VRNN(nn.Module):
             obs: ``uint8 [B, T, 3, 84, 84]``; action: ``[B, T]`` indices (or ``[B, T, A]`` one-hot);
             is_first: ``[B, T]``; state: the state after the previous chunk (zeros if ``None``).
         Returns:
-            dict with ``deter [B, T, D]``, ``stoch [B, T, S]``, ``feat [B, T, D+S]``, ``post`` and
+            dict with ``deter [B, T, D]`` (and the LSTM's ``cell [B, T, D]``), ``stoch [B, T, S]``,
+            ``feat [B, T, D+S]``, ``post`` and
             ``prior`` parameter dicts ``[B, T, ...]``, ``state`` (the last step, to continue
             from), and with attention on ``attention [B, T, R, R]``, ``coords [B, T, 2]``,
             ``slot_maps [B, T, K, R, R]``, ``slot_centers [B, T, K, 2]`` (the group assignments
@@ -299,7 +300,10 @@ class VRNN(nn.Module):
             state.update(self._transition(state, state.pop("action")))
             post, extra = self._posterior_step(state["deter"], per_step[i])
             state["stoch"] = self.latent.sample(post)
-            steps.append({"deter": state["deter"], "stoch": state["stoch"], "post": post, **extra})
+            step = {"deter": state["deter"], "stoch": state["stoch"], "post": post, **extra}
+            if "cell" in state:  # an LSTM's recurrent state is (h, c): imagination starts from both
+                step["cell"] = state["cell"]
+            steps.append(step)
             prev_action = action[:, i]
         out = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0] if k != "post"}
         out["post"] = stack_params([s["post"] for s in steps])

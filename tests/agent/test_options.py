@@ -54,15 +54,15 @@ def test_one_update_with_each_option(option):
 
 
 def test_the_lstm_cells_continue_the_filtered_states():
-    """Imagination starts from (h, c); c is rebuilt after filtering, and must be the cell state
-    that, stepped once more, gives the next filtered h."""
+    """Imagination starts from (h, c): ``observe`` returns each step's cell state, the one that,
+    stepped once more, gives the next filtered h."""
     torch.manual_seed(0)
     agent = Agent(load_config(["debug"], TINY + ["model.rnn=lstm"]), num_actions=3)
     data = agent.to_tensors(batch())
     wm = agent.world_model
     with torch.no_grad():
         _, _, out = wm.loss(data)
-        cells = agent._lstm_cells(data, out)  # [B, T, D]
+        cells = out["cell"]  # [B, T, D]
         action = torch.nn.functional.one_hot(data["action"], 3).float()
         for t in (1, 3):  # steps that continue an episode (step 2 of sequence 0 starts one)
             state = {"deter": out["deter"][:, t - 1], "cell": cells[:, t - 1], "stoch": out["stoch"][:, t - 1]}
