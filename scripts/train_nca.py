@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aime.nn.nca import ConvAttentionNCA, ShortsightedConfig, ShortsightedTrainer
+from aime.experiments.nca_training import ShortsightedConfig, ShortsightedTrainer
+from aime.nn.nca import ConvAttentionNCA
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "images"
 
