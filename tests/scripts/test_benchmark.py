@@ -1,4 +1,4 @@
-"""Smoke test of scripts/benchmark.py: a tiny run in-process, its table and files."""
+"""Smoke test of scripts/benchmark.py (the harness is aime.bench): a tiny run in-process, its table and files."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
+import envs
+from aime.agent.agent import Agent
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
 NAMES = ["acting", "acting_loop", "env", "params", "posterior", "prior", "update", "world_model"]
 
 
 @pytest.fixture(scope="module")
 def bench() -> dict:
-    return runpy.run_path(str(SCRIPT), run_name="benchmark_under_test")
+    """The script's ``main``, and what the harness calls (for monkeypatching): the agent class and the envs module."""
+    namespace = runpy.run_path(str(SCRIPT), run_name="benchmark_under_test")
+    return {"main": namespace["main"], "Agent": Agent, "envs": envs}
 
 
 def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):

@@ -1,0 +1,189 @@
+"""Benchmarks of the agent's whole update, ``Agent.train_step`` on a replay-like numpy batch (world
+model, then actor and critic on imagined rollouts, with clipping and the three optimisers), at
+preset sizes: full vs ablation with the behaviour part timed inside the same calls, peak memory and
+arithmetic (``update``), and eager vs ``torch.compile`` (``compile``, opt-in)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from aime.agent.agent import Agent
+from aime.bench.measure import (
+    count_parameters,
+    flops_row,
+    peak_memory_row,
+    reset_peak_memory,
+    synchronize,
+    time_calls,
+)
+from aime.bench.registry import Settings, benchmark
+from aime.bench.world_model import WM_ACTIONS
+from aime.config import load_config
+
+__all__ = ["agent_config", "agents", "bench_compile", "bench_update", "replay_batch"]
+
+
+def agent_config(settings: Settings, preset: str, attention: bool):
+    """A preset's configuration (with ``--set`` overrides) with the attention schema on (full) or off (ablation)."""
+    cfg = load_config([preset], settings.overrides)
+    cfg.model.attention = attention
+    return cfg
+
+
+def agents(settings: Settings, preset: str, num_actions: int) -> dict[str, Agent]:
+    """The full agent and the ablation at a preset's sizes, seeded alike."""
+    built = {}
+    for label, attention in (("full", True), ("ablation", False)):
+        torch.manual_seed(settings.seed)
+        built[label] = Agent(agent_config(settings, preset, attention), num_actions, settings.device)
+    return built
+
+
+def replay_batch(b: int, t: int, seed: int) -> dict[str, np.ndarray]:
+    """What ``ReplayBuffer.sample(B, T)`` returns: numpy ``[B, T]`` fields (frames ``[B, T, 3, 84, 84]``
+    uint8, random), one episode start per window."""
+    rng = np.random.default_rng(seed)
+    is_first = np.zeros((b, t), dtype=bool)
+    is_first[:, 0] = True
+    return {
+        "obs": rng.integers(0, 256, (b, t, 3, 84, 84), dtype=np.uint8),
+        "action": rng.integers(0, WM_ACTIONS, (b, t), dtype=np.int64),
+        "reward": rng.standard_normal((b, t), dtype=np.float32),
+        "is_first": is_first,
+        "is_terminal": np.zeros((b, t), dtype=bool),
+    }
+
+
+def time_behavior_inside(agent: Agent, device: str) -> list[float]:
+    """Time the behaviour part of every later ``agent.train_step``, inside the real calls.
+
+    The clock starts when ``train_step`` calls ``behavior.loss`` (imagination from the world model's
+    posterior states, the actor and critic losses) and stops when it has called
+    ``behavior.update_slow_critic`` (after the backward, the clipping and both optimiser steps).
+    Returns the list the times are appended to.
+    """
+    times: list[float] = []
+    loss, update_slow_critic = agent.behavior.loss, agent.behavior.update_slow_critic
+    started: list[float] = []
+
+    def timed_loss(*args, **kwargs):
+        synchronize(device)
+        started.append(time.perf_counter())
+        return loss(*args, **kwargs)
+
+    def timed_update_slow_critic() -> None:
+        update_slow_critic()
+        synchronize(device)
+        times.append(time.perf_counter() - started.pop())
+
+    agent.behavior.loss = timed_loss  # instance attributes shadow the methods
+    agent.behavior.update_slow_critic = timed_update_slow_critic
+    return times
+
+
+def _update_rows(
+    agent: Agent, batch: dict[str, np.ndarray], settings: Settings, preset: str, label: str
+) -> tuple[float, list[dict]]:
+    """The unrounded median time of ``agent.train_step(batch)`` and its rows: time, behaviour part, peak memory,
+    arithmetic."""
+    b, t = settings.batch, settings.seq_len
+    agent.train()
+    behavior_times = time_behavior_inside(agent, settings.device)
+    skipped = []
+
+    def update() -> None:
+        if not agent.train_step(batch)[1]:
+            skipped.append(1)
+
+    reset_peak_memory(settings.device)
+    median, times = time_calls(update, settings, settings.repeats)
+    if skipped:
+        raise RuntimeError(f"update {preset} {label}: {len(skipped)} updates had a non-finite loss")
+    behavior = statistics.median(behavior_times[settings.warmup :])
+    horizon = agent.cfg.train.horizon
+    return median, [
+        {
+            "item": f"Agent.train_step {preset} {label} ({count_parameters(agent):,} params), B {b} x T {t}",
+            "value": round(median, 4),
+            "unit": "s/update",
+            "note": f"median of {len(times)}",
+        },
+        {
+            "item": f"Agent.train_step {preset} {label}: behaviour part ({b * t} starts x H {horizon})",
+            "value": round(behavior, 4),
+            "unit": "s/update",
+            "note": f"median of {len(times)}, {behavior / median:.0%} of the update; the rest is the world model",
+        },
+        peak_memory_row(f"Agent.train_step {preset} {label}", settings.device),
+        flops_row(f"Agent.train_step {preset} {label}", update, median),
+    ]
+
+
+@benchmark(
+    "update",
+    "Agent.train_step (world model + actor + critic with their optimisers) at preset sizes, "
+    "attention schema on vs off; its behaviour part alone",
+)
+def bench_update(settings: Settings) -> list[dict]:
+    batch = replay_batch(settings.batch, settings.seq_len, settings.seed)
+    rows = []
+    for preset in settings.wm_presets:
+        medians = {}
+        for label, agent in agents(settings, preset, WM_ACTIONS).items():
+            medians[label], label_rows = _update_rows(agent, batch, settings, preset, label)
+            rows += label_rows
+        rows.append({
+            "item": f"Agent.train_step {preset}: update time full / ablation",
+            "value": round(medians["full"] / medians["ablation"], 2),
+            "unit": "ratio",
+            "note": "same run",
+        })
+    return rows
+
+
+@benchmark(
+    "compile",
+    "Agent.train_step with train.compile off vs on (torch.compile), full model at preset "
+    "sizes: compilation time and the update's median (opt-in: compiling takes minutes)",
+    opt_in=True,
+)
+def bench_compile(settings: Settings) -> list[dict]:
+    b, t = settings.batch, settings.seq_len
+    batch = replay_batch(b, t, settings.seed)
+    rows = []
+    for preset in settings.wm_presets:
+        medians = {}
+        for label, compiled in (("eager", False), ("compiled", True)):
+            cfg = agent_config(settings, preset, attention=True)
+            cfg.train.compile = compiled
+            torch.manual_seed(settings.seed)
+            agent = Agent(cfg, WM_ACTIONS, settings.device)
+            synchronize(settings.device)
+            start = time.perf_counter()
+            agent.train_step(batch)  # the first call compiles (imagination's shapes included)
+            synchronize(settings.device)
+            first = time.perf_counter() - start
+            medians[label], times = time_calls(lambda agent=agent: agent.train_step(batch), settings, settings.repeats)
+            rows.append({
+                "item": f"Agent.train_step {preset} full, {label}: first call",
+                "value": round(first, 2),
+                "unit": "s",
+                "note": "includes compilation" if compiled else "eager",
+            })
+            rows.append({
+                "item": f"Agent.train_step {preset} full, {label}, B {b} x T {t}",
+                "value": round(medians[label], 4),
+                "unit": "s/update",
+                "note": f"median of {len(times)}",
+            })
+        rows.append({
+            "item": f"Agent.train_step {preset}: eager / compiled",
+            "value": round(medians["eager"] / medians["compiled"], 2),
+            "unit": "ratio",
+            "note": "same run",
+        })
+    return rows

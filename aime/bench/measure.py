@@ -1,0 +1,109 @@
+"""How the benchmarks measure: median wall times (with device synchronisation), peak memory, and
+the arithmetic of one call (FLOPs of matrix products and convolutions)."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from aime.bench.registry import Settings
+
+__all__ = [
+    "count_parameters",
+    "flops_row",
+    "peak_memory_row",
+    "reset_peak_memory",
+    "synchronize",
+    "time_calls",
+    "time_forward_backward",
+]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued CUDA work, so that a clock reading covers the work and not just its launch."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_forward_backward(
+    module: nn.Module, make_inputs: Callable[[], tuple], loss_of: Callable, settings: Settings
+) -> tuple[float, list[float]]:
+    """Median wall time (s) of ``loss_of(module(*inputs)).backward()`` over the repeats, and all timed runs."""
+    module.train()
+    inputs = make_inputs()
+    times = []
+    for i in range(settings.warmup + settings.repeats):
+        module.zero_grad(set_to_none=True)
+        synchronize(settings.device)
+        start = time.perf_counter()
+        loss_of(module(*inputs)).backward()
+        synchronize(settings.device)
+        if i >= settings.warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def time_calls(fn: Callable[[], None], settings: Settings, repeats: int) -> tuple[float, list[float]]:
+    """Median wall time (s) of ``fn()`` over ``repeats`` calls after ``settings.warmup`` untimed ones."""
+    times = []
+    for i in range(settings.warmup + repeats):
+        synchronize(settings.device)
+        start = time.perf_counter()
+        fn()
+        synchronize(settings.device)
+        if i >= settings.warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def reset_peak_memory(device: str) -> None:
+    """Start a peak-memory measurement: on CUDA the allocator's peak is reset (the CPU's cannot be)."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+
+def flops_row(item: str, fn: Callable[[], None], seconds: float) -> dict:
+    """One more call of ``fn`` under ``torch.utils.flop_counter.FlopCounterMode`` (matrix products
+    and convolutions, forward and backward): GFLOP per call and the rate at the median time."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    gflop = counter.get_total_flops() / 1e9
+    return {
+        "item": f"{item}: arithmetic",
+        "value": round(gflop, 3),
+        "unit": "GFLOP",
+        "note": f"{gflop / seconds:.0f} GFLOP/s at the median time (matmuls and convolutions)",
+    }
+
+
+def peak_memory_row(item: str, device: str) -> dict:
+    """Peak memory since :func:`reset_peak_memory`: CUDA ``max_memory_allocated``, or on CPU the
+    process's resident high-water mark (``ru_maxrss``), which cannot be reset, so it covers
+    everything this process ran before too (an upper bound for the measurement)."""
+    if device.startswith("cuda"):
+        return {
+            "item": f"{item}: peak memory",
+            "value": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+            "unit": "MiB",
+            "note": "torch.cuda.max_memory_allocated, reset before",
+        }
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    mib = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+    return {
+        "item": f"{item}: peak memory",
+        "value": round(mib, 1),
+        "unit": "MiB",
+        "note": "peak RSS (ru_maxrss): the process high-water mark, includes earlier benchmarks",
+    }

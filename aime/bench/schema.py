@@ -1,0 +1,116 @@
+"""Benchmarks of the attention schema's components at the seed's sizes: parameter counts
+(``params``) and one forward + backward of the posterior (``posterior``) and the prior (``prior``)."""
+
+from __future__ import annotations
+
+import torch
+
+from aime.attention import AttentionPosterior, AttentionPrior, AttentionSchema, ConvGRUCell, SlotAttention
+from aime.bench.measure import count_parameters, time_forward_backward
+from aime.bench.registry import Settings, benchmark
+
+__all__ = ["bench_params", "bench_posterior", "bench_prior"]
+
+
+def seed_sizes_for(settings: Settings) -> tuple[int, int]:
+    """(image size, attention resolution): the FPN downsamples by 4 (ceil)."""
+    return settings.image_size, ((settings.image_size + 1) // 2 + 1) // 2
+
+
+@benchmark("params", "parameter counts of the attention-schema components at the seed's sizes")
+def bench_params(settings: Settings) -> list[dict]:
+    image, res = seed_sizes_for(settings)
+    components = {
+        "SlotAttention (K 4, d 64, 3 iters)": SlotAttention(num_slots=4, dim=64, iters=3, hidden_dim=128),
+        "ConvGRUCell (1 -> 32, 5x5)": ConvGRUCell(1, 32, 5),
+        "AttentionPosterior": AttentionPosterior(image_size=image, attention_resolution=res),
+        "AttentionPrior": AttentionPrior(attention_resolution=res),
+        "AttentionSchema": AttentionSchema(image_size=image, attention_resolution=res),
+    }
+    return [
+        {"item": name, "value": count_parameters(module), "unit": "parameters"} for name, module in components.items()
+    ]
+
+
+def _time_posterior(model: AttentionPosterior, settings: Settings) -> tuple[float, list[float]]:
+    """Forward + backward of the posterior on random frames ``[B, 3, S, S]``, hidden and context states."""
+    b, image, device = settings.batch, settings.image_size, settings.device
+
+    def make_inputs() -> tuple:
+        return (
+            torch.rand(b, 3, image, image, device=device),
+            torch.randn(b, model.hidden_dim, device=device),
+            torch.randn(b, model.context_dim, device=device),
+        )
+
+    def loss_of(out: tuple) -> torch.Tensor:
+        probs, coords = out
+        return probs.square().sum() + coords.square().sum() + model.diversity_loss
+
+    return time_forward_backward(model, make_inputs, loss_of, settings)
+
+
+@benchmark("posterior", "AttentionPosterior forward + backward (train mode), FPN with/without GroupNorm")
+def bench_posterior(settings: Settings) -> list[dict]:
+    image, res = seed_sizes_for(settings)
+    variants = {"(GroupNorm, seed)": {"norm": "group"}, "(no norm)": {"norm": "none"}}
+    rows = []
+    for label, kwargs in variants.items():
+        torch.manual_seed(settings.seed)
+        model = AttentionPosterior(image_size=image, attention_resolution=res, **kwargs).to(settings.device)
+        median, times = _time_posterior(model, settings)
+        rows.append({
+            "item": f"AttentionPosterior {label}, B {settings.batch}, {image}x{image}",
+            "value": round(median, 4),
+            "unit": "s fwd+bwd",
+            "note": f"median of {len(times)}",
+        })
+    return rows
+
+
+def _time_prior(model: AttentionPrior, settings: Settings, res: int) -> tuple[float, list[float]]:
+    """Forward + backward of the prior on a random normalised map ``[B, R, R]``, hidden and latent states."""
+    b, device = settings.batch, settings.device
+
+    def make_inputs() -> tuple:
+        prev = torch.rand(b, res, res, device=device)
+        return (
+            prev / prev.sum(dim=(1, 2), keepdim=True),
+            torch.randn(b, model.hidden_dim, device=device),
+            torch.randn(b, model.latent_dim, device=device),
+        )
+
+    def loss_of(out: tuple) -> torch.Tensor:
+        probs, info = out
+        dx, dy = info["predicted_movement"]
+        return probs.square().sum() + dx.square().mean() + dy.square().mean()
+
+    return time_forward_backward(model, make_inputs, loss_of, settings)
+
+
+@benchmark("prior", "AttentionPrior forward + backward (train mode): position encodings, dropout, checkpointing")
+def bench_prior(settings: Settings) -> list[dict]:
+    _, res = seed_sizes_for(settings)
+    variants = {
+        "(relative bias, weight dropout, checkpoint; seed)": {
+            "position_bias": "relative",
+            "dropout_mode": "weights",
+            "use_checkpoint": True,
+        },
+        "(relative bias, checkpoint; default)": {"position_bias": "relative", "use_checkpoint": True},
+        "(relative bias)": {"position_bias": "relative", "use_checkpoint": False},
+        "(rotary)": {"position_bias": "rotary", "use_checkpoint": False},
+        "(absolute only)": {"position_bias": "none", "use_checkpoint": False},
+    }
+    rows = []
+    for label, kwargs in variants.items():
+        torch.manual_seed(settings.seed)
+        model = AttentionPrior(attention_resolution=res, **kwargs).to(settings.device)
+        median, times = _time_prior(model, settings, res)
+        rows.append({
+            "item": f"AttentionPrior {label}, B {settings.batch}, {res}x{res}",
+            "value": round(median, 4),
+            "unit": "s fwd+bwd",
+            "note": f"median of {len(times)}",
+        })
+    return rows
