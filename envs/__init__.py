@@ -10,6 +10,7 @@ from envs.atari import AtariEnv, AtariVectorEnv
 from envs.catch import CatchEnv, CatchVectorEnv
 from envs.options import AtariOptions, CatchOptions
 from envs.registry import list_games, make, make_vector, resolve
+from envs.single import SingleEnv
 
 __all__ = [
     "AtariEnv",
@@ -18,6 +19,7 @@ __all__ = [
     "CatchEnv",
     "CatchOptions",
     "CatchVectorEnv",
+    "SingleEnv",
     "list_games",
     "make",
     "make_vector",

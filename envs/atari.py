@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium
 import numpy as np
 from ale_py import Action, roms
 from ale_py.vector_env import AtariVectorEnv as _NativeVectorEnv
@@ -28,8 +27,9 @@ from gymnasium.spaces import Box, Discrete
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs._checks import check_action, check_actions, check_num_envs, check_seed, reset_mask, vector_seeds
+from envs._checks import check_actions, check_num_envs, reset_mask, vector_seeds
 from envs.options import AtariOptions
+from envs.single import SingleEnv
 
 
 class AtariVectorEnv(VectorEnv):
@@ -203,7 +203,7 @@ class AtariVectorEnv(VectorEnv):
         self._native.close()
 
 
-class AtariEnv(gymnasium.Env):
+class AtariEnv(SingleEnv):
     """One Atari game under the Atari-100k protocol (the native vector env with one sub-env).
 
     ``reset`` returns ``obs`` uint8 ``[3, size, size]`` and ``info`` with ints ``lives``,
@@ -213,7 +213,8 @@ class AtariEnv(gymnasium.Env):
     After ``terminated`` or ``truncated`` call ``reset()`` before stepping again (stepping raises
     ``RuntimeError``). With ``terminal_on_life_loss``, ``reset()`` without a seed after a life-loss
     terminal continues the same game (one FIRE or NOOP step, its reward discarded) instead of
-    starting a new one; ``reset(seed=...)`` always starts a new game.
+    starting a new one; ``reset(seed=...)`` always starts a new game. ``reset``'s seed (``None`` or
+    an int in ``[0, 2**31 - 1]``) seeds the no-op draws and sticky actions.
 
     Same seed and actions -> same frames, and ``AtariEnv`` seeded ``s + i`` matches sub-env ``i``
     of an ``AtariVectorEnv`` seeded ``s`` frame for frame.
@@ -223,66 +224,14 @@ class AtariEnv(gymnasium.Env):
         options: the protocol options (``AtariOptions()`` when ``None``).
     """
 
-    metadata = {"render_modes": []}
-
     def __init__(self, game: str, options: AtariOptions | None = None) -> None:
-        self._vec = AtariVectorEnv(game, 1, options, num_threads=1)
+        super().__init__(AtariVectorEnv(game, 1, options, num_threads=1))
         self.game = game
-        self.options = self._vec.options
-        self.observation_space = self._vec.single_observation_space
-        self.action_space = self._vec.single_action_space
-        self._needs_reset = True
 
-    def get_action_meanings(self) -> list[str]:
-        """Names of the actions, e.g. ``['NOOP', 'FIRE', 'RIGHT', 'LEFT']`` for Breakout."""
-        return self._vec.get_action_meanings()
-
-    @staticmethod
-    def _info(info: dict[str, np.ndarray]) -> dict[str, Any]:
-        return {k: v[0].item() for k, v in info.items() if k != "env_id"}
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a new game (or continue after a life-loss terminal, see the class docstring).
-
-        Args:
-            seed: ``None`` or an int in ``[0, 2**31 - 1]``; seeds the no-op draws and sticky actions.
-            options: not supported (must be ``None`` or empty).
-
-        Returns:
-            ``obs`` uint8 ``[3, size, size]`` and ``info``.
-        """
-        if options:
-            raise ValueError(f"AtariEnv.reset takes no options, got {sorted(options)}")
-        if seed is not None:
-            check_seed(seed)
-            seed = int(seed)
-        super().reset(seed=seed)
+    def _reset_vector(self, seed: int | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        # After a life-loss terminal an unseeded reset continues the game: the vector env's next step plays
+        # the continuation (FIRE or NOOP, whatever action is given, reward discarded) instead of a restart.
         if seed is None and self._vec._continuing[0]:
             obs, _, _, _, info = self._vec.step(np.zeros(1, dtype=np.int64))
-        else:
-            obs, info = self._vec.reset(seed=seed)
-        self._needs_reset = False
-        return obs[0], self._info(info)
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Play one agent step (``frame_skip`` frames).
-
-        Args:
-            action: int in ``[0, action_space.n)``.
-
-        Returns:
-            ``obs`` uint8 ``[3, size, size]``, ``reward``, ``terminated``, ``truncated``, ``info``.
-        """
-        if self._needs_reset:
-            raise RuntimeError("call reset() first (at the start and after terminated or truncated)")
-        a = check_action(action, self.action_space.n)
-        obs, reward, terminated, truncated, info = self._vec.step(np.array([a], dtype=np.int64))
-        term, trunc = bool(terminated[0]), bool(truncated[0])
-        self._needs_reset = term or trunc
-        return obs[0], float(reward[0]), term, trunc, self._info(info)
-
-    def close(self) -> None:
-        """Release the native environment."""
-        self._vec.close()
+            return obs, info
+        return self._vec.reset(seed=seed)

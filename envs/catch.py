@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium
 import numpy as np
 from einops import rearrange
 from gymnasium.spaces import Box, Discrete
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs._checks import check_action, check_actions, check_num_envs, check_seed, reset_mask, vector_seeds
+from envs._checks import check_actions, check_num_envs, reset_mask, vector_seeds
 from envs.options import CatchOptions
+from envs.single import SingleEnv
 
 BACKGROUND, BALL, PADDLE = 0, 1, 2
 # [3, 3]: colour (channel, code) for codes BACKGROUND, BALL, PADDLE
@@ -197,61 +197,17 @@ class CatchVectorEnv(VectorEnv):
         return self._core.render(), reward, terminated, np.zeros(self.num_envs, dtype=bool), {}
 
 
-class CatchEnv(gymnasium.Env):
+class CatchEnv(SingleEnv):
     """One Catch game (the batched core with one game); see the module docstring for the rules.
 
-    ``reset`` returns ``obs`` uint8 ``[3, size, size]`` and ``{}``; ``step(action)`` returns
-    ``(obs, reward, terminated, truncated=False, {})``. After ``terminated`` call ``reset()``
-    (stepping raises ``RuntimeError``). Deterministic given ``reset(seed=...)``.
+    ``reset`` returns ``obs`` uint8 ``[3, size, size]`` and ``{}``; ``step(action)`` (0 moves the
+    paddle left, 1 keeps it, 2 moves it right) returns ``(obs, reward in {-1, 0, 1}, terminated,
+    truncated=False, {})``. After ``terminated`` call ``reset()`` (stepping raises
+    ``RuntimeError``). Deterministic given ``reset(seed=...)``.
 
     Args:
         options: ``CatchOptions()`` when ``None``.
     """
 
-    metadata = {"render_modes": []}
-
     def __init__(self, options: CatchOptions | None = None) -> None:
-        self._vec = CatchVectorEnv(1, options)
-        self.options = self._vec.options
-        self.observation_space = self._vec.single_observation_space
-        self.action_space = self._vec.single_action_space
-        self._needs_reset = True
-
-    def get_action_meanings(self) -> list[str]:
-        """``['LEFT', 'STAY', 'RIGHT']``."""
-        return self._vec.get_action_meanings()
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a new episode.
-
-        Args:
-            seed: ``None`` or an int in ``[0, 2**31 - 1]``.
-            options: not supported (must be ``None`` or empty).
-
-        Returns:
-            ``obs`` uint8 ``[3, size, size]`` and ``{}``.
-        """
-        if options:
-            raise ValueError(f"CatchEnv.reset takes no options, got {sorted(options)}")
-        if seed is not None:
-            check_seed(seed)
-            seed = int(seed)
-        super().reset(seed=seed)
-        obs, info = self._vec.reset(seed=seed)
-        self._needs_reset = False
-        return obs[0], info
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """One step: action 0 moves the paddle left, 1 keeps it, 2 moves it right.
-
-        Returns:
-            ``obs`` uint8 ``[3, size, size]``, ``reward`` in {-1, 0, 1}, ``terminated``, ``False``, ``{}``.
-        """
-        if self._needs_reset:
-            raise RuntimeError("call reset() first (at the start and after terminated)")
-        a = check_action(action, 3)
-        obs, reward, terminated, _, info = self._vec.step(np.array([a], dtype=np.int64))
-        self._needs_reset = bool(terminated[0])
-        return obs[0], float(reward[0]), bool(terminated[0]), False, info
+        super().__init__(CatchVectorEnv(1, options))
