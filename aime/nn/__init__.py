@@ -1,1 +1,42 @@
-"""Generic neural-network blocks; they know nothing of RL or Atari."""
+"""Generic neural-network blocks; they know nothing of RL or Atari.
+
+- ``conv_gru``: ``ConvGRUCell``; ``slot_attention``: ``SlotAttention``;
+- ``spatialnet``: ``SpatialBlock`` (rmf | dot), ``SpatialNet``, the ``MLP`` baseline, ``FieldDecoder``,
+  coordinate grids; ``spatial_losses``: InfoNCE patch coherence, spatial diversity;
+- ``nca``: ``ConvAttentionNCA`` and ``nca_refine`` (its training loop is ``aime.experiments.nca_training``);
+- ``neural_field``: ``NeuralField``, ``SimpleNeuralField`` (Amari, 1-D), ``NeuralField2d``;
+- ``perceiver``: ``PerceiverEncoder`` (per-frame context);
+- ``distributions``: symlog, two-hot, straight-through categorical, diagonal Gaussian, stick-breaking.
+"""
+
+from aime.nn.conv_gru import ConvGRUCell
+from aime.nn.distributions import DiagGaussian, StraightThroughCategorical, TwoHot, symexp, symlog
+from aime.nn.nca import ConvAttentionNCA, nca_refine
+from aime.nn.neural_field import NeuralField, NeuralField2d, SimpleNeuralField
+from aime.nn.perceiver import PerceiverEncoder
+from aime.nn.slot_attention import SlotAttention
+from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
+from aime.nn.spatialnet import MLP, FieldDecoder, SpatialBlock, SpatialNet, make_coordinate_grid
+
+__all__ = [
+    "MLP",
+    "ConvAttentionNCA",
+    "ConvGRUCell",
+    "DiagGaussian",
+    "FieldDecoder",
+    "NeuralField",
+    "NeuralField2d",
+    "PerceiverEncoder",
+    "SimpleNeuralField",
+    "SlotAttention",
+    "SpatialBlock",
+    "SpatialNet",
+    "StraightThroughCategorical",
+    "TwoHot",
+    "info_nce_patch_coherence",
+    "make_coordinate_grid",
+    "nca_refine",
+    "spatial_diversity_loss",
+    "symexp",
+    "symlog",
+]

@@ -1,1 +1,40 @@
-"""Runtime: the only place with I/O and processes (replay, loop, logging, checkpoints)."""
+"""Runtime: the only place with I/O and processes (replay, the training loop, logging, checkpoints,
+distributed training, recordings, plots).
+
+The main names are re-exported here and imported on first use (``aime.runtime.Trainer``), so that
+importing one light module such as ``aime.runtime.denormals`` does not pull in the training loop,
+TensorBoard and the environments.
+
+- ``replay``: ``ReplayBuffer`` (uint8 sequences, ``[B, T]`` windows, saved with checkpoints);
+- ``loop``: ``Trainer`` (collect -> train -> evaluate -> log -> checkpoint), ``evaluate``;
+- ``checkpoint``: crash-safe saves, ``load_agent``, ``load_world_model``, ``find_checkpoint``;
+- ``logger``: ``Logger`` (TensorBoard + ``metrics.jsonl``); ``summaries``: image summaries;
+- ``recording``: ``EpisodeRecorder`` (evaluation frames and videos); ``plots``: learning curves;
+- ``distributed``: DDP helpers; ``allocator``, ``denormals``: process-wide CPU speed settings.
+"""
+
+from __future__ import annotations
+
+from aime._lazy import lazy_exports
+
+_EXPORTS = {
+    "ReplayBuffer": "aime.runtime.replay",
+    "Trainer": "aime.runtime.loop",
+    "TrainingStopped": "aime.runtime.loop",
+    "EvalResult": "aime.runtime.loop",
+    "evaluate": "aime.runtime.loop",
+    "CheckpointError": "aime.runtime.checkpoint",
+    "find_checkpoint": "aime.runtime.checkpoint",
+    "load_agent": "aime.runtime.checkpoint",
+    "load_world_model": "aime.runtime.checkpoint",
+    "save_world_model": "aime.runtime.checkpoint",
+    "Logger": "aime.runtime.logger",
+    "image_summaries": "aime.runtime.summaries",
+    "EpisodeRecorder": "aime.runtime.recording",
+    "retain_freed_memory": "aime.runtime.allocator",
+    "flush_denormals": "aime.runtime.denormals",
+}
+
+__all__ = list(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,1 +1,29 @@
-"""The world model: the VRNN with the attention schema, its decoders, heads and objectives."""
+"""The world model: the VRNN with the attention schema, its encoder, latents, decoders, heads and objectives.
+
+- ``vrnn``: ``VRNN`` (``VRNN.from_config(cfg.model, num_actions, cfg.train)``);
+- ``encoder``: ``Encoder``; ``latent``: Gaussian, categorical and stick-breaking latents (``LATENTS``);
+- ``decoders``: conv, SpatialNet-field and NCA-refinement decoders (``DECODERS``);
+- ``heads``: reward, continue and attention-map heads; ``objectives``: the loss terms.
+"""
+
+from aime.world_model.decoders import DECODERS, ConvDecoder, FieldImageDecoder, NCARefinementDecoder
+from aime.world_model.encoder import Encoder
+from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead
+from aime.world_model.latent import LATENTS, CategoricalLatent, GaussianLatent, StickBreakingLatent
+from aime.world_model.vrnn import VRNN
+
+__all__ = [
+    "DECODERS",
+    "LATENTS",
+    "VRNN",
+    "AttentionMapHead",
+    "CategoricalLatent",
+    "ContinueHead",
+    "ConvDecoder",
+    "Encoder",
+    "FieldImageDecoder",
+    "GaussianLatent",
+    "NCARefinementDecoder",
+    "RewardHead",
+    "StickBreakingLatent",
+]
