@@ -53,7 +53,8 @@ import importlib.util
 import os
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -110,7 +111,7 @@ def _ram_dir() -> str:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_names(ram_dir: str) -> frozenset[str]:
     return frozenset(
         f[:-3]
@@ -119,7 +120,7 @@ def _module_names(ram_dir: str) -> frozenset[str]:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _foreign_imports(ram_dir: str, name: str) -> tuple[str, ...]:
     """The imports of ``ram/<name>.py`` beyond numpy, the standard library and its two siblings."""
     with open(os.path.join(ram_dir, f"{name}.py"), encoding="utf-8") as f:

@@ -7,8 +7,9 @@ fails where the environment is made, with a ``ValueError`` that names the allowe
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 
 def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:

@@ -28,8 +28,7 @@ import torch
 
 import envs
 from aime.attention.overlays import SLOT_COLORS, attention_heatmap_overlay, tile_grid
-from aime.eval.objects import (ObjectData, box_cells, evaluate_objects, format_table, map_lift,
-                               windows_in_episodes)
+from aime.eval.objects import ObjectData, box_cells, evaluate_objects, format_table, map_lift, windows_in_episodes
 from aime.runtime.checkpoint import CheckpointError, load_world_model
 from envs.objects import OBJECT_CLASSES, record_objects
 
@@ -77,7 +76,8 @@ def object_panels(model, data: ObjectData, context: int, rows: int = 6) -> torch
                 colour = torch.tensor(SLOT_COLORS[c % len(SLOT_COLORS)])[:, None]
                 boxed[:, max(y0 - 1, 0):y1 + 1, [max(x0 - 1, 0), min(x1, 83)]] = colour[..., None]
                 boxed[:, [max(y0 - 1, 0), min(y1, 83)], max(x0 - 1, 0):x1 + 1] = colour[..., None]
-        recon = model.decode(out["feat"][0, -1:], out["attention"][0, -1:] if "attention" in out else None).clamp(0, 1)[0]
+        attention = out["attention"][0, -1:] if "attention" in out else None
+        recon = model.decode(out["feat"][0, -1:], attention).clamp(0, 1)[0]
         row_tiles = [boxed, recon]
         row_labels = ["frame + boxes", "reconstruction"]
         if "attention" in out:

@@ -22,8 +22,8 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,8 +39,10 @@ from aime.nn.spatial_losses import (
 LOSS_NAMES = ("magnitude", "coherence_infonce", "spatial_diversity")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=Path("runs/evolve_latents"), help="output directory")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--image-size", type=int, default=32)
@@ -70,17 +72,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def evolve(args: argparse.Namespace) -> Dict[str, object]:
+def evolve(args: argparse.Namespace) -> dict[str, object]:
     """Run the optimisation; returns snapshots ``[S, B, 3, H, W]`` (numpy), their steps and the histories."""
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     latents = (torch.randn(args.batch_size, 3, args.image_size, args.image_size) * 0.1).to(device).requires_grad_(True)
-    weights = {"magnitude": args.w_magnitude, "coherence_infonce": args.w_infonce, "spatial_diversity": args.w_diversity}
+    weights = {
+        "magnitude": args.w_magnitude,
+        "coherence_infonce": args.w_infonce,
+        "spatial_diversity": args.w_diversity,
+    }
     optimizer = torch.optim.Adam([latents], lr=args.lr)
     snapshots = [latents.detach().cpu().numpy().copy()]
     snapshot_steps = [0]
-    history: Dict[str, List[float]] = {"total": [], **{k: [] for k in LOSS_NAMES}}
+    history: dict[str, list[float]] = {"total": [], **{k: [] for k in LOSS_NAMES}}
     for step in range(args.steps):
         optimizer.zero_grad()
         losses = latent_evolution_losses(
@@ -123,7 +129,7 @@ def _median_seconds(fn: Callable[[], object], repeats: int, device: torch.device
     return statistics.median(times)
 
 
-def time_info_nce(args: argparse.Namespace) -> Dict[str, float]:
+def time_info_nce(args: argparse.Namespace) -> dict[str, float]:
     """Median time of the vectorised InfoNCE and of the seed's loop on the same latents and anchors."""
     device = torch.device(args.device)
     torch.manual_seed(args.seed + 1)
@@ -174,7 +180,7 @@ def _to_rgb(latent_chw: np.ndarray) -> np.ndarray:
     return np.clip((np.transpose(latent_chw, (1, 2, 0)) + 1.5) / 3.0, 0.0, 1.0)
 
 
-def plot_results(run: Dict[str, object], out: Path) -> None:
+def plot_results(run: dict[str, object], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,7 +227,7 @@ def plot_results(run: Dict[str, object], out: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
+def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -232,7 +238,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     timing = time_info_nce(args) if args.speed_repeats > 0 else None
     if timing is not None:
         print(
-            f"InfoNCE on [{args.batch_size}, 3, {args.image_size}, {args.image_size}], {args.num_samples} anchors/image, "
+            f"InfoNCE on [{args.batch_size}, 3, {args.image_size}, {args.image_size}], "
+            f"{args.num_samples} anchors/image, "
             f"median of {timing['repeats']}: forward {timing['loop_forward_s'] * 1e3:.2f} ms (loop) vs "
             f"{timing['vectorised_forward_s'] * 1e3:.2f} ms (vectorised) = {timing['speedup_forward']:.1f}x; "
             f"forward+backward {timing['loop_forward_backward_s'] * 1e3:.2f} ms vs "

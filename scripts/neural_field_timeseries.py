@@ -23,15 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from aime.nn.neural_field import NeuralField, SimpleNeuralField, pd_cubic
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Data
@@ -81,7 +80,7 @@ class GRUPredictor(nn.Module):
         self.gru = nn.GRU(1, hidden_size, batch_first=True)
         self.head = nn.Linear(hidden_size, 1)
 
-    def forward(self, x: torch.Tensor, hidden: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         out, h = self.gru(x, hidden)
         return self.head(out), h
 
@@ -96,10 +95,10 @@ def gru_matching(target_params: int) -> GRUPredictor:
     return GRUPredictor(best)
 
 
-def build_models(args: argparse.Namespace) -> Dict[str, nn.Module]:
+def build_models(args: argparse.Namespace) -> dict[str, nn.Module]:
     torch.manual_seed(args.seed)
     nf_kw = dict(tau_init=args.tau_init, kappa_init=1e-5)
-    models: Dict[str, nn.Module] = {
+    models: dict[str, nn.Module] = {
         "NeuralField": NeuralField(1, args.hidden, output_size=1, **nf_kw),
         "NeuralField (BPTT)": NeuralField(1, args.hidden, output_size=1, detach_hidden=False, **nf_kw),
         "SimpleNeuralField": SimpleNeuralField(
@@ -143,12 +142,12 @@ def free_run(model: nn.Module, context: torch.Tensor, horizon: int) -> torch.Ten
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def train(model: nn.Module, series: torch.Tensor, train_end: int, args: argparse.Namespace) -> List[float]:
+def train(model: nn.Module, series: torch.Tensor, train_end: int, args: argparse.Namespace) -> list[float]:
     gen = torch.Generator().manual_seed(args.seed)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     window = args.window
     losses = []
-    for it in range(args.iters):
+    for _ in range(args.iters):
         starts = torch.randint(0, train_end - window - 1, (args.batch,), generator=gen)
         idx = starts[:, None] + torch.arange(window + 1)  # [B, W+1]
         seq = series[idx]  # [B, W+1]
@@ -163,7 +162,7 @@ def train(model: nn.Module, series: torch.Tensor, train_end: int, args: argparse
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, series: torch.Tensor, train_end: int, args: argparse.Namespace) -> Dict[str, object]:
+def evaluate(model: nn.Module, series: torch.Tensor, train_end: int, args: argparse.Namespace) -> dict[str, object]:
     n = series.shape[0]
     ctx = args.context
     # One step: teacher-forced over the test part, starting ctx steps earlier to settle the state.
@@ -189,7 +188,7 @@ def evaluate(model: nn.Module, series: torch.Tensor, train_end: int, args: argpa
     }
 
 
-def persistence(series: torch.Tensor, train_end: int, args: argparse.Namespace) -> Dict[str, object]:
+def persistence(series: torch.Tensor, train_end: int, args: argparse.Namespace) -> dict[str, object]:
     n = series.shape[0]
     one_step = series[train_end - 1 : n - 1]
     starts = torch.arange(train_end, n - args.horizon + 1, args.free_run_stride)
@@ -208,7 +207,7 @@ def persistence(series: torch.Tensor, train_end: int, args: argparse.Namespace) 
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def format_table(rows: List[Dict[str, object]], short: int, horizon: int) -> str:
+def format_table(rows: list[dict[str, object]], short: int, horizon: int) -> str:
     lines = [
         f"| model | parameters | one-step RMSE | free-running RMSE, {short} steps | free-running RMSE, {horizon} steps "
         "| train time (s) |",
@@ -222,7 +221,7 @@ def format_table(rows: List[Dict[str, object]], short: int, horizon: int) -> str
     return "\n".join(lines)
 
 
-def plot(series: np.ndarray, train_end: int, results: Dict[str, Dict[str, object]], args, path: Path) -> None:
+def plot(series: np.ndarray, train_end: int, results: dict[str, dict[str, object]], args, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,8 +250,10 @@ def plot(series: np.ndarray, train_end: int, results: Dict[str, Dict[str, object
     plt.close(fig)
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=Path("runs/nf_timeseries"), help="output directory")
     p.add_argument("--series", choices=("mackey-glass", "sines"), default="mackey-glass")
     p.add_argument("--length", type=int, default=2000, help="series length (70%% train, 30%% test)")
@@ -266,7 +267,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--context", type=int, default=100, help="true steps before evaluation")
     p.add_argument("--horizon", type=int, default=50, help="free-running steps")
-    p.add_argument("--short-horizon", type=int, default=10, help="also report the free-running RMSE of the first N steps")
+    p.add_argument(
+        "--short-horizon", type=int, default=10, help="also report the free-running RMSE of the first N steps"
+    )
     p.add_argument("--free-run-stride", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
@@ -287,7 +290,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
+def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -295,8 +298,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     series_np = make_series(args.series, args.length, args.seed)
     series = torch.from_numpy(series_np)
     train_end = int(0.7 * args.length)
-    rows: List[Dict[str, object]] = []
-    results: Dict[str, Dict[str, object]] = {}
+    rows: list[dict[str, object]] = []
+    results: dict[str, dict[str, object]] = {}
     for name, model in build_models(args).items():
         start = time.perf_counter()
         losses = train(model, series, train_end, args)

@@ -21,8 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Plot the learning curves of AIME runs, grouped by configuration.")
     parser.add_argument("runs", nargs="+", help="run directories (config.yaml and metrics.jsonl)")
     parser.add_argument("--out", default="curves.png", help="the figure (PNG, PDF, SVG; default curves.png)")
-    parser.add_argument("--random", metavar="FILE", help="a random policy's results: scripts/evaluate.py --random --json")
-    parser.add_argument("--smooth", type=int, default=20, help="train returns: mean of the last N episodes (default 20)")
+    parser.add_argument(
+        "--random", metavar="FILE", help="a random policy's results: scripts/evaluate.py --random --json"
+    )
+    parser.add_argument(
+        "--smooth", type=int, default=20, help="train returns: mean of the last N episodes (default 20)"
+    )
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
     try:

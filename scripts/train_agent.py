@@ -26,8 +26,8 @@ from aime.agent.agent import resolve_device
 from aime.config import ConfigError, default_preset, describe, load_config
 from aime.runtime import distributed
 from aime.runtime.allocator import retain_freed_memory
-from aime.runtime.denormals import flush_denormals
 from aime.runtime.checkpoint import CheckpointError, config_differences, recover, saved_config
+from aime.runtime.denormals import flush_denormals
 from aime.runtime.loop import Trainer, TrainingStopped, config_from_checkpoint
 
 

@@ -44,16 +44,16 @@ import torch
 from einops import rearrange
 
 import envs
-from envs.objects import OBJECT_CLASSES, record_objects
-from aime.eval.objects import ObjectData, evaluate_objects, format_table
-from aime.runtime.checkpoint import save_world_model
 from aime.config import ConfigError, load_config, to_dict
+from aime.eval.objects import ObjectData, evaluate_objects, format_table
 from aime.runtime.allocator import retain_freed_memory
+from aime.runtime.checkpoint import save_world_model
 from aime.runtime.denormals import flush_denormals
 from aime.runtime.logger import Logger
 from aime.runtime.loop import env_options, seed_everything
 from aime.runtime.replay import FIELDS, ReplayBuffer
 from aime.world_model.vrnn import VRNN
+from envs.objects import OBJECT_CLASSES, record_objects
 
 MODELS = {"full": True, "ablation": False}  # label -> attention schema on
 TABLE_HORIZONS = (1, 5, 15)
@@ -228,7 +228,8 @@ def train(label: str, attention: bool, cfg, num_actions: int, buffer: ReplayBuff
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
         last = {"loss": float(total.detach()), **{k: float(v) for k, v in terms.items()}}
-        logger.scalars({f"{label}/{k}": v for k, v in last.items()} | {f"{label}/seconds_per_update": times[-1]}, update)
+        scalars = {f"{label}/{k}": v for k, v in last.items()} | {f"{label}/seconds_per_update": times[-1]}
+        logger.scalars(scalars, update)
         if update % report_every == 0 or update == len(schedule):
             print(f"[{label}] update {update}/{len(schedule)}: loss {last['loss']:.4f} "
                   f"(reconstruction {last['reconstruction']:.4f}), {statistics.median(times):.3f} s/update",
@@ -250,7 +251,9 @@ def frame_errors(pred: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, 
     return mse, psnr(mse)
 
 
-def open_loop_metrics(model: VRNN, windows: dict[str, torch.Tensor], context: int, chunk: int = 16) -> tuple[dict, torch.Tensor]:
+def open_loop_metrics(
+    model: VRNN, windows: dict[str, torch.Tensor], context: int, chunk: int = 16
+) -> tuple[dict, torch.Tensor]:
     """Open-loop errors per horizon over the windows; also the predicted frames ``[W, H, 3, S, S]``."""
     model.eval()
     frames, rewards = [], []
@@ -333,7 +336,8 @@ def main(argv: list[str] | None = None) -> dict:
     retain_freed_memory()  # large activations are reused instead of faulted in every update
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"env {cfg.env.name}, presets {presets}, device {device}, torch threads {torch.get_num_threads()}", flush=True)
+    threads = torch.get_num_threads()
+    print(f"env {cfg.env.name}, presets {presets}, device {device}, torch threads {threads}", flush=True)
 
     start = time.perf_counter()
     data, num_actions = record(cfg, args.num_envs, args.steps, args.episodes, args.seed)

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -16,7 +17,6 @@ from torch import Tensor, nn
 from aime.agent.behavior import Behavior, onehot_actions
 from aime.config import Config
 from aime.world_model.vrnn import VRNN
-
 
 # The networks ``train.compile`` hands to ``torch.compile``: the batched ones (encoder, decoder,
 # heads, actor, critic) and the transition pieces called once per time step. Module.compile keeps
@@ -106,7 +106,9 @@ class Agent(nn.Module):
 
     # -- acting --------------------------------------------------------------------------------
     @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray], state: dict | None, explore: bool = True) -> tuple[np.ndarray, dict, dict]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: dict | None, explore: bool = True
+    ) -> tuple[np.ndarray, dict, dict]:
         """Filter one real step and choose actions.
 
         Args:

@@ -130,7 +130,7 @@ class StraightThroughCategorical:
         """``[...]``: summed over the ``G`` variables."""
         return -(self.probs * self.log_probs).sum((-2, -1))
 
-    def kl(self, other: "StraightThroughCategorical") -> Tensor:
+    def kl(self, other: StraightThroughCategorical) -> Tensor:
         """``[...]``: KL(self || other) summed over the ``G`` variables."""
         return (self.probs * (self.log_probs - other.log_probs)).sum((-2, -1))
 
@@ -150,7 +150,7 @@ class DiagGaussian:
         self.std = std
 
     @classmethod
-    def from_params(cls, params: Tensor, min_std: float = 0.1) -> "DiagGaussian":
+    def from_params(cls, params: Tensor, min_std: float = 0.1) -> DiagGaussian:
         """Split ``params [..., 2D]`` into mean and a softplus std floored at ``min_std``."""
         mean, raw = params.chunk(2, dim=-1)
         return cls(mean, F.softplus(raw) + min_std)
@@ -170,7 +170,7 @@ class DiagGaussian:
     def entropy(self) -> Tensor:
         return (0.5 + 0.5 * math.log(2 * math.pi) + self.std.log()).sum(-1)
 
-    def kl(self, other: "DiagGaussian") -> Tensor:
+    def kl(self, other: DiagGaussian) -> Tensor:
         """``[...]``: closed-form KL(self || other) summed over ``D``."""
         var_ratio = (self.std / other.std).square()
         mean_term = ((self.mean - other.mean) / other.std).square()

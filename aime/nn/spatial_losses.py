@@ -16,7 +16,7 @@ literal loop (for tests and for measuring the speed-up). Both take the anchors f
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -109,8 +109,8 @@ def sample_info_nce_anchors(
     num_samples: int = 100,
     positive_radius: float = 3.0,
     negative_radius: float = 11.0,
-    device: Optional[torch.device] = None,
-    generator: Optional[torch.Generator] = None,
+    device: torch.device | None = None,
+    generator: torch.Generator | None = None,
 ) -> InfoNCESamples:
     """Draw ``min(num_samples, H*W)`` distinct anchor positions per image and build the positive / negative masks.
 
@@ -158,8 +158,8 @@ def info_nce_patch_coherence(
     temperature: float = 1.0,
     positive_radius: float = 3.0,
     negative_radius: float = 11.0,
-    generator: Optional[torch.Generator] = None,
-    samples: Optional[InfoNCESamples] = None,
+    generator: torch.Generator | None = None,
+    samples: InfoNCESamples | None = None,
 ) -> torch.Tensor:
     r"""InfoNCE patch coherence of the seed, vectorised over images and anchors.
 
@@ -323,8 +323,8 @@ def latent_evolution_losses(
     negative_radius: float = 11.0,
     spatial_diversity_temperature: float = 0.5,
     min_magnitude: float = 0.3,
-    generator: Optional[torch.Generator] = None,
-) -> Dict[str, torch.Tensor]:
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
     """The seed's ``compute_losses``: all three loss terms (unweighted) for a batch ``[B, C, H, W]``.
 
     Returns:

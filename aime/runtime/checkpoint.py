@@ -236,7 +236,9 @@ def _load_problem(path: Path, error: Exception) -> str:
         return "the file is empty or cut short"
     if header != b"PK\x03\x04":
         if header[0] == 0x80:  # a pickle's protocol opcode
-            return "it is a plain pickle, not an archive written by torch.save, and is refused (unpickling can run code)"
+            return (
+                "it is a plain pickle, not an archive written by torch.save, and is refused (unpickling can run code)"
+            )
         return "it is not an archive written by torch.save (damaged, or another kind of file)"
     if isinstance(error, pickle.UnpicklingError):
         return ("it holds Python objects beyond tensors and plain values, which a safe load refuses "

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -170,7 +171,7 @@ def average_buffers(module: nn.Module) -> None:
         return
     buffers = [b for b in module.buffers() if b.is_floating_point()]
     size = float(world_size())
-    for (_, device), group in _by_dtype(buffers).items():
+    for group in _by_dtype(buffers).values():
         flat = _flatten_dense_tensors(group).to(_comm_device)
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat.div_(size)
@@ -183,7 +184,7 @@ def broadcast_parameters(module: nn.Module, src: int = 0) -> None:
     if not is_distributed():
         return
     tensors = [p.data for p in module.parameters()] + list(module.buffers())
-    for (_, device), group in _by_dtype(tensors).items():
+    for group in _by_dtype(tensors).values():
         flat = _flatten_dense_tensors(group).to(_comm_device)
         dist.broadcast(flat, src=src)
         for t, value in zip(group, _unflatten_dense_tensors(flat, group)):

@@ -21,9 +21,10 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,12 +33,12 @@ from tqdm import tqdm
 import envs
 from aime.agent.agent import Agent, resolve_device, updates_due
 from aime.config import Config, flatten, save_config, to_dict
+from aime.eval.objects import ObjectData, evaluate_objects
 from aime.runtime import checkpoint as ckpt
 from aime.runtime import distributed
 from aime.runtime.logger import Logger
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.summaries import image_summaries
-from aime.eval.objects import ObjectData, evaluate_objects
 from envs.objects import OBJECT_CLASSES, record_objects
 
 # the HPARAMS tab's metrics: written at the end of every session of a run
@@ -428,7 +429,8 @@ class Trainer:
                 f"the same number of processes (torchrun --nproc_per_node ... x --nnodes ... = {saved_world})")
         if payload.get("num_actions") != self.num_actions:
             raise ckpt.CheckpointError(
-                f"checkpoint was made for {payload.get('num_actions')} actions, this environment has {self.num_actions}")
+                f"checkpoint was made for {payload.get('num_actions')} actions, "
+                f"this environment has {self.num_actions}")
         try:
             self.agent.load_state_dict(payload["agent"])
             for name, opt in self.agent.optimizers().items():

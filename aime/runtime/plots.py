@@ -12,9 +12,10 @@ matplotlib (the ``plots`` extra) is imported only by :func:`plot_groups`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import yaml

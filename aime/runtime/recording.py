@@ -124,5 +124,8 @@ class EpisodeRecorder:
         if self.video:
             line += f", one {self.video.upper()} per episode"
         if self.skipped:
-            line += f" ({self.skipped} frames past --max-frames {self.max_frames} per episode left out; each last frame kept)"
+            line += (
+                f" ({self.skipped} frames past --max-frames {self.max_frames} per episode left out; "
+                "each last frame kept)"
+            )
         return line

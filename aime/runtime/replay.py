@@ -24,8 +24,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -194,7 +194,7 @@ class ReplayBuffer:
             raise
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "ReplayBuffer":
+    def load(cls, directory: str | os.PathLike) -> ReplayBuffer:
         """Read a buffer written by :meth:`save`.
 
         A missing, damaged or inconsistent folder raises ``ValueError`` with one line naming the

@@ -32,7 +32,8 @@ def test_train_step_updates_every_part_and_reports_metrics():
     before = {k: v.clone() for k, v in agent.state_dict().items()}
     metrics, finite = agent.train_step(filled_replay().sample(2, 4))
     assert finite
-    assert {"losses/reconstruction", "losses/kl", "losses/actor", "losses/critic", "grad_norm/world_model"} <= set(metrics)
+    expected = {"losses/reconstruction", "losses/kl", "losses/actor", "losses/critic", "grad_norm/world_model"}
+    assert expected <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
     after = agent.state_dict()
     for prefix in ("world_model.decoder", "behavior.actor", "behavior.critic", "behavior.slow_critic"):

@@ -57,8 +57,12 @@ def test_actor_loss_scores_the_imagined_actions_under_the_policy_at_their_states
     beh = Behavior(wm.feat_size, 3, hidden=16, horizon=4)
     seen, imagine = {}, wm.imagine
     monkeypatch.setattr(wm, "imagine", lambda *a, **k: seen.setdefault("traj", imagine(*a, **k)))
-    monkeypatch.setattr("aime.agent.behavior.actor_loss",
-                        lambda log_prob, entropy, *rest: seen.update(log_prob=log_prob, entropy=entropy) or log_prob.sum())
+
+    def actor_loss(log_prob, entropy, *rest):
+        seen.update(log_prob=log_prob, entropy=entropy)
+        return log_prob.sum()
+
+    monkeypatch.setattr("aime.agent.behavior.actor_loss", actor_loss)
     beh.loss(wm, {"deter": torch.randn(5, 16), "stoch": torch.randn(5, 6)}, torch.ones(5))
     traj = seen["traj"]
     fresh = beh.policy(traj["feat"][:, :-1])  # [5, 4, 1, 3]

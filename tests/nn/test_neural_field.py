@@ -378,9 +378,10 @@ def test_neural_field_matches_neuralfields_package(kwargs):
 def test_simple_neural_field_matches_neuralfields_package(fcn_name, act):
     nf = pytest.importorskip("neuralfields")
     torch.manual_seed(0)
-    ref = nf.SimpleNeuralField(2, 3, getattr(nf, fcn_name), activation_nonlin=act, init_param_kwargs={"self_centric_init": True})
+    init = {"self_centric_init": True}
+    ref = nf.SimpleNeuralField(2, 3, getattr(nf, fcn_name), activation_nonlin=act, init_param_kwargs=init)
     torch.manual_seed(0)
-    ours = SimpleNeuralField(2, 3, getattr(nfm, fcn_name), activation_nonlin=act, init_param_kwargs={"self_centric_init": True})
+    ours = SimpleNeuralField(2, 3, getattr(nfm, fcn_name), activation_nonlin=act, init_param_kwargs=init)
     ref_sd, our_sd = ref.state_dict(), ours.state_dict()
     assert list(ref_sd) == list(our_sd)
     for key in ref_sd:

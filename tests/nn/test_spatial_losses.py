@@ -31,7 +31,9 @@ def test_vectorised_info_nce_equals_loop_reference(cfg):
     torch.manual_seed(0)
     x = torch.randn(3, 3, 10, 12, dtype=torch.float64)
     g = torch.Generator().manual_seed(7)
-    samples = sample_info_nce_anchors(3, 10, 12, cfg["num_samples"], cfg["positive_radius"], cfg["negative_radius"], generator=g)
+    samples = sample_info_nce_anchors(
+        3, 10, 12, cfg["num_samples"], cfg["positive_radius"], cfg["negative_radius"], generator=g
+    )
     xv = x.clone().requires_grad_(True)
     xr = x.clone().requires_grad_(True)
     vec = info_nce_patch_coherence(xv, cfg["patch_size"], temperature=cfg["temperature"], samples=samples)

@@ -56,7 +56,8 @@ def test_world_model_rows_compare_full_and_ablation(bench):
     if platform.libc_ver()[0] == "glibc":  # the default, as in the training scripts
         assert report["machine"]["allocator"].startswith("freed memory retained")
     assert report["settings"]["seq_len"] == 4 and list(report["settings"]["wm_presets"]) == ["debug"]
-    for bench_name, unit, prefix in (("world_model", "s/update", "VRNN debug"), ("acting", "s/step", "VRNN.observe_step debug")):
+    expected = (("world_model", "s/update", "VRNN debug"), ("acting", "s/step", "VRNN.observe_step debug"))
+    for bench_name, unit, prefix in expected:
         timed = [r for r in report["results"] if r["benchmark"] == bench_name and r["unit"] == unit]
         assert len(timed) == 2 and all(r["value"] > 0 for r in timed)
         full = next(r["value"] for r in timed if " full" in r["item"])
@@ -109,7 +110,8 @@ def test_update_rows_time_the_agents_train_step(bench, monkeypatch):
         assert update[label]["item"].endswith("B 2 x T 4") and update[label]["note"] == "median of 2"
         # the behaviour part is timed inside the same calls, so it is a positive part of the whole
         assert 0 < behavior[label]["value"] < update[label]["value"]
-        assert "H 15" in behavior[label]["item"] and "8 starts" in behavior[label]["item"]  # debug: horizon 15, B*T starts
+        # debug: horizon 15, B*T starts
+        assert "H 15" in behavior[label]["item"] and "8 starts" in behavior[label]["item"]
     counts = {label: int(r["item"].split("(")[1].split(" params")[0].replace(",", "")) for label, r in update.items()}
     assert counts["full"] > counts["ablation"] > 0
     memory = [r for r in results if r["unit"] == "MiB"]
@@ -174,7 +176,8 @@ def test_acting_loop_rows_act_in_eight_breakout_envs(bench, monkeypatch):
     report = bench["main"](["--quick", "--only", "acting_loop", "--acting-steps", "3"])
     results = report["results"]
     assert steps == [8] * 6  # 3 vector steps of 8 envs, for the full model and the ablation
-    assert [(a[0], a[1], a[2]) for a in acts] == [(True, True, (8, 3, 84, 84))] * 3 + [(False, True, (8, 3, 84, 84))] * 3
+    frames = (8, 3, 84, 84)
+    assert [(a[0], a[1], a[2]) for a in acts] == [(True, True, frames)] * 3 + [(False, True, frames)] * 3
     for i in (0, 3):  # each model starts from a reset: all first observations and no state, then its own state
         assert acts[i][3].all() and acts[i][4]
         assert not acts[i + 1][3].any() and not acts[i + 1][4]

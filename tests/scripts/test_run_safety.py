@@ -1,7 +1,6 @@
 """A run directory survives a crash at any instant, is never overwritten by a fresh run, and a
 damaged one is refused in one line (exit 2) instead of a traceback. See docs/running.md."""
 
-import json
 import os
 import runpy
 import shutil
