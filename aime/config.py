@@ -22,9 +22,10 @@ import inspect
 import textwrap
 import types
 import typing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -99,12 +100,14 @@ class ModelConfig:
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``) or ``none``."""
-    readout_position: bool = False
+    readout_position: bool = True
     """Give the posterior over z where the attention rests (the map's average of Fourier features of
-    the cells), beside the attention-weighted readout."""
-    decoder_attention: bool = False
+    the cells), beside the attention-weighted readout. Breakout, 3 seeds: ball lift 77 +- 47 with it,
+    40 +- 19 without (docs/attention.md)."""
+    decoder_attention: bool = True
     """The image decoder also reads the attention map (``log(R^2 A_t)`` as a channel at 21x21,
-    detached): the posterior's when filtering, the attention prior's prediction in imagination."""
+    detached): the posterior's when filtering, the attention prior's prediction in imagination.
+    Breakout: the ball drawn where it is instead of smeared along its paths (docs/attention.md)."""
     precision_strength: float = 1.0
     """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off). 1 was
     chosen on Breakout: the paddle drawn (window error ratio 0.50 against 0.97 at 0 and 0.64 at 4)."""

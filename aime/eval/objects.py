@@ -60,7 +60,7 @@ class ObjectData:
     classes: tuple[str, ...]
 
     @classmethod
-    def from_record(cls, record: dict) -> "ObjectData":
+    def from_record(cls, record: dict) -> ObjectData:
         """From ``envs.objects.record_objects``'s dict."""
         return cls(record["obs"], record["action"], record["reward"], record["is_first"], record["boxes"],
                    record["visible"], tuple(str(c) for c in record["classes"]))
@@ -270,7 +270,8 @@ COLUMNS = (
 
 def format_table(results: dict[str, dict]) -> str:
     """A Markdown table, one row per (model, class): ``results = {label: evaluate_objects(...)}``."""
-    head = "| model | object | frames | " + " | ".join(title for _, title in COLUMNS) + " | PSNR recon | entropy ratio |"
+    titles = " | ".join(title for _, title in COLUMNS)
+    head = "| model | object | frames | " + titles + " | PSNR recon | entropy ratio |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for label, res in results.items():
         frames = res["frames"]

@@ -269,6 +269,9 @@ def _config_of(payload: dict[str, Any]):
     if "posterior_map" not in payload["config"].get("model", {}):
         # written before the posterior's map had a choice: the seed's softmax, untargeted, unweighted
         cfg.model.posterior_map, cfg.model.attention_target, cfg.model.precision_strength = "softmax", "none", 0.0
+    for key in ("readout_position", "decoder_attention"):  # switches added later, on by default
+        if key not in payload["config"].get("model", {}):
+            setattr(cfg.model, key, False)
     return cfg
 
 

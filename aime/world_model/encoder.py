@@ -51,7 +51,9 @@ class Encoder(nn.Module):
         """``frames [N, 3, S, S]`` (uint8 or float in [0, 1]) -> ``(features, embed, readout)``."""
         expected = (3, self.image_size, self.image_size)
         if frames.dim() != 4 or tuple(frames.shape[1:]) != expected:
-            raise ValueError(f"Encoder: expected frames [N, {', '.join(map(str, expected))}], got {tuple(frames.shape)}")
+            raise ValueError(
+                f"Encoder: expected frames [N, {', '.join(map(str, expected))}], got {tuple(frames.shape)}"
+            )
         if frames.dtype == torch.uint8:
             frames = frames.float() / 255.0
         # channels-last keeps oneDNN convolutions off their slow NCHW path (~1.5x on CPU)

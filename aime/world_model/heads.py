@@ -3,7 +3,6 @@ attention-map field head that gives imagined states an attention map."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from aime.nn.distributions import TwoHot, symlog_bins

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -38,10 +38,10 @@ from aime.attention.posterior import slot_diversity_loss
 from aime.attention.schema import AttentionSchema
 from aime.config import LossScales, ModelConfig, TrainConfig
 from aime.nn.perceiver import PerceiverEncoder
+from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
 from aime.world_model import objectives
 from aime.world_model.decoders import DECODERS
 from aime.world_model.encoder import Encoder
-from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
 from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead, mlp
 from aime.world_model.latent import make_latent, stack_params
 
@@ -135,7 +135,9 @@ class VRNN(nn.Module):
             raise ValueError(f"precision_strength must be >= 0, got {precision_strength}")
         self.precision_strength = precision_strength
         if attention_target not in ATTENTION_TARGETS:
-            raise ValueError(f"attention_target must be one of {', '.join(ATTENTION_TARGETS)}, got {attention_target!r}")
+            raise ValueError(
+                f"attention_target must be one of {', '.join(ATTENTION_TARGETS)}, got {attention_target!r}"
+            )
         self.attention_target = attention_target
         if not 0.0 < attention_loss_fraction <= 1.0:
             raise ValueError(f"attention_loss_fraction must lie in (0, 1], got {attention_loss_fraction}")
@@ -182,7 +184,7 @@ class VRNN(nn.Module):
         self.cont = ContinueHead(self.feat_size, hidden)
 
     @classmethod
-    def from_config(cls, model: ModelConfig, num_actions: int, train: TrainConfig | None = None, **overrides) -> "VRNN":
+    def from_config(cls, model: ModelConfig, num_actions: int, train: TrainConfig | None = None, **overrides) -> VRNN:
         """Build from the typed configuration (``cfg.model`` and optionally ``cfg.train``)."""
         kwargs = dataclasses.asdict(model)
         if train is not None:
@@ -319,7 +321,9 @@ class VRNN(nn.Module):
         return out
 
     @torch.no_grad()
-    def observe_step(self, state: State | None, obs: Tensor, is_first: Tensor, sample: bool = True) -> tuple[State, dict]:
+    def observe_step(
+        self, state: State | None, obs: Tensor, is_first: Tensor, sample: bool = True
+    ) -> tuple[State, dict]:
         """One filtering step for acting: ``obs uint8 [B, 3, 84, 84]``, ``is_first [B]``.
 
         ``state["action"]`` must hold the previous action (one-hot) — set it after choosing one.
@@ -416,7 +420,9 @@ class VRNN(nn.Module):
         flat = feat.flatten(0, 1)
         weights = None
         if self.attention_on and self.precision_strength > 0:
-            weights = objectives.attention_precision(out["attention"].flatten(0, 1), obs.shape[-1], self.precision_strength)
+            weights = objectives.attention_precision(
+                out["attention"].flatten(0, 1), obs.shape[-1], self.precision_strength
+            )
         terms: dict[str, Tensor] = {}
         maps = out["attention"].detach().flatten(0, 1) if self.decoder_attention else None
         terms["reconstruction"] = self.decoder.loss(flat, target, weights, maps).mean()
@@ -501,6 +507,8 @@ class VRNN(nn.Module):
             raise ValueError(f"obs: expected [B, T, 3, H, W], got {tuple(obs.shape)}")
         bt = tuple(obs.shape[:2])
         if tuple(action.shape[:2]) != bt or action.dim() not in (2, 3):
-            raise ValueError(f"action: expected {bt} indices or {bt + (self.num_actions,)} one-hot, got {tuple(action.shape)}")
+            raise ValueError(
+                f"action: expected {bt} indices or {bt + (self.num_actions,)} one-hot, got {tuple(action.shape)}"
+            )
         if tuple(is_first.shape) != bt:
             raise ValueError(f"is_first: expected {bt}, got {tuple(is_first.shape)}")

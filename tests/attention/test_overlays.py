@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
-
 import math
 
+import pytest
+import torch
 import torch.nn.functional as F
 
 from aime.attention.overlays import (

@@ -7,9 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from aime.eval.objects import (ObjectData, box_cells, box_window, centroid_pixels, episode_medians,
-                               evaluate_objects, format_seed_table, format_table, map_lift,
-                               window_error)
+from aime.eval.objects import (
+    ObjectData,
+    box_cells,
+    box_window,
+    centroid_pixels,
+    episode_medians,
+    evaluate_objects,
+    format_seed_table,
+    format_table,
+    map_lift,
+    window_error,
+)
 from aime.world_model.vrnn import VRNN
 
 
@@ -94,4 +103,4 @@ def test_evaluate_objects_reports_the_figures_and_their_baselines(attention):
     other = {"classes": {"square": {**row, "lift_motion": row["lift_motion"] + 2}}, "frames": result["frames"]}
     seeds = format_seed_table({"model": [result, other]})
     mean, sd = row["lift_motion"] + 1, 2 ** 0.5
-    assert f"| model | square | 2 | " in seeds and f"{mean:.2f} ± {sd:.2f}" in seeds
+    assert "| model | square | 2 | " in seeds and f"{mean:.2f} ± {sd:.2f}" in seeds

@@ -85,6 +85,19 @@ def test_a_checkpoint_written_before_the_posterior_map_choice_loads_with_the_see
     assert load_run_config(tmp_path).model.posterior_map == "normalize"
 
 
+def test_a_checkpoint_written_before_the_position_readout_and_map_decoder_loads_without_them(tmp_path):
+    from aime.config import load_config, to_dict
+    from aime.runtime.checkpoint import load_run_config, save_agent_state
+
+    old = to_dict(load_config(["cpu"]))
+    assert old["model"]["readout_position"] and old["model"]["decoder_attention"]  # on by default now
+    for key in ("readout_position", "decoder_attention"):
+        del old["model"][key]
+    save_agent_state(tmp_path / "agent.pt", {"config": old})
+    cfg = load_run_config(tmp_path)
+    assert not cfg.model.readout_position and not cfg.model.decoder_attention
+
+
 # -- generations: a save cut short at any instant leaves one complete checkpoint ----------------
 def stage(ckpt_dir, step):
     """A complete staged generation at ``step`` (replay first, agent.pt last, as Trainer.save does)."""

@@ -41,7 +41,8 @@ def test_continue_loss_and_masked_mean():
 
 def test_entropy_of_map():
     uniform = torch.full((2, 4, 4), 1 / 16)
-    torch.testing.assert_close(objectives.entropy_of_map(uniform), torch.full((2,), torch.log(torch.tensor(16.0)).item()))
+    expected = torch.full((2,), torch.log(torch.tensor(16.0)).item())
+    torch.testing.assert_close(objectives.entropy_of_map(uniform), expected)
 
 
 def test_motion_saliency_marks_the_cells_that_changed():
