@@ -162,6 +162,11 @@ class TrainConfig:
     """Consecutive non-finite losses after which the run stops (with a checkpoint)."""
     compile: bool = False
     """``torch.compile`` the networks that run batched or once per step (see ``aime.agent.agent.COMPILED``)."""
+    precision: str = "auto"
+    """``bf16``: the world model's and the behaviour's networks run under bf16 autocast (losses,
+    distributions, the return normaliser and optimiser state stay fp32); ``fp32``: no autocast;
+    ``auto``: bf16 where the device computes it natively (CUDA with bf16, a CPU with AMX or
+    AVX512-BF16), fp32 elsewhere (``aime.runtime.device.resolve_precision``)."""
 
 
 @dataclass
@@ -219,6 +224,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.fpn_norm": ("group", "none"),
     "model.posterior_map": ("normalize", "softmax"),
     "model.attention_target": ("motion", "none"),
+    "train.precision": ("auto", "fp32", "bf16"),
 }
 
 

@@ -49,6 +49,7 @@ from aime.eval.objects import ObjectData, evaluate_objects, format_table
 from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.checkpoint import save_world_model
 from aime.runtime.denormals import flush_denormals
+from aime.runtime.device import Precision, resolve_precision
 from aime.runtime.logger import Logger
 from aime.runtime.loop import env_options, seed_everything
 from aime.runtime.replay import FIELDS, ReplayBuffer
@@ -201,8 +202,11 @@ def to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, 
 # -- training -------------------------------------------------------------------------------------
 def train(label: str, attention: bool, cfg, num_actions: int, buffer: ReplayBuffer,
           schedule: list[tuple[np.ndarray, np.ndarray]], args: argparse.Namespace, logger: Logger,
-          device: torch.device) -> tuple[VRNN, dict]:
-    """Train one model on the window ``schedule`` (the same for both models); returns it and its stats."""
+          device: torch.device, precision: Precision) -> tuple[VRNN, dict]:
+    """Train one model on the window ``schedule`` (the same for both models); returns it and its stats.
+
+    The loss runs under bf16 autocast when ``precision`` is bf16 (``train.precision``), as in the
+    agent's update; the optimiser and the parameters stay fp32."""
     seed_everything(args.seed)
     model = VRNN.from_config(cfg.model, num_actions, cfg.train, attention=attention).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -216,7 +220,8 @@ def train(label: str, attention: bool, cfg, num_actions: int, buffer: ReplayBuff
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        total, terms, _ = model.loss(batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.autocast):
+            total, terms, _ = model.loss(batch)
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(total):
             total.backward()
@@ -335,9 +340,11 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     retain_freed_memory()  # large activations are reused instead of faulted in every update
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    precision = resolve_precision(cfg.train.precision, device)
     args.out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
-    print(f"env {cfg.env.name}, presets {presets}, device {device}, torch threads {threads}", flush=True)
+    print(f"env {cfg.env.name}, presets {presets}, device {device}, precision {precision}, torch threads {threads}",
+          flush=True)
 
     start = time.perf_counter()
     data, num_actions = record(cfg, args.num_envs, args.steps, args.episodes, args.seed)
@@ -369,14 +376,15 @@ def main(argv: list[str] | None = None) -> dict:
     eval_batch = to_tensors(windows, device)
     logger = Logger(args.out / "tb")
     results: dict = {"command": ["scripts/train_world_model.py", *(argv if argv is not None else sys.argv[1:])],
-                     "env": cfg.env.name, "presets": presets, "device": str(device),
+                     "env": cfg.env.name, "presets": presets, "device": str(device), "precision": precision.name,
                      "threads": torch.get_num_threads(), "config": to_dict(cfg),
                      "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                      "data": data_info, "models": {}}
     objects = object_data(cfg.env.name, args.object_steps, args.seed + 1000)
     preds = {}
     for label in args.models:
-        model, stats = train(label, MODELS[label], cfg, num_actions, buffer, schedule, args, logger, device)
+        model, stats = train(label, MODELS[label], cfg, num_actions, buffer, schedule, args, logger, device,
+                             precision)
         stats["open_loop"], preds[label] = open_loop_metrics(model, eval_batch, args.context)
         as_trained = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, attention=MODELS[label]))
         save_world_model(args.out / f"{label}.pt", model, as_trained, num_actions)

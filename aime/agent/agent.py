@@ -62,6 +62,18 @@ class GradientSync(Protocol):
         """Average the module's floating-point buffers over the replicas, in place."""
 
 
+def default_precision(setting: str, device: torch.device) -> str:
+    """``train.precision`` without the CPU's feature flags: ``fp32`` and ``bf16`` as given, ``auto``
+    bf16 on a CUDA device with bf16 and fp32 elsewhere (where the agent stood before the setting).
+
+    The whole rule, which also reads the CPU's flags (AMX, AVX512-BF16), is
+    ``aime.runtime.device.resolve_precision``: the training loop resolves it and passes the result.
+    """
+    if setting != "auto":
+        return setting
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
 class Agent(nn.Module):
     """World model + behaviour + optimisers.
 
@@ -72,12 +84,18 @@ class Agent(nn.Module):
         sync: for data-parallel training, how replicas agree: gradients are averaged after each
             ``backward()`` (before clipping), all replicas skip an update when any one's loss is
             not finite, and the return normaliser is averaged. ``None``: a single process.
+        precision: ``fp32`` or ``bf16`` (the networks of the world model and the behaviour under
+            bf16 autocast, when acting and learning). Default: ``cfg.train.precision`` with ``auto``
+            resolved by :func:`default_precision`.
     """
 
     def __init__(self, cfg: Config, num_actions: int, device: torch.device | str = "cpu",
-                 sync: GradientSync | None = None) -> None:
+                 sync: GradientSync | None = None, precision: str | None = None) -> None:
         super().__init__()
         self.cfg, self.num_actions, self.device = cfg, num_actions, torch.device(device)
+        self.precision = precision or default_precision(cfg.train.precision, self.device)
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16 (resolved), got {self.precision!r}")
         self.sync = sync
         t = cfg.train
         self.world_model = VRNN.from_config(cfg.model, num_actions, t)
@@ -89,8 +107,12 @@ class Agent(nn.Module):
         self.model_opt = torch.optim.Adam(self.world_model.parameters(), t.model_lr, eps=1e-8)
         self.actor_opt = torch.optim.Adam(self.behavior.actor.parameters(), t.actor_lr, eps=1e-5)
         self.critic_opt = torch.optim.Adam(self.behavior.critic.parameters(), t.critic_lr, eps=1e-5)
-        self.autocast = self.device.type == "cuda"
+        self.autocast = self.precision == "bf16"
         self.compiled = compile_networks(self) if t.compile else []
+
+    def autocast_context(self) -> torch.autocast:
+        """bf16 autocast on the agent's device when its precision is bf16 (a no-op context for fp32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"model": self.model_opt, "actor": self.actor_opt, "critic": self.critic_opt}
@@ -124,7 +146,7 @@ class Agent(nn.Module):
         was_training = self.training
         self.eval()  # no dropout or slot noise when acting: the greedy policy is deterministic
         try:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with self.autocast_context():
                 state, extras = self.world_model.observe_step(state, frames, is_first, sample=explore)
                 action = self.behavior.act(self.world_model.feat(state).float(), explore)
         finally:
@@ -154,7 +176,7 @@ class Agent(nn.Module):
         data = self.to_tensors(batch)
         t = self.cfg.train
         sync = self.sync
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with self.autocast_context():
             wm_loss, metrics, out = self.world_model.loss(data)
         if not self._all_finite(wm_loss):
             return {"nonfinite_loss": 1.0}, False
@@ -168,7 +190,7 @@ class Agent(nn.Module):
         keys = [k for k in ("deter", "stoch", "cell") if k in out]
         start = {k: out[k].detach().flatten(0, 1).float() for k in keys}
         start_cont = 1.0 - data["is_terminal"].flatten().float()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with self.autocast_context():
             a_loss, c_loss, b_metrics = self.behavior.loss(self.world_model, start, start_cont)
         if sync is not None:  # the return range comes from each replica's own imagined returns
             sync.average_buffers(self.behavior.normalizer)

@@ -104,7 +104,8 @@ class Behavior(nn.Module):
 
     def _distribution(self, logits: Tensor) -> StraightThroughCategorical:
         """The actor's logits ``[..., A]`` -> its action distribution (with unimix)."""
-        return StraightThroughCategorical(logits.unsqueeze(-2), self.unimix)
+        # fp32 whatever the actor computes in: the policy's log-probabilities and entropy enter the loss
+        return StraightThroughCategorical(logits.float().unsqueeze(-2), self.unimix)
 
     def act(self, feat: Tensor, explore: bool = True) -> Tensor:
         """``[N]`` action indices: sampled when exploring, the mode otherwise."""
@@ -113,7 +114,7 @@ class Behavior(nn.Module):
         return onehot.squeeze(-2).argmax(-1)
 
     def value(self, feat: Tensor, slow: bool = False) -> TwoHot:
-        return TwoHot((self.slow_critic if slow else self.critic)(feat), self.bins)
+        return TwoHot((self.slow_critic if slow else self.critic)(feat).float(), self.bins)
 
     def loss(self, world_model: nn.Module, start: dict[str, Tensor], start_cont: Tensor) -> tuple[Tensor, Tensor, dict]:
         """Actor and critic losses from imagined rollouts.

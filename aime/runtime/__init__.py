@@ -10,7 +10,8 @@ TensorBoard and the environments.
 - ``checkpoint``: crash-safe saves, ``load_agent``, ``load_world_model``, ``find_checkpoint``;
 - ``logger``: ``Logger`` (TensorBoard + ``metrics.jsonl``); ``summaries``: image summaries;
 - ``recording``: ``EpisodeRecorder`` (evaluation frames and videos); ``plots``: learning curves;
-- ``distributed``: DDP helpers; ``allocator``, ``denormals``: process-wide CPU speed settings.
+- ``distributed``: DDP helpers; ``allocator``, ``denormals``: process-wide CPU speed settings;
+- ``device``: native bf16 detection and ``train.precision`` (``resolve_precision``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _EXPORTS = {
     "EpisodeRecorder": "aime.runtime.recording",
     "retain_freed_memory": "aime.runtime.allocator",
     "flush_denormals": "aime.runtime.denormals",
+    "resolve_precision": "aime.runtime.device",
 }
 
 __all__ = list(_EXPORTS)

@@ -36,6 +36,7 @@ from aime.config import Config, flatten, save_config, to_dict
 from aime.eval.objects import ObjectData, evaluate_objects
 from aime.runtime import checkpoint as ckpt
 from aime.runtime import distributed
+from aime.runtime.device import resolve_precision
 from aime.runtime.logger import Logger
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.summaries import image_summaries
@@ -347,6 +348,7 @@ class Trainer:
         self.ckpt_dir = self.logdir / "checkpoint"
         self.cfg, self.progress, self.preset = cfg, progress, preset
         self.device = distributed.local_device(resolve_device(cfg.device))
+        self.precision = resolve_precision(cfg.train.precision, self.device)
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.seed = rank_seed(cfg.seed, self.rank)
         self.env_steps = self.updates = self.episodes = 0
@@ -363,7 +365,8 @@ class Trainer:
         self.env = envs.make_vector(cfg.env.name, cfg.env.num_envs, **env_options(cfg))
         self.num_actions = int(self.env.single_action_space.n)
         obs_shape = tuple(self.env.single_observation_space.shape)
-        self.agent = Agent(cfg, self.num_actions, self.device, sync=distributed.gradient_sync())
+        self.agent = Agent(cfg, self.num_actions, self.device, sync=distributed.gradient_sync(),
+                           precision=self.precision.name)
         if self.rank > 0:  # each rank explores and imagines with its own random stream
             seed_everything(self.seed)
         self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=self.seed)
@@ -467,7 +470,7 @@ class Trainer:
         ranks = f" x {self.world} ranks" if self.world > 1 else ""
         lines = [
             f"AIME | env {self.cfg.env.name} ({self.num_actions} actions, {self.cfg.env.num_envs} envs{ranks}) | "
-            f"preset {self.preset or '-'} | device {self.device}",
+            f"preset {self.preset or '-'} | device {self.device} | precision {self.precision}",
             "parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
             f"logdir: {self.logdir}",
             f"TensorBoard: tensorboard --logdir {self.logdir.parent}",
@@ -475,8 +478,8 @@ class Trainer:
         return "\n".join(lines)
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The flattened configuration as run: ``device`` is the device in use, not ``auto``."""
-        return {**flatten(self.cfg), "device": str(self.device)}
+        """The flattened configuration as run: ``device`` and ``train.precision`` as resolved, not ``auto``."""
+        return {**flatten(self.cfg), "device": str(self.device), "train.precision": self.precision.name}
 
     def run(self) -> dict[str, Any]:
         """Train until ``cfg.train.steps`` agent steps; returns a summary dict.

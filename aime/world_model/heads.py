@@ -1,5 +1,8 @@
 """Heads on the model state ``s = [h, z]``: reward (two-hot symlog), continuation (Bernoulli), and the
-attention-map field head that gives imagined states an attention map."""
+attention-map field head that gives imagined states an attention map.
+
+The heads' outputs are fp32 whatever their networks compute in (bf16 under autocast): their
+log-softmaxes and losses need fp32's resolution, and CPU autocast would keep them in bf16."""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class RewardHead(nn.Module):
         self.register_buffer("bins", symlog_bins(bins), persistent=False)
 
     def forward(self, feat: Tensor) -> TwoHot:
-        return TwoHot(self.net(feat), self.bins)
+        return TwoHot(self.net(feat).float(), self.bins)
 
 
 class ContinueHead(nn.Module):
@@ -41,7 +44,7 @@ class ContinueHead(nn.Module):
         self.net = mlp(feat_dim, hidden, 1)
 
     def forward(self, feat: Tensor) -> Tensor:
-        return self.net(feat).squeeze(-1)
+        return self.net(feat).float().squeeze(-1)
 
 
 class AttentionMapHead(nn.Module):
@@ -60,7 +63,7 @@ class AttentionMapHead(nn.Module):
     def forward(self, feat: Tensor) -> Tensor:
         lead = feat.shape[:-1]
         logits = self.field.render(feat.reshape(-1, feat.shape[-1]), self.resolution, self.resolution)
-        return logits.reshape(*lead, self.resolution, self.resolution)
+        return logits.float().reshape(*lead, self.resolution, self.resolution)
 
     def probs(self, feat: Tensor) -> Tensor:
         logits = self(feat)

@@ -17,7 +17,9 @@ kind               prior / posterior                                    KL
                    posterior: diagonal Gaussian (the original AIME)
 =================  ==================================================  ==========================
 
-Distribution parameters travel as dicts of tensors so that they can be stacked over time.
+Distribution parameters travel as dicts of tensors so that they can be stacked over time. They are
+fp32 whatever the networks compute in: under bf16 autocast the networks' outputs are cast once, here,
+so that the distributions, the samples and the KL are computed in fp32.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class GaussianLatent(nn.Module):
         self.post_net = _mlp(deter + embed, hidden, 2 * stoch)
 
     def _dist(self, out: Tensor) -> Params:
-        d = DiagGaussian.from_params(out, self.min_std)
+        d = DiagGaussian.from_params(out.float(), self.min_std)
         return {"mean": d.mean, "std": d.std}
 
     def prior(self, h: Tensor) -> Params:
@@ -90,10 +92,10 @@ class CategoricalLatent(nn.Module):
         return StraightThroughCategorical(p["logits"], self.unimix)
 
     def prior(self, h: Tensor) -> Params:
-        return {"logits": self.prior_net(h).unflatten(-1, (self.groups, self.classes))}
+        return {"logits": self.prior_net(h).float().unflatten(-1, (self.groups, self.classes))}
 
     def posterior(self, h: Tensor, e: Tensor) -> Params:
-        logits = self.post_net(torch.cat([h, e], -1))
+        logits = self.post_net(torch.cat([h, e], -1)).float()
         return {"logits": logits.unflatten(-1, (self.groups, self.classes))}
 
     def sample(self, p: Params) -> Tensor:
@@ -138,14 +140,14 @@ class StickBreakingLatent(nn.Module):
 
     def prior(self, h: Tensor) -> Params:
         k, d = self.k, self.size
-        out = self.prior_net(h)
+        out = self.prior_net(h).float()
         sticks, comps = out.split([2 * (k - 1), 2 * k * d], -1)
         a, b = (F.softplus(sticks) + 1e-2).chunk(2, -1)
         mean, raw_std = comps.unflatten(-1, (k, 2 * d)).chunk(2, -1)
         return {"a": a, "b": b, "means": mean, "stds": F.softplus(raw_std) + self.min_std}
 
     def posterior(self, h: Tensor, e: Tensor) -> Params:
-        d = DiagGaussian.from_params(self.post_net(torch.cat([h, e], -1)), self.min_std)
+        d = DiagGaussian.from_params(self.post_net(torch.cat([h, e], -1)).float(), self.min_std)
         return {"mean": d.mean, "std": d.std}
 
     def weights(self, prior: Params, sample: bool = True) -> Tensor:

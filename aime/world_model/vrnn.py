@@ -414,6 +414,8 @@ class VRNN(nn.Module):
         """
         obs, is_first = batch["obs"], batch["is_first"].bool()
         out = self.observe(obs, batch["action"], is_first, state)
+        # under bf16 autocast the schema's maps arrive in bf16: the losses on them are fp32
+        out.update({k: out[k].float() for k in ("attention", "slot_maps") if k in out})
         feat = out["feat"]
         b, t = feat.shape[:2]
         target = obs.flatten(0, 1).float() / 255.0
@@ -435,7 +437,7 @@ class VRNN(nn.Module):
         if self.attention_on:
             terms.update(self._attention_losses(out, is_first, obs))
         if self.scales.patch_coherence > 0 or self.scales.spatial_diversity > 0:
-            terms.update(self._spatial_latent_losses(out["features"].flatten(0, 1)))
+            terms.update(self._spatial_latent_losses(out["features"].flatten(0, 1).float()))
         total = sum(getattr(self.scales, name) * value for name, value in terms.items())
         metrics = {name: value.detach() for name, value in terms.items()}
         metrics["kl_value"] = rep.detach().mean()
@@ -459,7 +461,8 @@ class VRNN(nn.Module):
         attention = out["attention"]  # [B, T, R, R]
         # the slot maps are responsibilities in [0, 1]: the seed's softmax over positions would flatten
         # them to near-uniform (loss ~0.997 whatever the maps); normalising by the sum measures overlap
-        terms = {"slot_diversity": slot_diversity_loss(out["slot_maps"].flatten(0, 1), from_logits=False)}
+        with torch.autocast(attention.device.type, enabled=False):  # its correlation matmul in fp32, not bf16
+            terms = {"slot_diversity": slot_diversity_loss(out["slot_maps"].flatten(0, 1), from_logits=False)}
         if attention.shape[1] < 2:
             return terms
         if self.scales.slot_compactness > 0:
@@ -477,7 +480,7 @@ class VRNN(nn.Module):
         _, info = self.schema.prior_net(
             prev, out["deter"][:, :-1].flatten(0, 1)[pick], out["stoch"][:, :-1].flatten(0, 1)[pick]
         )
-        log_prior = torch.log_softmax(info["attention_logits"].flatten(1), -1)  # predictions of A_{t+1}
+        log_prior = torch.log_softmax(info["attention_logits"].float().flatten(1), -1)  # predictions of A_{t+1}
         ce = -(nxt.detach().flatten(1) * log_prior).sum(-1)
         terms["attention_prior"] = objectives.masked_mean(ce, valid[pick])
         dx, dy = info["predicted_movement"]

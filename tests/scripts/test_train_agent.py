@@ -43,6 +43,7 @@ def catch_run(tmp_path_factory):
 def test_catch_run_writes_checkpoint_metrics_and_every_image(catch_run):
     logdir, result = catch_run
     assert "tensorboard --logdir" in result.stdout and "done: 64 agent steps" in result.stdout
+    assert "| precision fp32 (train.precision=fp32)" in result.stdout  # the debug preset pins fp32
     assert (logdir / "config.yaml").is_file() and (logdir / "checkpoint" / "agent.pt").is_file()
     payload = load_agent_state(logdir / "checkpoint" / "agent.pt")
     assert payload["counters"]["env_steps"] == 64 and payload["counters"]["updates"] > 0
