@@ -1,7 +1,15 @@
 """The agent: a world model, behaviour learnt in its imagination, their optimisers, and acting.
 
-``Agent.train(batch)`` does one world-model update and one actor-critic update;
+``Agent.train_step(batch)`` does one world-model update and one actor-critic update;
 ``Agent.act(obs, state, explore)`` filters one real step per environment and picks actions.
+
+The update reads the device as little as it can: its metrics stay tensors (the training loop
+averages them when it logs), and whether a loss was not finite is one flag on the device. With
+fused optimisers (the default on CUDA) the skip of a non-finite update is decided on the device
+(``found_inf``, as torch's GradScaler does) and the update reads one value, that flag, at its end.
+With unfused ones (the default on CPU, where reading a value costs nothing and the foreach Adam
+keeps the fp32 numerics the learning runs were measured with) it reads the flag twice, once
+before each optimiser step, as before.
 """
 
 from __future__ import annotations
@@ -49,14 +57,41 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+NONFINITE = {"nonfinite_loss": 1.0}  # train_step's metrics for a skipped update
+
+
+class Adam(torch.optim.Adam):
+    """``torch.optim.Adam`` whose implementation (``fused``, ``foreach``) is its own, not a checkpoint's.
+
+    ``load_state_dict`` would otherwise restore the param groups' flags as they were saved, so a
+    checkpoint written with foreach optimisers would turn fused ones back into foreach on resume
+    (and leave their step counts on the wrong device).
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        own = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in self.param_groups]
+        groups = [{**saved, **mine} for saved, mine in zip(state_dict["param_groups"], own)]
+        super().load_state_dict({**state_dict, "param_groups": groups})
+
+
+def step_unless(optimizer: torch.optim.Optimizer, skip: Tensor) -> None:
+    """A fused optimiser's step that changes nothing (parameters, moments, step count) where the
+    0-dim bool ``skip`` holds, decided on the device: no host read."""
+    optimizer.found_inf = skip.float()  # read by fused Adam's step, as torch's GradScaler passes it
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf
+
+
 class GradientSync(Protocol):
     """Data-parallel replicas' agreement (``aime.runtime.distributed.GradientSync`` implements it)."""
 
     def all_reduce_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
         """Average the parameters' ``.grad`` over the replicas, in place."""
 
-    def all_true(self, flag: bool | Tensor) -> bool:
-        """Whether ``flag`` holds on every replica."""
+    def any_rank(self, flag: Tensor) -> Tensor:
+        """Whether the 0-dim bool ``flag`` holds on some replica, as a tensor (no host read)."""
 
     def average_buffers(self, module: nn.Module) -> None:
         """Average the module's floating-point buffers over the replicas, in place."""
@@ -87,10 +122,14 @@ class Agent(nn.Module):
         precision: ``fp32`` or ``bf16`` (the networks of the world model and the behaviour under
             bf16 autocast, when acting and learning). Default: ``cfg.train.precision`` with ``auto``
             resolved by :func:`default_precision`.
+        fused: fused Adam optimisers, which skip a non-finite update without a host read (see the
+            module's docstring). Default: on CUDA only; on CPU the foreach Adam keeps fp32 results
+            bit for bit as they were (fused Adam rounds differently, ~1e-8 after 20 steps).
     """
 
     def __init__(self, cfg: Config, num_actions: int, device: torch.device | str = "cpu",
-                 sync: GradientSync | None = None, precision: str | None = None) -> None:
+                 sync: GradientSync | None = None, precision: str | None = None,
+                 fused: bool | None = None) -> None:
         super().__init__()
         self.cfg, self.num_actions, self.device = cfg, num_actions, torch.device(device)
         self.precision = precision or default_precision(cfg.train.precision, self.device)
@@ -104,9 +143,11 @@ class Agent(nn.Module):
             discount=t.discount, lam=t.lambda_, entropy=t.entropy,
         )
         self.to(self.device)
-        self.model_opt = torch.optim.Adam(self.world_model.parameters(), t.model_lr, eps=1e-8)
-        self.actor_opt = torch.optim.Adam(self.behavior.actor.parameters(), t.actor_lr, eps=1e-5)
-        self.critic_opt = torch.optim.Adam(self.behavior.critic.parameters(), t.critic_lr, eps=1e-5)
+        self.fused = self.device.type == "cuda" if fused is None else fused
+        impl = {"fused": True} if self.fused else {}  # unfused: torch's default (foreach)
+        self.model_opt = Adam(self.world_model.parameters(), t.model_lr, eps=1e-8, **impl)
+        self.actor_opt = Adam(self.behavior.actor.parameters(), t.actor_lr, eps=1e-5, **impl)
+        self.critic_opt = Adam(self.behavior.critic.parameters(), t.critic_lr, eps=1e-5, **impl)
         self.autocast = self.precision == "bf16"
         self.compiled = compile_networks(self) if t.compile else []
 
@@ -166,47 +207,58 @@ class Agent(nn.Module):
             out[key] = tensor.to(self.device, non_blocking=pin)
         return out
 
-    def train_step(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, float], bool]:
+    def train_step(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, Tensor | float], bool]:
         """One world-model and one behaviour update.
 
-        Returns ``(metrics, finite)``; when a loss is not finite the update is skipped and
-        ``finite`` is False (the caller counts these). With ``sync``, every replica skips when
-        any one's loss is not finite, so the replicas never diverge.
+        Returns ``(metrics, finite)``: ``metrics`` are detached 0-dim tensors on the device (read
+        them when logging); when a loss is not finite the update is skipped -- no parameter,
+        optimiser moment, slow critic or return range changes -- ``finite`` is False and
+        ``metrics`` is ``{"nonfinite_loss": 1.0}`` (the caller counts these). The world model's
+        step is taken when its own loss is finite, before the behaviour learns in it; a non-finite
+        behaviour loss skips only the behaviour's step. With ``sync``, every replica skips when any
+        one's loss is not finite, so the replicas never diverge.
         """
         data = self.to_tensors(batch)
         t = self.cfg.train
-        sync = self.sync
         with self.autocast_context():
             wm_loss, metrics, out = self.world_model.loss(data)
-        if not self._all_finite(wm_loss):
-            return {"nonfinite_loss": 1.0}, False
+        wm_bad = self._nonfinite(wm_loss)
+        if not self.fused and bool(wm_bad):  # unfused optimisers cannot skip on the device
+            return dict(NONFINITE), False
         self.model_opt.zero_grad(set_to_none=True)
         wm_loss.backward()
-        if sync is not None:
-            sync.all_reduce_gradients(self.world_model.parameters())
+        if self.sync is not None:
+            self.sync.all_reduce_gradients(self.world_model.parameters())
         wm_norm = nn.utils.clip_grad_norm_(self.world_model.parameters(), t.grad_clip)
-        self.model_opt.step()
+        self._step(self.model_opt, wm_bad)
 
         keys = [k for k in ("deter", "stoch", "cell") if k in out]
         start = {k: out[k].detach().flatten(0, 1).float() for k in keys}
         start_cont = 1.0 - data["is_terminal"].flatten().float()
+        normalizer = [b.clone() for b in self.behavior.normalizer.buffers()]
         with self.autocast_context():
             a_loss, c_loss, b_metrics = self.behavior.loss(self.world_model, start, start_cont)
-        if sync is not None:  # the return range comes from each replica's own imagined returns
-            sync.average_buffers(self.behavior.normalizer)
+        if self.sync is not None:  # the return range comes from each replica's own imagined returns
+            self.sync.average_buffers(self.behavior.normalizer)
+        bad = wm_bad | self._nonfinite(a_loss, c_loss)  # a skipped world model skips the behaviour too
+        if not self.fused and bool(bad):
+            self._restore_normalizer(normalizer, bad)
+            return dict(NONFINITE), False
         scales = t.loss_scales
-        if not self._all_finite(a_loss, c_loss):
-            return {"nonfinite_loss": 1.0}, False
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (scales.actor * a_loss + scales.critic * c_loss).backward()
-        if sync is not None:  # one collective for both optimisers' parameters
-            sync.all_reduce_gradients([*self.behavior.actor.parameters(), *self.behavior.critic.parameters()])
+        if self.sync is not None:  # one collective for both optimisers' parameters
+            self.sync.all_reduce_gradients([*self.behavior.actor.parameters(), *self.behavior.critic.parameters()])
         actor_norm = nn.utils.clip_grad_norm_(self.behavior.actor.parameters(), 100.0)
         critic_norm = nn.utils.clip_grad_norm_(self.behavior.critic.parameters(), 100.0)
-        self.actor_opt.step()
-        self.critic_opt.step()
-        self.behavior.update_slow_critic()
+        self._step(self.actor_opt, bad)
+        self._step(self.critic_opt, bad)
+        self.behavior.update_slow_critic(skip=bad if self.fused else None)
+        if self.fused:
+            self._restore_normalizer(normalizer, bad)
+            if bool(bad):  # the update's one host read
+                return dict(NONFINITE), False
 
         # world-model metrics are losses unless they name their own section (attention/...)
         result: dict[str, Any] = {(k if "/" in k else f"losses/{k}"): v for k, v in metrics.items()}
@@ -215,11 +267,25 @@ class Agent(nn.Module):
             "losses/world_model": wm_loss.detach(), "losses/actor": a_loss.detach(), "losses/critic": c_loss.detach(),
             "grad_norm/world_model": wm_norm, "grad_norm/actor": actor_norm, "grad_norm/critic": critic_norm,
         })
-        return {k: float(v) for k, v in result.items()}, True
+        return result, True
 
-    def _all_finite(self, *losses: Tensor) -> bool:
-        finite = all(bool(torch.isfinite(loss)) for loss in losses)
-        return finite if self.sync is None else self.sync.all_true(finite)
+    def _nonfinite(self, *losses: Tensor) -> Tensor:
+        """One 0-dim bool on the device: some loss is not finite (on some replica, with ``sync``)."""
+        flag = ~torch.isfinite(torch.stack([loss.detach().float() for loss in losses])).all()
+        return flag if self.sync is None else self.sync.any_rank(flag)
+
+    def _step(self, optimizer: torch.optim.Optimizer, skip: Tensor) -> None:
+        """Step ``optimizer``; fused ones skip where ``skip`` holds (unfused ones are only stepped
+        once ``skip`` was read as False)."""
+        if self.fused:
+            step_unless(optimizer, skip)
+        else:
+            optimizer.step()
+
+    def _restore_normalizer(self, saved: list[Tensor], skip: Tensor) -> None:
+        """Put the return normaliser back as it was before a skipped update (branch-free)."""
+        for buffer, old in zip(self.behavior.normalizer.buffers(), saved):
+            buffer.copy_(torch.where(skip, old, buffer))
 
     def learning_rates(self) -> dict[str, float]:
         return {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers().items()}

@@ -63,11 +63,10 @@ class ReturnNormalizer(nn.Module):
         """Update with a batch of returns; return the current scale ``max(1, S)``."""
         flat = returns.detach().flatten().float()
         spread = torch.quantile(flat, self.high) - torch.quantile(flat, self.low)
-        if bool(self.initialised):
-            self.range.mul_(self.decay).add_((1 - self.decay) * spread)
-        else:
-            self.range.copy_(spread)
-            self.initialised.fill_(True)
+        # the first batch sets the range, later ones move it by EMA: a where, not a host read
+        moved = self.range * self.decay + (1 - self.decay) * spread
+        self.range.copy_(torch.where(self.initialised, moved, spread))
+        self.initialised.fill_(True)
         return self.scale()
 
     def scale(self) -> Tensor:
@@ -160,10 +159,12 @@ class Behavior(nn.Module):
         return a_loss, c_loss, metrics
 
     @torch.no_grad()
-    def update_slow_critic(self) -> None:
-        """EMA step of the target critic towards the critic."""
+    def update_slow_critic(self, skip: Tensor | None = None) -> None:
+        """EMA step of the target critic towards the critic; none where the 0-dim bool ``skip``
+        holds (a skipped update), decided on the device."""
+        weight = 1 - self.slow_decay if skip is None else (1 - self.slow_decay) * (~skip).float()
         for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters()):
-            slow.lerp_(fast, 1 - self.slow_decay)
+            slow.lerp_(fast, weight)
 
 
 def onehot_actions(index: Tensor, num_actions: int) -> Tensor:

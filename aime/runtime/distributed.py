@@ -115,6 +115,18 @@ def all_true(flag: bool | Tensor) -> bool:
     return all_reduce_scalar(float(bool(flag)), "min") > 0.5
 
 
+def any_rank(flag: Tensor) -> Tensor:
+    """Whether the 0-dim bool ``flag`` holds on some rank, as a 0-dim bool on ``flag``'s device.
+
+    One collective on a tensor, never read on the host: an update can agree on "some loss is not
+    finite" without waiting for the device (NCCL keeps it on the GPU)."""
+    if not is_distributed():
+        return flag
+    value = flag.detach().to(device=_comm_device, dtype=torch.float32).reshape(1)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return value.to(flag.device).reshape(()) > 0.5
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` (picklable) on every rank; ``obj`` itself for one process."""
     if not is_distributed():
@@ -209,6 +221,9 @@ class GradientSync:
 
     def all_true(self, flag: bool | Tensor) -> bool:
         return all_true(flag)
+
+    def any_rank(self, flag: Tensor) -> Tensor:
+        return any_rank(flag)
 
     def average_buffers(self, module: nn.Module) -> None:
         average_buffers(module)

@@ -201,6 +201,24 @@ class Throughput:
         return rates
 
 
+def mean_metrics(pending: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean of each metric over the updates of a logging interval, as floats.
+
+    ``Agent.train_step`` leaves its metrics as tensors on the device, so that an update never waits
+    for the device to report them; here they are averaged on the device and copied to the host in
+    one transfer. A key averages over the updates that report it; empty dicts (skipped updates) are
+    left out.
+    """
+    pending = [p for p in pending if p]
+    if not pending:
+        return {}
+    keys = list(dict.fromkeys(key for p in pending for key in p))
+    device = next((v.device for p in pending for v in p.values() if isinstance(v, torch.Tensor)), None)
+    as_tensor = lambda v: torch.as_tensor(v, dtype=torch.float32, device=device).reshape(())  # noqa: E731
+    means = [torch.stack([as_tensor(p[key]) for p in pending if key in p]).double().mean() for key in keys]
+    return dict(zip(keys, torch.stack(means).tolist()))
+
+
 def format_duration(seconds: float) -> str:
     """``'14 h 05 min'``, ``'3 min 20 s'``, ``'42 s'``."""
     seconds = int(round(seconds))
@@ -570,7 +588,7 @@ class Trainer:
         is_terminal = np.zeros(n, dtype=bool)
         tracker = EpisodeTracker(n)
         state = None
-        pending: list[dict[str, float]] = []
+        pending: list[dict[str, Any]] = []  # the interval's update metrics, tensors until logged
         throughput = Throughput(self.env_steps, self.updates, self.clock())
         next_scalars = self._next(self.env_steps, cfg.log.scalars_every)
         next_images = self._next(self.env_steps, cfg.log.images_every)
@@ -635,7 +653,7 @@ class Trainer:
             return float("inf")
         return (current // every + 1) * every
 
-    def _train_once(self) -> dict[str, float]:
+    def _train_once(self) -> dict[str, Any]:
         t = self.cfg.train
         batch = self.replay.sample(t.batch_size, t.seq_len)
         metrics, finite = self.agent.train_step(batch)
@@ -654,13 +672,9 @@ class Trainer:
                 reason="non-finite losses")
         return {}
 
-    def _log_scalars(self, pending: list[dict[str, float]], throughput: Throughput) -> None:
+    def _log_scalars(self, pending: list[dict[str, Any]], throughput: Throughput) -> None:
         """The interval's mean losses and its own throughput (not the run's average since start)."""
-        values: dict[str, float] = {}
-        pending = [p for p in pending if p]
-        if pending:
-            for key in pending[0]:
-                values[key] = float(np.mean([p[key] for p in pending if key in p]))
+        values = mean_metrics(pending)
         sps, ups = throughput.read(self.env_steps, self.updates, self.clock())
         values.update({
             "charts/SPS": sps,

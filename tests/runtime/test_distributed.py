@@ -109,6 +109,8 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
         out["all_true_mixed"] = distributed.all_true(rank == 0)
         out["all_true_both"] = distributed.all_true(torch.tensor(True))
+        out["any_rank_mixed"] = distributed.any_rank(torch.tensor(rank == 1))
+        out["any_rank_none"] = distributed.any_rank(torch.tensor(False))
         out["max"] = distributed.all_reduce_scalar(15.0 * rank, "max")
         out["sum"] = distributed.all_reduce_scalar(rank + 1, "sum")
         out["object"] = distributed.broadcast_object(f"from rank {rank}")
@@ -126,6 +128,12 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         skipped, finite = agent.train_step(_batch(10 + rank, nan_reward=rank == 1))
         out["skip_finite"], out["skip_metrics"] = finite, skipped
         out["agent_after_skip"] = distributed.state_digest(agent.state_dict())
+        # the same with fused optimisers, which skip on the device: rank 0 skips with rank 1 there too
+        fused = Agent(load_config(["debug"], TINY), num_actions=3, sync=distributed.gradient_sync(), fused=True)
+        distributed.broadcast_parameters(fused)
+        start = distributed.state_digest(fused.state_dict())
+        skipped, finite = fused.train_step(_batch(10 + rank, nan_reward=rank == 1))
+        out["fused_skip"] = (finite, skipped, distributed.state_digest(fused.state_dict()) == start)
         distributed.barrier()
     finally:
         distributed.cleanup()
@@ -151,6 +159,7 @@ def test_ranks_and_scalar_agreement(two_ranks):
     assert (r0["rank"], r1["rank"], r0["world"], r0["main"], r1["main"]) == (0, 1, 2, True, False)
     for r in two_ranks:
         assert r["all_true_mixed"] is False and r["all_true_both"] is True
+        assert r["any_rank_mixed"].dtype == torch.bool and bool(r["any_rank_mixed"]) and not r["any_rank_none"]
         assert r["max"] == 15.0 and r["sum"] == 3.0 and r["object"] == "from rank 0"
 
 
@@ -184,3 +193,4 @@ def test_agent_replicas_stay_identical_and_skip_together(two_ranks):
     for r in two_ranks:  # rank 0's loss was finite, but it skipped with rank 1
         assert r["skip_finite"] is False and r["skip_metrics"] == {"nonfinite_loss": 1.0}
         assert r["agent_after_skip"] == r["agent_trained"]
+        assert r["fused_skip"] == (False, {"nonfinite_loss": 1.0}, True)

@@ -180,3 +180,44 @@ def test_a_stalling_policy_is_cut_and_every_episode_shows_all_its_frames():
     result = evaluate(ConstantPolicy(1), load_config(["debug"], ["env.eval_envs=2"]), 5, seed=0, on_step=on_step)
     assert result.capped == 0 and sorted(frames) == [0, 1, 2, 3, 4]
     assert [len(frames[k]) for k in range(5)] == [9 + 1] * 5 and all(f[-1] for f in frames.values())
+
+
+def test_mean_metrics_average_device_tensors_per_key_and_skip_empty_updates():
+    import torch
+
+    from aime.runtime.loop import mean_metrics
+
+    pending = [{"losses/kl": torch.tensor(1.0), "grad_norm/actor": torch.tensor(4.0)}, {},
+               {"losses/kl": torch.tensor(2.0)}, {"losses/kl": torch.tensor(6.0), "grad_norm/actor": 2.0}]
+    assert mean_metrics(pending) == {"losses/kl": 3.0, "grad_norm/actor": 3.0}
+    assert mean_metrics([{}, {}]) == {} and mean_metrics([]) == {}
+
+
+def test_nonfinite_updates_are_counted_logged_and_stop_the_run_with_a_checkpoint(tmp_path):
+    import pytest
+
+    from aime.agent.agent import NONFINITE
+    from aime.runtime.loop import Trainer, TrainingStopped
+
+    cfg = load_config(["debug"], ["train.max_nonfinite_updates=3", "env.num_envs=2"])
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    for _ in range(cfg.train.seq_len + 1):  # enough rows to sample a window
+        trainer.replay.add(np.zeros((2, 3, 84, 84), np.uint8), np.zeros(2, np.int64), np.zeros(2, np.float32),
+                           np.zeros(2, bool), np.zeros(2, bool))
+    trainer.env_steps = trainer.replay.total_added * 2  # consistent with the replay, as a checkpoint requires
+    outcomes = iter([False, False, True, False, False, False])
+    trainer.agent.train_step = lambda batch: (dict(NONFINITE), False) if not next(outcomes) else ({"x": 1.0}, True)
+    try:
+        assert trainer._train_once() == {} and trainer._train_once() == {}
+        assert trainer._train_once() == {"x": 1.0} and trainer.nonfinite_streak == 0 and trainer.updates == 1
+        trainer._train_once()
+        trainer._train_once()
+        with pytest.raises(TrainingStopped, match="3 updates in a row had a non-finite loss") as stop:
+            trainer._train_once()
+        assert stop.value.reason == "non-finite losses" and trainer.nonfinite_total == 5
+        assert (tmp_path / "run" / "checkpoint" / "agent.pt").is_file()
+    finally:
+        trainer.logger.close()
+        trainer.env.close()
+    logged = [r["charts/nonfinite_updates"] for r in metrics(tmp_path / "run") if "charts/nonfinite_updates" in r]
+    assert logged == [1, 2, 3, 4, 5]
