@@ -25,9 +25,8 @@ import envs
 from aime.agent.agent import resolve_device
 from aime.config import ConfigError, default_preset, describe, load_config
 from aime.runtime import distributed
-from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.checkpoint import CheckpointError, config_differences, recover, saved_config
-from aime.runtime.denormals import flush_denormals
+from aime.runtime.device import configure_process
 from aime.runtime.loop import Trainer, TrainingStopped, config_from_checkpoint
 
 
@@ -113,8 +112,6 @@ def check_writable(logdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    flush_denormals()  # first: the worker threads PyTorch starts later copy the setting
-    retain_freed_memory()  # large activations are reused instead of faulted in every update
     try:
         return train(args)
     finally:
@@ -148,7 +145,9 @@ def train(args: argparse.Namespace) -> int:
             logdir = Path(args.logdir or f"runs/{name}__{cfg.seed}__{int(time.time())}")
         if cfg.train.steps < 0:
             raise ConfigError(f"--steps must be >= 0, got {cfg.train.steps}")
-        distributed.init(resolve_device(cfg.device))  # joins torchrun's process group, if any
+        device = resolve_device(cfg.device)
+        configure_process(device)  # before the first parallel operation: CPU worker threads copy its setting
+        distributed.init(device)  # joins torchrun's process group, if any
         logdir = distributed.broadcast_object(logdir)  # rank 0's (a default name holds the time)
         if args.resume:
             on_main_rank(lambda: check_resumable(cfg, logdir))

@@ -46,10 +46,8 @@ from einops import rearrange
 import envs
 from aime.config import ConfigError, load_config, to_dict
 from aime.eval.objects import ObjectData, evaluate_objects, format_table
-from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.checkpoint import save_world_model
-from aime.runtime.denormals import flush_denormals
-from aime.runtime.device import Precision, resolve_precision
+from aime.runtime.device import Precision, configure_process, resolve_precision
 from aime.runtime.logger import Logger
 from aime.runtime.loop import env_options, seed_everything
 from aime.runtime.replay import FIELDS, ReplayBuffer
@@ -335,11 +333,10 @@ def main(argv: list[str] | None = None) -> dict:
     except (ConfigError, ValueError) as error:
         print(f"train_world_model.py: error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
-    flush_denormals()  # before the first parallel operation: the worker threads copy the setting
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    configure_process(device)  # before the first parallel operation: the worker threads copy the denormal setting
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    retain_freed_memory()  # large activations are reused instead of faulted in every update
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     precision = resolve_precision(cfg.train.precision, device)
     args.out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()

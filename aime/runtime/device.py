@@ -100,3 +100,29 @@ def resolve_precision(setting: str, device: torch.device | str, flags: set[str] 
     if native:
         return Precision("bf16", native)
     return Precision("fp32", f"auto: no native bf16 on this {device.type}")
+
+
+def configure_process(device: torch.device | str) -> list[str]:
+    """The process-wide speed settings for the device a run trains on; returns what it set.
+
+    - CPU: flush denormals to zero (:mod:`aime.runtime.denormals`) and keep freed memory in the
+      process (:mod:`aime.runtime.allocator`). Call it before the first parallel operation: the
+      OpenMP worker threads copy the denormal setting when they start.
+    - CUDA: ``torch.backends.cudnn.benchmark``: cuDNN times its convolution algorithms once per
+      input shape and keeps the fastest (a run's shapes are fixed). The CPU settings would only
+      cost there: the allocator's setting keeps host memory the run does not reuse.
+    """
+    from aime.runtime.allocator import retain_freed_memory
+    from aime.runtime.denormals import flush_denormals
+
+    device = torch.device(device)
+    done = []
+    if device.type == "cpu":
+        if flush_denormals():
+            done.append("denormals flushed")
+        if retain_freed_memory():
+            done.append("freed memory retained")
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        done.append("cudnn.benchmark")
+    return done

@@ -63,3 +63,25 @@ def test_explicit_settings_win_over_the_hardware():
 def test_an_unknown_precision_names_the_allowed_ones():
     with pytest.raises(ValueError, match="auto, fp32, bf16.*'fp16'"):
         resolve_precision("fp16", CPU, set())
+
+
+@pytest.fixture
+def process_settings(monkeypatch):
+    """Record the CPU settings instead of applying them; restore cudnn.benchmark afterwards."""
+    from aime.runtime import allocator, denormals
+
+    calls = []
+    monkeypatch.setattr(denormals, "flush_denormals", lambda: calls.append("denormals") or True)
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: calls.append("allocator") or True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    return calls
+
+
+def test_cpu_tuning_applies_on_cpu_only(process_settings):
+    assert dev.configure_process("cpu") == ["denormals flushed", "freed memory retained"]
+    assert process_settings == ["denormals", "allocator"] and not torch.backends.cudnn.benchmark
+
+
+def test_cuda_gets_cudnn_benchmark_and_no_cpu_tuning(process_settings):
+    assert dev.configure_process(torch.device("cuda", 0)) == ["cudnn.benchmark"]
+    assert process_settings == [] and torch.backends.cudnn.benchmark

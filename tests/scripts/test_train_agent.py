@@ -159,3 +159,28 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoint" / "agent.pt").write_bytes(b"not a checkpoint")
     result = run(["--resume", str(tmp_path)])
     assert result.returncode == 2 and "not a readable AIME checkpoint" in result.stderr
+
+
+class _Configured(Exception):
+    """Raised by the stand-in for configure_process: the test stops the script there."""
+
+
+@pytest.mark.parametrize("resolved", ["cpu", "cuda"])
+def test_start_up_tunes_the_process_for_the_resolved_device(monkeypatch, tmp_path, resolved):
+    import runpy
+
+    import torch
+
+    script = runpy.run_path(str(ROOT / "scripts" / "train_agent.py"), run_name="train_agent_under_test")
+    names = script["main"].__globals__  # the functions' own globals (run_path returns a copy)
+    seen = []
+
+    def configure(device):
+        seen.append(device)
+        raise _Configured
+
+    monkeypatch.setitem(names, "resolve_device", lambda name: torch.device(resolved))
+    monkeypatch.setitem(names, "configure_process", configure)
+    with pytest.raises(_Configured):
+        names["main"](["--env", "Catch", "--preset", "debug", "--steps", "0", "--logdir", str(tmp_path / "run")])
+    assert seen == [torch.device(resolved)]

@@ -97,3 +97,24 @@ def test_bad_arguments_exit(script):
         script["main"](["--num-envs", "2", "--eval-envs", "2"])
     with pytest.raises(SystemExit):
         script["main"](["--quick", "--set", "model.detr=8"])
+
+
+class _Configured(Exception):
+    """Raised by the stand-in for configure_process: the test stops the script there."""
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_start_up_tunes_the_process_for_the_chosen_device(script, monkeypatch, tmp_path, device):
+    import torch
+
+    names = script["main"].__globals__  # the functions' own globals (run_path returns a copy)
+    seen = []
+
+    def configure(chosen):
+        seen.append(chosen)
+        raise _Configured
+
+    monkeypatch.setitem(names, "configure_process", configure)
+    with pytest.raises(_Configured):
+        names["main"](["--quick", "--device", device, "--out", str(tmp_path / "wm")])
+    assert seen == [torch.device(device)]
