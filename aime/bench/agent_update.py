@@ -75,8 +75,8 @@ def time_behavior_inside(agent: Agent, device: str) -> list[float]:
         started.append(time.perf_counter())
         return loss(*args, **kwargs)
 
-    def timed_update_slow_critic() -> None:
-        update_slow_critic()
+    def timed_update_slow_critic(*args, **kwargs) -> None:
+        update_slow_critic(*args, **kwargs)
         synchronize(device)
         times.append(time.perf_counter() - started.pop())
 
