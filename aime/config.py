@@ -97,6 +97,10 @@ class ModelConfig:
     posterior_map: str = "normalize"
     """Posterior map from the fused slot responsibilities: ``normalize`` (divided by their sum; can be
     sharp) or ``softmax`` (the seed's form, which stays near uniform)."""
+    slot_position: str = "learned"
+    """Position code of the slot-attention tokens: ``learned`` (the seed's row and column embeddings,
+    near zero at first) or ``fourier`` (plus a linear map of the cells' Fourier features, so the slots
+    can tell apart two objects of one colour by where they are)."""
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``) or ``none``."""
@@ -224,6 +228,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.fpn_norm": ("group", "none"),
     "model.posterior_map": ("normalize", "softmax"),
     "model.attention_target": ("motion", "none"),
+    "model.slot_position": ("learned", "fourier"),
     "train.precision": ("auto", "fp32", "bf16"),
 }
 

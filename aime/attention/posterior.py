@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from aime.attention.overlays import visualize_multi_object_attention as _visualize
+from aime.attention.positions import fourier_grid
 from aime.nn.slot_attention import SlotAttention
 
 __all__ = ["AttentionPosterior", "FeaturePyramid", "dominant_slot", "slot_diversity_loss", "weighted_centroids"]
@@ -28,6 +29,7 @@ __all__ = ["AttentionPosterior", "FeaturePyramid", "dominant_slot", "slot_divers
 _FUSION_MODES = ("weighted", "max", "gated")
 _MAP_MODES = ("normalize", "softmax")
 _NORMS = ("group", "none")
+_POSITION_CODES = ("learned", "fourier")
 _MAP_FLOOR = 1e-6  # added to the fused map before normalising: log A stays finite for the losses
 
 
@@ -170,6 +172,12 @@ class AttentionPosterior(nn.Module):
             ``"softmax"`` is the seed's ``softmax(f * exp(log_sharpness))``. Responsibilities lie in
             [0, 1], so at the initial sharpness its peak is at most e times its trough: a faithful
             transcription stays almost uniform (entropy ratio > 0.99 measured in training).
+        position_code: what the tokens learn of their cell's place: ``"learned"`` (the seed's row
+            and column embeddings, initialised at 0.02, so at first the slots see appearance alone
+            and two objects of one colour get the same responsibilities wherever they are) or
+            ``"fourier"`` (those plus a linear map of the cells' Fourier features,
+            ``W fourier_grid(R)``, of the features' own scale from the start, as the soft position
+            embedding of slot attention: a slot's keys then depend on where a token lies).
 
     Forward:
         observation: ``[B, input_channels, image_size, image_size]``, float in [0, 1] or uint8 in
@@ -210,6 +218,7 @@ class AttentionPosterior(nn.Module):
         slot_mlp_hidden: int = 128,
         norm: str = "group",
         map_mode: str = "normalize",
+        position_code: str = "learned",
     ) -> None:
         super().__init__()
         int_args = (
@@ -242,6 +251,10 @@ class AttentionPosterior(nn.Module):
             )
         if map_mode not in _MAP_MODES:
             raise ValueError(f"AttentionPosterior: expected map_mode in {_MAP_MODES}, got {map_mode!r}")
+        if position_code not in _POSITION_CODES:
+            raise ValueError(
+                f"AttentionPosterior: expected position_code in {_POSITION_CODES}, got {position_code!r}"
+            )
         if not 0.0 <= dropout_p < 1.0:
             raise ValueError(f"AttentionPosterior: expected 0 <= dropout_p < 1, got {dropout_p!r}")
         if not coord_noise_std >= 0.0:
@@ -255,13 +268,17 @@ class AttentionPosterior(nn.Module):
         self.num_semantic_slots, self.num_heads = num_semantic_slots, num_heads
         self.attention_fusion_mode, self.enforce_diversity = attention_fusion_mode, enforce_diversity
         self.dropout_p, self.coord_noise_std = float(dropout_p), float(coord_noise_std)
-        self.map_mode = map_mode
+        self.map_mode, self.position_code = map_mode, position_code
         d, k = feature_channels, num_semantic_slots
         td_dim = hidden_dim + context_dim
 
         self.fpn = FeaturePyramid(input_channels, feature_channels, norm)
         self.row_embed = nn.Parameter(torch.randn(attention_resolution, d // 2) * 0.02)
         self.col_embed = nn.Parameter(torch.randn(attention_resolution, d // 2) * 0.02)
+        if position_code == "fourier":
+            grid = rearrange(fourier_grid(attention_resolution), "f h w -> (h w) f")
+            self.register_buffer("cell_code", grid, persistent=False)  # [R*R, 16]
+            self.position_proj = nn.Linear(grid.shape[-1], d)
         self.slot_modulator = nn.Sequential(
             nn.Linear(td_dim, k * d), nn.LayerNorm(k * d), nn.SiLU(), nn.Linear(k * d, k * d)
         )
@@ -316,11 +333,15 @@ class AttentionPosterior(nn.Module):
         return self.fpn(observation)
 
     def positional_encoding(self) -> torch.Tensor:
-        """Learned 2-D position code, row half concatenated with column half: ``[R*R, d]``."""
+        """2-D position code ``[R*R, d]``: the learned row half concatenated with the column half
+        (plus ``W fourier_grid(R)`` with ``position_code="fourier"``)."""
         r = self.attention_resolution
         rows = self.row_embed[:, None, :].expand(r, r, -1)
         cols = self.col_embed[None, :, :].expand(r, r, -1)
-        return rearrange(torch.cat([rows, cols], dim=-1), "h w d -> (h w) d")
+        code = rearrange(torch.cat([rows, cols], dim=-1), "h w d -> (h w) d")
+        if self.position_code == "fourier":
+            code = code + self.position_proj(self.cell_code)
+        return code
 
     def prepare(self, features: torch.Tensor) -> torch.Tensor:
         """Slot-attention inputs of FPN features ``[B, d, R, R]`` -> ``[B, R*R, d]``: the normalised

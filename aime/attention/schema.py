@@ -45,6 +45,8 @@ class AttentionSchema(nn.Module):
         posterior_norm: the posterior FPN's normalisation, ``"group"`` (seed) or ``"none"``.
         posterior_map: the posterior's ``map_mode``, ``"normalize"`` (default; can be sharp) or
             ``"softmax"`` (the seed's form).
+        posterior_position: the posterior's ``position_code``, ``"learned"`` (the seed's) or
+            ``"fourier"``.
         motion_kernels, num_heads, use_relative_position_bias, use_checkpoint,
         convgru_hidden_size, convgru_kernel_size, position_bias, context_tokens, dropout_mode, token_pool:
             the prior's
@@ -74,6 +76,7 @@ class AttentionSchema(nn.Module):
         slot_mlp_hidden: int = 128,
         posterior_norm: str = "group",
         posterior_map: str = "normalize",
+        posterior_position: str = "learned",
         motion_kernels: int = 8,
         num_heads: int = 4,
         use_relative_position_bias: bool = True,
@@ -104,6 +107,7 @@ class AttentionSchema(nn.Module):
             slot_mlp_hidden=slot_mlp_hidden,
             norm=posterior_norm,
             map_mode=posterior_map,
+            position_code=posterior_position,
         )
         self.prior_net = AttentionPrior(
             attention_resolution=attention_resolution,

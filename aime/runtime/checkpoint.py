@@ -260,6 +260,10 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     raise CheckpointError(f"no checkpoint found at {path} (expected a run directory, its checkpoint/ or agent.pt)")
 
 
+# model switches added after checkpoints were written, with the behaviour those checkpoints had
+_MODEL_KEYS_ADDED_LATER = {"readout_position": False, "decoder_attention": False, "slot_position": "learned"}
+
+
 def _config_of(payload: dict[str, Any]):
     """The :class:`aime.config.Config` a checkpoint payload was written with."""
     from aime.config import Config, apply_mapping
@@ -269,9 +273,9 @@ def _config_of(payload: dict[str, Any]):
     if "posterior_map" not in payload["config"].get("model", {}):
         # written before the posterior's map had a choice: the seed's softmax, untargeted, unweighted
         cfg.model.posterior_map, cfg.model.attention_target, cfg.model.precision_strength = "softmax", "none", 0.0
-    for key in ("readout_position", "decoder_attention"):  # switches added later, on by default
+    for key, before in _MODEL_KEYS_ADDED_LATER.items():
         if key not in payload["config"].get("model", {}):
-            setattr(cfg.model, key, False)
+            setattr(cfg.model, key, before)
     return cfg
 
 

@@ -104,15 +104,3 @@ def slot_compactness(slot_maps: Tensor, attention: Tensor) -> Tensor:
     return (share * var).sum(-1)
 
 
-def fourier_grid(resolution: int, frequencies: int = 4) -> Tensor:
-    """Fourier features of the cells of an ``R x R`` grid: ``[4 * frequencies, R, R]``.
-
-    ``sin`` and ``cos`` of ``2^f * pi * x`` and ``2^f * pi * y`` (``f = 0 .. frequencies-1``, cell
-    centres in [-1, 1]): a map's average of them says where its mass lies, and for a mixture of a
-    few peaks, where each peak lies.
-    """
-    coords = torch.linspace(-1.0, 1.0, resolution)
-    y, x = torch.meshgrid(coords, coords, indexing="ij")
-    scales = (2.0 ** torch.arange(frequencies)) * torch.pi / 2
-    angles = torch.cat([x[None] * scales[:, None, None], y[None] * scales[:, None, None]])  # [2F, R, R]
-    return torch.cat([angles.sin(), angles.cos()])

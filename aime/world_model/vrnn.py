@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from aime.attention.losses import center_of_mass
 from aime.attention.overlays import entropy_ratio
+from aime.attention.positions import fourier_grid
 from aime.attention.posterior import slot_diversity_loss
 from aime.attention.schema import AttentionSchema
 from aime.config import LossScales, ModelConfig, TrainConfig
@@ -62,6 +63,8 @@ class VRNN(nn.Module):
         precision_strength: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: plain).
         posterior_map: the posterior's map from its fused slot responsibilities, ``"normalize"``
             (divided by their sum; can be sharp) or ``"softmax"`` (the seed's; stays near uniform).
+        slot_position: the posterior tokens' position code, ``"learned"`` (the seed's row and column
+            embeddings) or ``"fourier"`` (plus a linear map of the cells' Fourier features).
         attention_target: where the posterior is taught to look, ``"motion"`` (cross-entropy of
             ``A_t`` against the detached frame difference ``|o_t - o_{t-1}|`` pooled to the map's
             grid, weighted by ``loss_scales.attention_target``) or ``"none"``. A training target
@@ -107,6 +110,7 @@ class VRNN(nn.Module):
         readout_dim: int = 32,
         precision_strength: float = 1.0,
         posterior_map: str = "normalize",
+        slot_position: str = "learned",
         attention_target: str = "motion",
         readout_position: bool = False,
         decoder_attention: bool = False,
@@ -150,7 +154,7 @@ class VRNN(nn.Module):
         self.encoder = Encoder(embed_dim, cnn_depth, features, readout_dim if attention else 0, norm=fpn_norm)
         self.readout_position = readout_position and attention
         if self.readout_position:  # where the attention rests, as pooled Fourier features of the cells
-            self.register_buffer("position_code", objectives.fourier_grid(attention_resolution), persistent=False)
+            self.register_buffer("position_code", fourier_grid(attention_resolution), persistent=False)
         position_dim = self.position_code.shape[0] if self.readout_position else 0
         post_in = embed_dim + (readout_dim + position_dim + hidden if attention else 0)
         self.latent = make_latent(latent, deter=deter, embed=post_in, hidden=hidden, stoch=stoch,
@@ -160,7 +164,7 @@ class VRNN(nn.Module):
             self.schema = AttentionSchema(
                 attention_resolution=attention_resolution, hidden_dim=deter, latent_dim=self.latent.size,
                 context_dim=context_dim, attention_dim=features, num_semantic_slots=num_slots,
-                posterior_map=posterior_map,
+                posterior_map=posterior_map, posterior_position=slot_position,
                 enforce_diversity=False,  # computed once after the time loop, batched
                 posterior_norm=fpn_norm, position_bias=prior_position_bias, prior_dropout=attention_dropout,
                 dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it

@@ -243,3 +243,26 @@ def test_prepared_inputs_give_the_same_map_as_features():
     b, xy2 = post(None, h, c, inputs=post.prepare(feats))
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(xy, xy2)
+
+
+@pytest.mark.parametrize("code", ["learned", "fourier"])
+def test_the_fourier_position_code_lets_slots_tell_identical_tokens_apart_by_place(code):
+    torch.manual_seed(0)
+    net = AttentionPosterior(hidden_dim=16, context_dim=0, feature_channels=16, position_code=code).eval()
+    with torch.no_grad():  # the seed's embeddings at zero: what they give before they have learned
+        net.row_embed.zero_(), net.col_embed.zero_()
+    features = torch.randn(1, 16, 1, 1).expand(2, 16, 21, 21)  # every cell looks the same
+    net(None, torch.randn(2, 16), torch.zeros(2, 0), features=features)
+    spread = net.slot_attention_maps.flatten(2).std(-1).max()
+    if code == "learned":
+        assert spread < 1e-5  # appearance alone: no slot can prefer one place over another
+    else:
+        assert spread > 1e-3  # the place alone changes the responsibilities
+        assert "position_proj.weight" in net.state_dict()
+
+
+def test_the_learned_position_code_keeps_the_seed_parameters():
+    keys = set(AttentionPosterior(hidden_dim=16, context_dim=0, feature_channels=16).state_dict())
+    assert not any(k.startswith("position_proj") for k in keys) and "row_embed" in keys
+    with pytest.raises(ValueError, match="position_code"):
+        AttentionPosterior(hidden_dim=16, context_dim=0, feature_channels=16, position_code="sine")

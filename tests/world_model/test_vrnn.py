@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from aime.attention.positions import fourier_grid
 from aime.config import LossScales, load_config
 from aime.eval.objects import box_cells, map_lift
-from aime.world_model import objectives
 from aime.world_model.vrnn import VRNN
 
 SMALL = dict(deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2)
@@ -291,5 +291,5 @@ def test_readout_position_tells_the_posterior_where_the_attention_rests():
     model.latent.posterior = lambda d, embed: seen.append(embed) or model.latent.prior(d)
     _, extra = model._posterior_step(torch.zeros(2, 32), frame)
     start = frame["embed"].shape[-1] + 8  # [embed, attention-pooled readout, position, phi]
-    where = extra["attention"].flatten(1) @ objectives.fourier_grid(21).flatten(1).T  # [2, 16]
+    where = extra["attention"].flatten(1) @ fourier_grid(21).flatten(1).T  # [2, 16]
     torch.testing.assert_close(seen[0][:, start:start + 16], where)
