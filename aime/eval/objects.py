@@ -16,7 +16,8 @@ Measured against ground-truth object boxes (OCAtari's RAM extraction, recorded b
   horizons 1 and 5, against the true boxes of those frames: does the schema predict where the
   objects will be?
 - baselines beside each: the uniform map (lift 1), a motion map (``|o_t - o_{t-1}|`` pooled to
-  the grid) and, for the window ratios, the copy-last-context-frame predictor.
+  the grid), the current-motion map (``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)``, the
+  ``current_motion`` training target) and, for the window ratios, the copy-last-context-frame predictor.
 
 Averages: lifts and centroid errors are means over the frames where the object is visible; window
 ratios are ratios of summed errors over those frames (a per-frame ratio explodes where the median
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 
 from aime.attention.overlays import entropy_ratio
-from aime.world_model.objectives import motion_saliency
+from aime.world_model.objectives import current_motion_saliency, motion_saliency
 
 __all__ = [
     "ObjectData", "box_cells", "box_window", "map_lift", "centroid_pixels", "window_error", "episode_medians",
@@ -140,12 +141,16 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
     Windows of ``context + max(horizons)`` rows inside one episode are observed (posterior maps,
     slots and reconstructions of every row from ``context`` on) and predicted open-loop from their
     first ``context`` rows. Returns ``{"classes": {name: {metric: value}}, "frames": {...}}``:
-    per class ``lift``, ``lift_best_slot``, ``centroid_error_px``, ``lift_motion``, ``lift_uniform``
+    per class ``lift``, ``lift_best_slot``, ``centroid_error_px``, ``lift_motion``,
+    ``lift_motion_current`` (the map :func:`current_motion_saliency` gives), ``lift_uniform``
     (1.0), ``window_ratio_recon``, ``window_ratio_h{h}``, ``window_ratio_copy_h{h}`` and
     ``frames`` (visible frames counted); the attention figures are absent for a model without the
     schema. ``frames`` holds whole-frame ``psnr_recon``, ``psnr_h{h}``, ``entropy_ratio``.
     """
     device = next(model.parameters()).device
+    if context < 2:
+        raise ValueError(f"evaluate_objects: expected context >= 2 (the current-motion baseline "
+                         f"looks two frames back), got {context}")
     length = context + max(horizons)
     starts = windows_in_episodes(data, length, windows)
     if len(starts) == 0:
@@ -199,6 +204,8 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
             cells = box_cells(boxes[:, ev], res, size)  # [W, E, C, R, R]
             motion, _ = motion_saliency(obs, res)  # [W, L-1, R, R], step t pairs with frame t
             add("lift_motion", map_lift(motion[:, context - 1:length - 1, None], cells).flatten(0, 1))
+            current, _ = current_motion_saliency(obs, res)  # [W, L-2, R, R], step t pairs with frame t
+            add("lift_motion_current", map_lift(current[:, context - 2:length - 2, None], cells).flatten(0, 1))
             if "attention" in out:
                 attention = out["attention"][:, ev]
                 add("lift", map_lift(attention[:, :, None], cells).flatten(0, 1))
@@ -243,7 +250,8 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
         result["frames"]["entropy_ratio"] = float(cat["entropy_ratio"].mean())
     for c, name in enumerate(classes):
         vis = cat["visible"][:, c].bool()
-        row = {"frames": int(vis.sum()), "lift_uniform": 1.0, "lift_motion": mean(cat["lift_motion"][:, c], vis)}
+        row = {"frames": int(vis.sum()), "lift_uniform": 1.0, "lift_motion": mean(cat["lift_motion"][:, c], vis),
+               "lift_motion_current": mean(cat["lift_motion_current"][:, c], vis)}
         if "lift" in cat:
             row["lift"] = mean(cat["lift"][:, c], vis)
             for h in horizons:
@@ -261,7 +269,8 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
 
 COLUMNS = (
     ("lift", "lift"), ("lift_best_slot", "best-slot lift"), ("centroid_error_px", "best-slot centroid err (px)"),
-    ("lift_motion", "motion-map lift"), ("lift_prior_h1", "prior lift h1"), ("lift_prior_h5", "prior lift h5"),
+    ("lift_motion", "motion-map lift"), ("lift_motion_current", "current-motion lift"),
+    ("lift_prior_h1", "prior lift h1"), ("lift_prior_h5", "prior lift h5"),
     ("window_ratio_recon", "window ratio recon"),
     ("window_ratio_h1", "window ratio h1"), ("window_ratio_copy_h1", "copy-last h1"),
     ("window_ratio_h5", "window ratio h5"), ("window_ratio_copy_h5", "copy-last h5"),

@@ -75,9 +75,38 @@ def motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
         raise ValueError(f"motion_saliency: expected obs [B, T >= 2, C, S, S], got {tuple(obs.shape)}")
     frames = obs.float()
     change = (frames[:, 1:] - frames[:, :-1]).abs().sum(2)  # [B, T-1, S, S]
+    return _pooled_distribution(change, resolution)
+
+
+def current_motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
+    """Where moving things are *now*: ``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)``, pooled to the grid.
+
+    The two-frame difference of :func:`motion_saliency` lights up an object's old place as much as
+    its new one. A pixel the object has just left matches the frame before last (the background was
+    there then too), so the smaller of the two differences keeps the new place alone (the double
+    difference of moving-object detection), for objects that move at least their own size per step.
+
+    Args:
+        obs: ``[B, T, C, S, S]`` frames (uint8 or float), ``T >= 3``.
+        resolution: ``R``.
+    Returns:
+        ``(maps [B, T-2, R, R], moved [B, T-2])`` for the steps ``t = 2 .. T-1``, each normalised to
+        sum to 1 (zero where nothing moved), and whether anything moved. Callers mask the steps
+        where ``t`` or ``t-1`` starts an episode.
+    """
+    if obs.dim() != 5 or obs.shape[1] < 3:
+        raise ValueError(f"current_motion_saliency: expected obs [B, T >= 3, C, S, S], got {tuple(obs.shape)}")
+    frames = obs.float()
+    now = frames[:, 2:]
+    change = torch.minimum((now - frames[:, 1:-1]).abs().sum(2), (now - frames[:, :-2]).abs().sum(2))
+    return _pooled_distribution(change, resolution)
+
+
+def _pooled_distribution(change: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
+    """``[B, L, S, S]`` non-negative -> average-pooled to ``[B, L, R, R]``, normalised, and ``[B, L]`` nonzero."""
     pooled = F.adaptive_avg_pool2d(change.flatten(0, 1), resolution).unflatten(0, change.shape[:2])
     total = pooled.sum((-2, -1), keepdim=True)
-    moved = total.flatten(1) > 0  # [B, T-1]
+    moved = total.flatten(1) > 0
     return torch.where(total > 0, pooled / total.clamp_min(1e-12), torch.zeros_like(pooled)), moved
 
 

@@ -47,7 +47,7 @@ from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead, m
 from aime.world_model.latent import make_latent, stack_params
 
 State = dict[str, Tensor]
-ATTENTION_TARGETS = ("motion", "none")
+ATTENTION_TARGETS = ("motion", "current_motion", "none")
 Policy = Callable[[Tensor], Tensor]  # feat [N, F] -> one-hot action [N, A]
 
 
@@ -67,7 +67,9 @@ class VRNN(nn.Module):
             embeddings) or ``"fourier"`` (plus a linear map of the cells' Fourier features).
         attention_target: where the posterior is taught to look, ``"motion"`` (cross-entropy of
             ``A_t`` against the detached frame difference ``|o_t - o_{t-1}|`` pooled to the map's
-            grid, weighted by ``loss_scales.attention_target``) or ``"none"``. A training target
+            grid, weighted by ``loss_scales.attention_target``), ``"current_motion"`` (the same
+            against ``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)``: where moving things are now, not where
+            they were) or ``"none"``. A training target
             only: the posterior still sees the frame, ``h`` and ``c`` alone.
         readout_position: the posterior over z also gets where the attention rests: the map's
             average of Fourier features of the cells' positions (the pooled readout keeps what is
@@ -475,6 +477,10 @@ class VRNN(nn.Module):
             target, moved = objectives.motion_saliency(obs, self.resolution)  # [B, T-1, R, R], [B, T-1]
             ce = -(target * attention[:, 1:].clamp_min(1e-12).log()).sum((-2, -1))
             terms["attention_target"] = objectives.masked_mean(ce, moved & ~is_first[:, 1:])
+        elif self.attention_target == "current_motion" and attention.shape[1] > 2:
+            target, moved = objectives.current_motion_saliency(obs, self.resolution)  # [B, T-2, R, R]
+            ce = -(target * attention[:, 2:].clamp_min(1e-12).log()).sum((-2, -1))
+            terms["attention_target"] = objectives.masked_mean(ce, moved & ~is_first[:, 2:] & ~is_first[:, 1:-1])
         # the prior's and the map head's losses are means over (b, t): an unbiased estimate from a
         # random subset of the steps costs a fraction of the prior's 441-position passes
         valid = (~is_first[:, 1:]).flatten()  # [B*(T-1)]: a step t -> t+1 inside one episode

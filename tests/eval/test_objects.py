@@ -91,6 +91,7 @@ def test_evaluate_objects_reports_the_figures_and_their_baselines(attention):
     row = result["classes"]["square"]
     assert row["frames"] > 0 and row["lift_uniform"] == 1.0
     assert row["lift_motion"] > 20  # the frame difference sits on the square (at most 441/4 or /9)
+    assert row["lift_motion_current"] > 20  # zero on the frames where it bounces back to where it was
     # an untrained decoder draws a grey field near the scene grey, and no square
     assert 0.5 < row["window_ratio_recon"] < 1.5 and 0.5 < row["window_ratio_h1"] < 1.5
     assert 0 < row["window_ratio_copy_h1"] < 3  # the square moved 4 px: copy-last misses most of it

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from aime.world_model import objectives
@@ -58,6 +59,23 @@ def test_motion_saliency_marks_the_cells_that_changed():
     obs[0, 2, :, 1:4, 80:84] = 0
     maps, _ = objectives.motion_saliency(obs, 21)
     assert maps[0, 1, 0, 20] > 0 and maps[0, 1, 10, 2] > maps[0, 1, 0, 20]
+
+
+def test_current_motion_saliency_keeps_the_new_place_and_drops_the_old():
+    obs = torch.zeros(1, 4, 3, 84, 84, dtype=torch.uint8)
+    for t, col in enumerate((0, 8, 16, 24)):  # a 4x4 square moving right by two cells per frame
+        obs[0, t, :, 40:44, col:col + 4] = 255
+    maps, moved = objectives.current_motion_saliency(obs, 21)
+    assert maps.shape == (1, 2, 21, 21) and moved.all()
+    assert maps[0, 0, 10, 4] == 1.0 and maps[0, 1, 10, 6] == 1.0  # only where the square is now
+    two_frame, _ = objectives.motion_saliency(obs, 21)
+    assert two_frame[0, 1, 10, 2] == 0.5 and two_frame[0, 1, 10, 4] == 0.5  # old and new place alike
+    still = obs.clone()
+    still[:, 3] = still[:, 2]  # the square stops at the last frame: nothing is moving then
+    maps, moved = objectives.current_motion_saliency(still, 21)
+    assert moved.tolist() == [[True, False]] and maps[0, 1].abs().sum() == 0
+    with pytest.raises(ValueError, match="T >= 3"):
+        objectives.current_motion_saliency(obs[:, :2], 21)
 
 
 def test_slot_compactness_is_low_when_each_attended_slot_holds_one_object():

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from aime.attention.positions import fourier_grid
 from aime.config import LossScales, load_config
 from aime.eval.objects import box_cells, map_lift
+from aime.world_model import objectives
 from aime.world_model.vrnn import VRNN
 
 SMALL = dict(deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2)
@@ -272,15 +273,29 @@ def test_motion_target_teaches_the_posterior_to_look_at_what_moves(target):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert ("attention_target" in terms) == (target == "motion")
+    assert ("attention_target" in terms) == (target != "none")
     batch, boxes = video(999)
     with torch.no_grad():
         out = model.eval().observe(batch["obs"], batch["action"], batch["is_first"])
     lift = map_lift(out["attention"][:, 1:], box_cells(boxes[:, 1:], 21, 84)).mean()
-    if target == "motion":
+    if target != "none":
         assert lift > 15
     else:
         assert lift < 2
+
+
+def test_the_current_motion_target_is_the_cross_entropy_against_the_new_places():
+    torch.manual_seed(0)
+    model = VRNN(3, attention_target="current_motion", fpn_norm="none", **SMALL)
+    batch = make_batch(2, 5)
+    batch["is_first"][:, 3] = True  # steps 3 and 4 lean on a frame of the previous episode: masked
+    out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    terms = model._attention_losses(out, batch["is_first"], batch["obs"])
+    target, _ = objectives.current_motion_saliency(batch["obs"], 21)  # [2, 3, 21, 21], steps 2..4
+    ce = -(target[:, 0] * out["attention"][:, 2].log()).sum((-2, -1)).mean()
+    torch.testing.assert_close(terms["attention_target"], ce)
+    terms["attention_target"].backward()
+    assert model.schema.posterior_net.slot_modulator[0].weight.grad.abs().sum() > 0
 
 
 def test_readout_position_tells_the_posterior_where_the_attention_rests():
