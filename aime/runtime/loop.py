@@ -37,7 +37,7 @@ from aime.eval.objects import ObjectData, evaluate_objects
 from aime.runtime import checkpoint as ckpt
 from aime.runtime import distributed
 from aime.runtime.device import resolve_precision
-from aime.runtime.logger import Logger
+from aime.runtime.logger import Logger, apply_rollback, log_sizes, plan_rollback
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.summaries import image_summaries
 from envs.objects import OBJECT_CLASSES, record_objects
@@ -389,13 +389,16 @@ class Trainer:
             seed_everything(self.seed)
         self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=self.seed)
         if resume:
+            rollback = self._prepare_resume()
             self._load()
+            apply_rollback(rollback)  # only once the checkpoint has loaded: a refused resume changes nothing
         else:
             self.logdir.mkdir(parents=True, exist_ok=True)
             if distributed.is_main():
                 save_config(cfg, self.logdir / "config.yaml")
         distributed.broadcast_parameters(self.agent)
-        self.logger = Logger(self.logdir, enabled=distributed.is_main())
+        self.logger = Logger(self.logdir, enabled=distributed.is_main(),
+                             purge_step=self.env_steps + 1 if resume else None)
         if not resume:
             self.logger.hyperparameters(self.hyperparameters(), metric_tags=HPARAM_METRICS)
         self.rng = np.random.default_rng(self.seed + 7919 * (self.env_steps + 1))
@@ -430,6 +433,7 @@ class Trainer:
         return self.ckpt_dir
 
     def _save_agent(self, path: Path) -> None:
+        self.logger.flush()  # the logs' sizes below include every row logged up to this checkpoint
         ckpt.save_agent_state(path, {
             "agent": self.agent.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.agent.optimizers().items()},
@@ -439,7 +443,28 @@ class Trainer:
             "config": to_dict(self.cfg),
             "num_actions": self.num_actions,
             "world_size": self.world,
+            "logs": log_sizes(self.logdir),  # a resume cuts the logs back to these (aime.runtime.logger)
         })
+
+    def _prepare_resume(self) -> dict[Path, int | None]:
+        """Before loading: make ``checkpoint/`` the newest complete generation (a save cut short by a
+        crash leaves a partial one, see :func:`aime.runtime.checkpoint.recover`), and check the run's
+        logs against the sizes that checkpoint recorded. Returns the logs' rollback (applied once the
+        checkpoint has loaded). Rank 0 does both; an error is raised on every rank."""
+        problem, plan = None, {}
+        if distributed.is_main():
+            try:
+                ckpt.recover(self.ckpt_dir)
+                payload = ckpt.load_agent_state(self.ckpt_dir / "agent.pt", mmap=True)
+                step = int(payload["counters"]["env_steps"])
+                plan = plan_rollback(self.logdir, payload.get("logs"), step)
+            except (KeyError, TypeError, ValueError) as error:  # CheckpointError and LogError are ValueErrors
+                problem = error if isinstance(error, ValueError) else ckpt.CheckpointError(
+                    f"{self.ckpt_dir / 'agent.pt'} has no counters: not an agent checkpoint ({error!r})")
+        problem = distributed.broadcast_object(problem)
+        if problem is not None:
+            raise problem
+        return plan
 
     def _load(self) -> None:
         payload = ckpt.load_agent_state(self.ckpt_dir / "agent.pt")

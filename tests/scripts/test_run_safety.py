@@ -1,6 +1,7 @@
 """A run directory survives a crash at any instant, is never overwritten by a fresh run, and a
 damaged one is refused in one line (exit 2) instead of a traceback. See docs/running.md."""
 
+import json
 import os
 import runpy
 import shutil
@@ -49,6 +50,19 @@ def assert_one_line_error(code, err, *fragments):
     assert "Traceback" not in err and "weights_only=False" not in err
     for fragment in fragments:
         assert fragment in err, err
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def scalar_events(run):
+    """Every scalar event of every event file in ``run``, as TensorBoard reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [event for tag in acc.Tags()["scalars"] for event in acc.Scalars(tag)]
 
 
 def counters(run):
@@ -136,11 +150,14 @@ def test_kill_during_a_save_resumes_from_the_newest_complete_checkpoint(phase, s
                              "--logdir", str(run)], capture_output=True, text=True, env=ENV, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert ckpt.load_agent_state(ckpt.find_checkpoint(run))["counters"]["env_steps"] == step  # read-only
-    rows = (run / "metrics.jsonl").read_text().count("charts/SPS")  # one per 16 steps trained
-    # resuming to the step it holds trains nothing: no new row of training scalars unless it started earlier
+    assert max(row["step"] for row in metrics(run)) == 32  # the killed session logged up to its second save
+    # resuming to the step it holds trains nothing; the logs are rolled back to the checkpoint
     code, out, err = train_in_process(["--resume", str(run), "--steps", str(step)], capsys)
     assert code == 0, err
-    assert (run / "metrics.jsonl").read_text().count("charts/SPS") == rows
+    rows = metrics(run)
+    assert max(row["step"] for row in rows) == step
+    assert [row["step"] for row in rows if "charts/SPS" in row] == list(range(16, step + 1, 16))  # each once
+    assert max(event.step for event in scalar_events(run)) == step
     assert counters(run)["env_steps"] == step
     assert ReplayBuffer.load(run / "checkpoint" / "replay").total_added * 2 == step
     leftovers = [p.name for p in [*run.iterdir(), *(run / "checkpoint").iterdir()] if p.name.startswith(".")]
@@ -148,8 +165,18 @@ def test_kill_during_a_save_resumes_from_the_newest_complete_checkpoint(phase, s
 
 
 # -- a damaged run directory -------------------------------------------------------------------
-RUN_FILES = ["config.yaml", "checkpoint/agent.pt", "checkpoint/replay/state.json",
+# every file a run writes ("events" stands for its TensorBoard event file, whose name holds the time)
+RUN_FILES = ["config.yaml", "metrics.jsonl", "events", "checkpoint/agent.pt", "checkpoint/replay/state.json",
              *(f"checkpoint/replay/{name}.npy" for name in ("obs", "action", "reward", "is_first", "is_terminal"))]
+
+
+def run_file(run: Path, name: str) -> Path:
+    return next(run.glob("events.out.tfevents.*")) if name == "events" else run / name
+
+
+def test_the_damage_test_covers_every_file_a_run_writes(tiny_run):
+    written = sorted(str(p.relative_to(tiny_run)) for p in tiny_run.rglob("*") if p.is_file())
+    assert written == sorted(str(run_file(tiny_run, name).relative_to(tiny_run)) for name in RUN_FILES)
 
 
 def damage(path: Path, how: str) -> None:
@@ -168,9 +195,10 @@ def damage(path: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "missing"])
 @pytest.mark.parametrize("name", RUN_FILES)
 def test_a_damaged_file_is_one_line_and_exit_2_on_resume(run_copy, name, how, capsys):
-    damage(run_copy / name, how)
+    path = run_file(run_copy, name)
+    damage(path, how)
     code, out, err = train_in_process(["--resume", str(run_copy), "--steps", "48"], capsys)
-    assert_one_line_error(code, err, Path(name).name)  # the line names the file
+    assert_one_line_error(code, err, path.name)  # the line names the file
     if name != "checkpoint/agent.pt":
         assert counters(run_copy)["env_steps"] == 32  # nothing was trained, nothing overwritten
 
