@@ -30,6 +30,7 @@ import envs
 from aime.attention.overlays import SLOT_COLORS, attention_heatmap_overlay, tile_grid
 from aime.eval.objects import ObjectData, box_cells, evaluate_objects, format_table, map_lift, windows_in_episodes
 from aime.runtime.checkpoint import CheckpointError, load_world_model
+from aime.runtime.extras import require
 from envs.objects import OBJECT_CLASSES, record_objects
 
 
@@ -96,6 +97,7 @@ def object_panels(model, data: ObjectData, context: int, rows: int = 6) -> torch
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    require("eval_objects.py", ["ocatari"], "the object boxes")  # before loading and recording
     try:
         loaded = {path: load_world_model(path, args.device) for path in args.models}
         name = args.env or next(iter(loaded.values()))[1].env.name

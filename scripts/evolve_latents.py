@@ -35,6 +35,7 @@ from aime.nn.spatial_losses import (
     pairwise_spatial_similarity,
     sample_info_nce_anchors,
 )
+from aime.runtime.extras import require
 
 LOSS_NAMES = ("magnitude", "coherence_infonce", "spatial_diversity")
 
@@ -229,6 +230,7 @@ def plot_results(run: dict[str, object], out: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
+    require("evolve_latents.py", ["matplotlib"], "the figures")  # at start, not after the evolution
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     run = evolve(args)

@@ -13,10 +13,8 @@ the target) and ``results.json``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -24,22 +22,14 @@ import numpy as np
 import torch
 
 from aime.nn.spatialnet import SEED_CONFIG, SpatialNet, count_parameters, make_coordinate_grid, matched_mlp
+from aime.runtime.extras import require
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "images"
 BUILTIN_IMAGES = ("breakout", "landscape")
-# packages outside the core install that this script needs -> the pyproject extra that installs them
-OPTIONAL = {"matplotlib": "plots"}
-
-
 def check_optional_dependencies() -> None:
     """Exit 2 with one line at start when a package the figures need is missing (not after the
     fits have run for minutes), naming the extra that installs it."""
-    missing = [name for name in OPTIONAL if importlib.util.find_spec(name) is None]
-    if missing:
-        extras = ",".join(sorted({OPTIONAL[name] for name in missing}))
-        print(f"fit_image_field.py: error: {', '.join(missing)} is not installed and the figures need it: "
-              f"install the '{extras}' extra (pip install -e \".[{extras}]\")", file=sys.stderr)
-        sys.exit(2)
+    require("fit_image_field.py", ["matplotlib"], "the figures")
 
 
 def landscape_image(size: int = 64) -> np.ndarray:

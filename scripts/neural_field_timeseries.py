@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from aime.nn.neural_field import NeuralField, SimpleNeuralField, pd_cubic
+from aime.runtime.extras import require
 
 # ---------------------------------------------------------------------------------------------------------------
 # Data
@@ -292,6 +293,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
+    require("neural_field_timeseries.py", ["matplotlib"], "the figure")  # at start, not after training
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from aime.runtime.extras import require
 from aime.runtime.plots import group_runs, load_run, plot_groups, read_random_return
 
 
@@ -29,12 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
-    try:
-        import matplotlib  # noqa: F401  (the plots extra; aime.runtime.plots imports it when drawing)
-    except ImportError:
-        print("plot_runs.py: error: matplotlib is not installed; install the plots extra: pip install -e '.[plots]'",
-              file=sys.stderr)
-        return 2
+    require("plot_runs.py", ["matplotlib"], "the figure")  # aime.runtime.plots imports it when drawing
     try:
         runs = [load_run(path, smooth=args.smooth) for path in args.runs]
         random = read_random_return(args.random) if args.random else None

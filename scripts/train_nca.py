@@ -22,6 +22,7 @@ import torch
 
 from aime.experiments.nca_training import ShortsightedConfig, ShortsightedTrainer
 from aime.nn.nca import ConvAttentionNCA
+from aime.runtime.extras import require
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "images"
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 30 steps on 8x8 targets")
     args = parser.parse_args(argv)
+    require("train_nca.py", ["matplotlib"], "the figures")  # at start, not after training
     if args.quick:
         args.steps, args.size = 30, 8
     previous_threads = torch.get_num_threads()

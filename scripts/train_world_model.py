@@ -48,6 +48,7 @@ from aime.config import ConfigError, load_config, to_dict
 from aime.eval.objects import ObjectData, evaluate_objects, format_table
 from aime.runtime.checkpoint import save_world_model
 from aime.runtime.device import Precision, configure_process, resolve_precision
+from aime.runtime.extras import require, require_objects
 from aime.runtime.logger import Logger
 from aime.runtime.loop import env_options, seed_everything
 from aime.runtime.replay import FIELDS, ReplayBuffer
@@ -326,6 +327,8 @@ def print_table(results: dict, horizon: int) -> None:
 # -- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    require("train_world_model.py", ["matplotlib"], "the open-loop strip")  # at start, not after training
+    require_objects("train_world_model.py", args.env, wanted=args.object_steps > 0)
     try:
         presets = [p for item in (args.preset or ["debug"]) for p in item.split(",") if p]
         cfg = load_config(presets, [*args.set, f"env.name={args.env}", f"seed={args.seed}"])

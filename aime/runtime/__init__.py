@@ -12,6 +12,7 @@ TensorBoard and the environments.
 - ``recording``: ``EpisodeRecorder`` (evaluation frames and videos); ``plots``: learning curves;
 - ``distributed``: DDP helpers; ``allocator``, ``denormals``: process-wide CPU speed settings;
 - ``device``: native bf16 detection and ``train.precision`` (``resolve_precision``).
+- ``extras``: the scripts' check for optional packages at start (``require``: one line, exit 2).
 """
 
 from __future__ import annotations

@@ -75,5 +75,5 @@ def test_cli_without_matplotlib_names_the_extra(runs, tmp_path):
     (blocker / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'matplotlib'\")\n")
     env = {**os.environ, "PYTHONPATH": str(blocker.parent)}
     result = subprocess.run(PLOT + [str(runs[0])], capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 2 and "pip install -e '.[plots]'" in result.stderr
+    assert result.returncode == 2 and 'pip install -e ".[plots]"' in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
