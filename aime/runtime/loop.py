@@ -540,7 +540,8 @@ class Trainer:
         outcome = "crashed"
         try:
             self._loop(progress)
-            if self.cfg.eval.episodes > 0 and distributed.is_main():
+            # the final evaluation, unless the periodic one has just evaluated this very step
+            if self.cfg.eval.episodes > 0 and distributed.is_main() and self.last_eval_step != self.env_steps:
                 progress.show()
                 self._evaluate()
             self.save()

@@ -221,3 +221,17 @@ def test_nonfinite_updates_are_counted_logged_and_stop_the_run_with_a_checkpoint
         trainer.env.close()
     logged = [r["charts/nonfinite_updates"] for r in metrics(tmp_path / "run") if "charts/nonfinite_updates" in r]
     assert logged == [1, 2, 3, 4, 5]
+
+
+
+def test_the_final_evaluation_is_skipped_when_the_periodic_one_evaluated_the_last_step(tmp_path):
+    from aime.runtime.loop import Trainer
+
+    # eval.every: at the last step (once, not twice), before it (then the final one), never (the final one)
+    for every, expected in [(8, [8]), (6, [6, 8]), (0, [8])]:
+        cfg = load_config(["debug"], ["train.steps=8", "env.num_envs=2", "eval.episodes=1", f"eval.every={every}",
+                                      "eval.max_steps=20"])
+        logdir = tmp_path / f"every{every}"
+        Trainer(cfg, logdir, progress=False).run()
+        steps = [r["step"] for r in metrics(logdir) if "eval/episodic_return" in r]
+        assert steps == expected, (every, steps)
