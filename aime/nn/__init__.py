@@ -5,12 +5,14 @@
   coordinate grids; ``spatial_losses``: InfoNCE patch coherence, spatial diversity;
 - ``nca``: ``ConvAttentionNCA`` and ``nca_refine`` (its training loop is ``aime.experiments.nca_training``);
 - ``neural_field``: ``NeuralField``, ``SimpleNeuralField`` (Amari, 1-D), ``NeuralField2d``;
-- ``perceiver``: ``PerceiverEncoder`` (per-frame context);
+- ``perceiver``: ``PerceiverEncoder`` (per-frame context); ``mlp``: the (Linear, LayerNorm, SiLU) stack of
+  the world model's and the agent's networks;
 - ``distributions``: symlog, two-hot, straight-through categorical, diagonal Gaussian, stick-breaking.
 """
 
 from aime.nn.conv_gru import ConvGRUCell
 from aime.nn.distributions import DiagGaussian, StraightThroughCategorical, TwoHot, symexp, symlog
+from aime.nn.mlp import mlp
 from aime.nn.nca import ConvAttentionNCA, nca_refine
 from aime.nn.neural_field import NeuralField, NeuralField2d, SimpleNeuralField
 from aime.nn.perceiver import PerceiverEncoder
@@ -35,6 +37,7 @@ __all__ = [
     "TwoHot",
     "info_nce_patch_coherence",
     "make_coordinate_grid",
+    "mlp",
     "nca_refine",
     "spatial_diversity_loss",
     "symexp",

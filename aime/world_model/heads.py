@@ -9,19 +9,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from aime.nn.distributions import TwoHot, symlog_bins
+from aime.nn.mlp import mlp  # also imported from here by the VRNN and the agent's behaviour
 from aime.nn.spatialnet import FieldDecoder
-
-
-def mlp(inp: int, hidden: int, out: int, layers: int = 2, zero_last: bool = False) -> nn.Sequential:
-    """``layers`` x (Linear, LayerNorm, SiLU) then a Linear to ``out`` (zero-initialised if asked)."""
-    mods: list[nn.Module] = []
-    for i in range(layers):
-        mods += [nn.Linear(inp if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.SiLU()]
-    last = nn.Linear(hidden if layers else inp, out)
-    if zero_last:  # predictions start at 0 instead of a random scale (DreamerV3)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-    return nn.Sequential(*mods, last)
 
 
 class RewardHead(nn.Module):

@@ -38,12 +38,9 @@ from aime.nn.distributions import (
     sample_index,
     stick_breaking_weights,
 )
+from aime.nn.mlp import mlp
 
 Params = dict[str, Tensor]
-
-
-def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(inp, hidden), nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, out))
 
 
 class GaussianLatent(nn.Module):
@@ -52,8 +49,8 @@ class GaussianLatent(nn.Module):
     def __init__(self, deter: int, embed: int, hidden: int, stoch: int, min_std: float = 0.1, **_) -> None:
         super().__init__()
         self.size, self.min_std = stoch, min_std
-        self.prior_net = _mlp(deter, hidden, 2 * stoch)
-        self.post_net = _mlp(deter + embed, hidden, 2 * stoch)
+        self.prior_net = mlp(deter, hidden, 2 * stoch, layers=1)
+        self.post_net = mlp(deter + embed, hidden, 2 * stoch, layers=1)
 
     def _dist(self, out: Tensor) -> Params:
         d = DiagGaussian.from_params(out.float(), self.min_std)
@@ -85,8 +82,8 @@ class CategoricalLatent(nn.Module):
         super().__init__()
         self.groups, self.classes, self.unimix = stoch, classes, unimix
         self.size = stoch * classes
-        self.prior_net = _mlp(deter, hidden, self.size)
-        self.post_net = _mlp(deter + embed, hidden, self.size)
+        self.prior_net = mlp(deter, hidden, self.size, layers=1)
+        self.post_net = mlp(deter + embed, hidden, self.size, layers=1)
 
     def _dist(self, p: Params) -> StraightThroughCategorical:
         return StraightThroughCategorical(p["logits"], self.unimix)
@@ -129,8 +126,8 @@ class StickBreakingLatent(nn.Module):
             raise ValueError(f"mixture_components must be >= 2, got {mixture_components}")
         self.size, self.k, self.min_std, self.threshold = stoch, mixture_components, min_std, threshold
         k = mixture_components
-        self.prior_net = _mlp(deter, hidden, 2 * (k - 1) + 2 * k * stoch)
-        self.post_net = _mlp(deter + embed, hidden, 2 * stoch)
+        self.prior_net = mlp(deter, hidden, 2 * (k - 1) + 2 * k * stoch, layers=1)
+        self.post_net = mlp(deter + embed, hidden, 2 * stoch, layers=1)
         self.alpha_raw = nn.Parameter(torch.tensor([0.5413, 0.5413]))  # softplus -> (1, 1)
 
     def alpha_posterior(self) -> tuple[Tensor, Tensor]:
