@@ -1,24 +1,26 @@
 """Generic neural-network blocks; they know nothing of RL or Atari.
 
 - ``conv_gru``: ``ConvGRUCell``; ``slot_attention``: ``SlotAttention``;
-- ``spatialnet``: ``SpatialBlock`` (rmf | dot), ``SpatialNet``, the ``MLP`` baseline, ``FieldDecoder``,
-  coordinate grids; ``spatial_losses``: InfoNCE patch coherence, spatial diversity;
+- ``spatialnet`` (a package: block, network, field decoder, coordinates): ``SpatialBlock`` (rmf | dot),
+  ``SpatialNet``, ``FieldDecoder``, coordinate grids; ``spatial_losses``: InfoNCE patch coherence, spatial
+  diversity;
 - ``nca``: ``ConvAttentionNCA`` and ``nca_refine`` (its training loop is ``aime.experiments.nca_training``);
 - ``neural_field``: ``NeuralField``, ``SimpleNeuralField`` (Amari, 1-D), ``NeuralField2d``;
-- ``perceiver``: ``PerceiverEncoder`` (per-frame context); ``mlp``: the (Linear, LayerNorm, SiLU) stack of
-  the world model's and the agent's networks;
+- ``perceiver``: ``PerceiverEncoder`` (per-frame context); ``mlp``: ``mlp.mlp``, the (Linear, LayerNorm,
+  SiLU) stack of the world model's and the agent's networks, and the ``MLP`` baseline SpatialNet is compared
+  to (the function is not re-exported here: ``aime.nn.mlp`` stays the module);
 - ``distributions``: symlog, two-hot, straight-through categorical, diagonal Gaussian, stick-breaking.
 """
 
 from aime.nn.conv_gru import ConvGRUCell
 from aime.nn.distributions import DiagGaussian, StraightThroughCategorical, TwoHot, symexp, symlog
-from aime.nn.mlp import mlp
+from aime.nn.mlp import MLP
 from aime.nn.nca import ConvAttentionNCA, nca_refine
 from aime.nn.neural_field import NeuralField, NeuralField2d, SimpleNeuralField
 from aime.nn.perceiver import PerceiverEncoder
 from aime.nn.slot_attention import SlotAttention
 from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
-from aime.nn.spatialnet import MLP, FieldDecoder, SpatialBlock, SpatialNet, make_coordinate_grid
+from aime.nn.spatialnet import FieldDecoder, SpatialBlock, SpatialNet, make_coordinate_grid
 
 __all__ = [
     "MLP",
@@ -37,7 +39,6 @@ __all__ = [
     "TwoHot",
     "info_nce_patch_coherence",
     "make_coordinate_grid",
-    "mlp",
     "nca_refine",
     "spatial_diversity_loss",
     "symexp",
