@@ -1,16 +1,15 @@
 """Attention overlays as image tensors (seed 003's visualisation), for TensorBoard and figures.
 
-Tensor arithmetic on the inputs' device; text is drawn with OpenCV (``cv2.putText``) into a mask
-that is blended in. Frames may be ``uint8`` (0..255) or floating point (read as [0, 1] and
-clamped); every output is a floating-point image with values in [0, 1].
-
 - ``visualize_multi_object_attention``: per-slot overlays, segmentation by dominant slot, and the
   segmentation over the frame with segment edges and slot centres marked.
 - ``attention_heatmap_overlay``: one attention map per frame, coloured and blended, by default on
   an absolute scale (ratio over uniform, log) with its peak ratio, entropy ratio and a colour bar.
 - ``entropy_ratio``: a map's entropy over the uniform map's (1 uniform, 0 one-hot).
-- ``tile_grid``: images laid out in a grid, each under a label.
-- ``slot_palette`` / ``apply_colormap``: the fixed slot colours and a torch colormap.
+
+The image primitives they draw with live beside them and are re-exported here: ``tile_grid`` and
+``to_unit_float`` (:mod:`aime.attention.drawing`, with the text and the colour bar), ``SLOT_COLORS``,
+``slot_palette`` and ``apply_colormap`` (:mod:`aime.attention.palette`). Frames may be ``uint8`` (0..255)
+or floating point (read as [0, 1] and clamped); every output is a floating-point image in [0, 1].
 
 Slot centres are ``(x, y)`` in [-1, 1] with -1/+1 at the centres of the first/last pixel (the
 convention of ``aime.attention.losses.center_of_mass``).
@@ -19,13 +18,13 @@ convention of ``aime.attention.losses.center_of_mass``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+
+from aime.attention.drawing import check_frames, colour_bar, enlarge, label_box, tile_grid, to_unit_float
+from aime.attention.palette import SLOT_COLORS, apply_colormap, slot_palette
 
 __all__ = [
     "SLOT_COLORS",
@@ -38,86 +37,7 @@ __all__ = [
     "visualize_multi_object_attention",
 ]
 
-# Distinct, saturated colours (after Trubetskoy's "20 simple distinct colours"), RGB in [0, 1].
-SLOT_COLORS: tuple[tuple[float, float, float], ...] = (
-    (0.902, 0.098, 0.294),  # red
-    (0.235, 0.706, 0.294),  # green
-    (0.263, 0.388, 0.847),  # blue
-    (1.000, 0.882, 0.098),  # yellow
-    (0.961, 0.510, 0.192),  # orange
-    (0.569, 0.118, 0.706),  # purple
-    (0.275, 0.941, 0.941),  # cyan
-    (0.941, 0.196, 0.902),  # magenta
-    (0.737, 0.965, 0.047),  # lime
-    (0.980, 0.745, 0.831),  # pink
-    (0.000, 0.502, 0.502),  # teal
-    (0.667, 0.431, 0.157),  # brown
-)
-
-# Nine evenly spaced samples of matplotlib's colormaps, interpolated linearly in between.
-_COLORMAPS: dict[str, tuple[tuple[float, float, float], ...]] = {
-    "inferno": (
-        (0.001, 0.000, 0.014), (0.129, 0.047, 0.291), (0.342, 0.062, 0.429),
-        (0.541, 0.135, 0.415), (0.736, 0.216, 0.330), (0.894, 0.353, 0.194),
-        (0.978, 0.558, 0.035), (0.975, 0.798, 0.206), (0.988, 0.998, 0.645),
-    ),
-    "viridis": (
-        (0.267, 0.005, 0.329), (0.279, 0.175, 0.483), (0.230, 0.322, 0.546),
-        (0.173, 0.449, 0.558), (0.128, 0.567, 0.551), (0.158, 0.684, 0.502),
-        (0.369, 0.789, 0.383), (0.678, 0.864, 0.190), (0.993, 0.906, 0.144),
-    ),
-}
-
 _RETURN_MODES = ("all", "slot_overlays", "semantic_segmentation", "combined_with_contours")
-
-
-def slot_palette(
-    num_slots: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """Colours of ``num_slots`` slots, ``[K, 3]`` in [0, 1].
-
-    The first 12 are ``SLOT_COLORS``; beyond that, hues step by the golden angle (distinct, but
-    less so than the fixed ones).
-    """
-    if not isinstance(num_slots, int) or num_slots < 1:
-        raise ValueError(f"slot_palette: expected num_slots to be a positive int, got {num_slots!r}")
-    fixed = torch.tensor(SLOT_COLORS[:num_slots], dtype=dtype, device=device)
-    extra = num_slots - fixed.shape[0]
-    if extra <= 0:
-        return fixed
-    hue = (torch.arange(extra, dtype=dtype, device=device) * 0.618034 + 0.1) % 1.0  # [E]
-    # HSV -> RGB with saturation 0.75 and value 0.95.
-    k = (torch.tensor([5.0, 3.0, 1.0], dtype=dtype, device=device) + hue[:, None] * 6.0) % 6.0
-    rgb = 0.95 - 0.95 * 0.75 * (torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))  # [E, 3]
-    return torch.cat([fixed, rgb], dim=0)
-
-
-def apply_colormap(values: torch.Tensor, name: str = "inferno") -> torch.Tensor:
-    """Map values in [0, 1] (clamped) to RGB: ``[...]`` -> ``[..., 3]`` in [0, 1]."""
-    if name not in _COLORMAPS:
-        raise ValueError(f"apply_colormap: expected name in {sorted(_COLORMAPS)}, got {name!r}")
-    dtype = values.dtype if values.is_floating_point() else torch.float32
-    table = torch.tensor(_COLORMAPS[name], dtype=dtype, device=values.device)  # [S, 3]
-    position = values.to(dtype).clamp(0.0, 1.0) * (table.shape[0] - 1)
-    low = position.floor().long().clamp(max=table.shape[0] - 2)
-    frac = (position - low.to(dtype)).unsqueeze(-1)
-    return table[low] * (1.0 - frac) + table[low + 1] * frac
-
-
-def to_unit_float(frames: torch.Tensor) -> torch.Tensor:
-    """``uint8`` frames -> float in [0, 1] (divided by 255); float frames are clamped to [0, 1]."""
-    if frames.dtype == torch.uint8:
-        return frames.float() / 255.0
-    if not frames.is_floating_point():
-        raise ValueError(f"expected uint8 or floating-point frames, got {frames.dtype}")
-    return frames.clamp(0.0, 1.0)
-
-
-def _check_frames(name: str, frames: torch.Tensor) -> None:
-    if frames.dim() != 4 or frames.shape[1] != 3:
-        raise ValueError(f"{name}: expected frames of shape [B, 3, H, W], got {tuple(frames.shape)}")
-
-
 _NORMALIZE_MODES = ("uniform", "max", "minmax")
 
 
@@ -158,98 +78,6 @@ def entropy_ratio(maps: torch.Tensor) -> torch.Tensor:
         return torch.ones(flat.shape[:-1], device=flat.device)
     p = flat / flat.sum(-1, keepdim=True).clamp_min(1e-30)
     return -torch.special.xlogy(p, p).sum(-1) / math.log(cells)
-
-
-# -- text (cv2 draws into a mask, which is blended into the torch image) ---------------------------
-
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_FONT_HEIGHT = cv2.getTextSize("Ag", _FONT, 1.0, 1)[0][1]  # pixels at scale 1
-
-
-def _font(height: float) -> tuple[float, int]:
-    """(scale, thickness) of text about ``height`` pixels tall."""
-    scale = max(float(height), 4.0) / _FONT_HEIGHT
-    return scale, 1 if scale < 0.9 else 2
-
-
-def _text_size(lines: list[str], scale: float, thickness: int) -> tuple[int, int, int]:
-    """(width, line height, baseline) of a block of lines."""
-    sizes = [cv2.getTextSize(line or " ", _FONT, scale, thickness) for line in lines]
-    width = max(w for (w, _), _ in sizes)
-    baseline = max(b for _, b in sizes)
-    height = max(h for (_, h), _ in sizes)
-    return width, height + baseline + max(1, round(0.25 * height)), baseline
-
-
-def _put_lines(mask: np.ndarray, lines: list[str], x: int, y: int, scale: float, thickness: int) -> None:
-    """Write ``lines`` into a uint8 ``mask`` with the block's top-left at ``(x, y)``."""
-    _, line_height, baseline = _text_size(lines, scale, thickness)
-    for i, line in enumerate(lines):
-        bottom = y + (i + 1) * line_height - baseline - max(1, round(0.12 * line_height))
-        cv2.putText(mask, line, (int(x), int(bottom)), _FONT, scale, 255, thickness, cv2.LINE_AA)
-
-
-def _blend_text(image: torch.Tensor, mask: np.ndarray, colour: float = 1.0) -> torch.Tensor:
-    """``image [3, H, W]`` with the text ``mask [H, W]`` (uint8 coverage) painted in ``colour``."""
-    alpha = torch.from_numpy(mask).to(device=image.device, dtype=image.dtype).div_(255.0)
-    return image * (1.0 - alpha) + colour * alpha
-
-
-def _label_box(
-    image: torch.Tensor, lines: list[str], x: int, y: int, height: float, *, opacity: float = 0.8,
-    anchor: str = "left",
-) -> torch.Tensor:
-    """Write ``lines`` (text ``height`` px) on a dark box at ``(x, y)`` of ``image [3, H, W]``.
-
-    ``anchor="right"``: ``x`` is the box's right edge. The box is clipped to the image.
-    """
-    _, h_img, w_img = image.shape
-    scale, thickness = _font(height)
-    width, line_height, _ = _text_size(lines, scale, thickness)
-    margin = max(1, round(0.2 * line_height))
-    box_w, box_h = width + 2 * margin, len(lines) * line_height + margin
-    if anchor == "right":
-        x = x - box_w
-    x0, y0 = max(0, x), max(0, y)
-    x1, y1 = min(w_img, x + box_w), min(h_img, y + box_h)
-    image = image.clone()
-    if x1 > x0 and y1 > y0:
-        image[:, y0:y1, x0:x1] *= 1.0 - opacity
-    mask = np.zeros((h_img, w_img), np.uint8)
-    _put_lines(mask, lines, x + margin, y, scale, thickness)
-    return _blend_text(image, mask)
-
-
-def _colour_bar(
-    image: torch.Tensor, colormap: str, ratio_cap: float, text_height: float
-) -> torch.Tensor:
-    """A vertical colour bar on the right edge of ``image [3, H, W]``: 1x (bottom) to cap x (top).
-
-    A dark outline around it; its ends labelled when the image is at least 160 px wide.
-    """
-    _, height, width = image.shape
-    bar = max(3, round(0.03 * width))
-    margin = max(2, round(0.04 * height))
-    top, bottom = margin, height - margin  # rows of the gradient: [top, bottom)
-    left = width - bar - 1
-    image = image.clone()
-    image[:, top - 1:bottom + 1, left - 1:] = 0.0  # outline
-    levels = torch.linspace(1.0, 0.0, bottom - top, device=image.device, dtype=image.dtype)
-    colours = rearrange(apply_colormap(levels, colormap), "h c -> c h 1")  # [3, rows, 1]
-    image[:, top:bottom, left:width - 1] = colours.expand(3, bottom - top, width - 1 - left)
-    if width >= 160:
-        small = 0.8 * text_height
-        image = _label_box(image, [f"x{ratio_cap:g}"], left - 1, top - 1, small, anchor="right")
-        _, line_height, _ = _text_size(["x1"], *_font(small))
-        box_h = line_height + max(1, round(0.2 * line_height))
-        image = _label_box(image, ["x1"], left - 1, bottom + 1 - box_h, small, anchor="right")
-    return image
-
-
-def _upscale(image: torch.Tensor, factor: int) -> torch.Tensor:
-    if not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"expected upscale to be a positive int, got {factor!r}")
-    return image if factor == 1 else F.interpolate(image, scale_factor=factor, mode="nearest")
 
 
 def attention_heatmap_overlay(
@@ -299,7 +127,7 @@ def attention_heatmap_overlay(
         ``[B, 3, H * upscale, W * upscale]`` float in [0, 1].
     """
     name = "attention_heatmap_overlay"
-    _check_frames(name, frames)
+    check_frames(name, frames)
     if attention.dim() != 3 or attention.shape[0] != frames.shape[0]:
         raise ValueError(
             f"{name}: expected attention of shape [{frames.shape[0]}, h, w], got {tuple(attention.shape)}"
@@ -315,7 +143,7 @@ def attention_heatmap_overlay(
         raise ValueError(f"{name}: expected interpolation 'nearest' or 'bilinear', got {interpolation!r}")
     annotate = normalize == "uniform" if annotate is None else annotate
 
-    image = _upscale(to_unit_float(frames).float(), upscale)
+    image = enlarge(to_unit_float(frames).float(), upscale)
     attention = attention.detach()
     scaled = _normalise_maps(attention, normalize, ratio_cap).unsqueeze(1)  # [B, 1, h, w]
     options = {"align_corners": False} if interpolation == "bilinear" else {}
@@ -331,96 +159,11 @@ def attention_heatmap_overlay(
     height = max(5.0, out.shape[-1] / 21.0)
     annotated = []
     for b in range(out.shape[0]):
-        tile = _label_box(out[b], [f"peak x{peaks[b]:.1f}", f"H/Hu {entropies[b]:.2f}"], 0, 0, height)
+        tile = label_box(out[b], [f"peak x{peaks[b]:.1f}", f"H/Hu {entropies[b]:.2f}"], 0, 0, height)
         if normalize == "uniform":
-            tile = _colour_bar(tile, colormap, ratio_cap, height)
+            tile = colour_bar(tile, colormap, ratio_cap, height)
         annotated.append(tile)
     return torch.stack(annotated).clamp(0.0, 1.0)
-
-
-def tile_grid(
-    tiles: torch.Tensor,
-    ncols: int,
-    labels: Sequence[str | None] | None = None,
-    upscale: int = 1,
-    pad: int = 2,
-    *,
-    background: float = 0.2,
-) -> torch.Tensor:
-    """Lay ``tiles`` out row-major, ``ncols`` to a row, each under its label.
-
-    Each label (``"\\n"`` separates lines) is written in white on a black strip above its tile,
-    sized to the tile's width (about a ninth of it tall, smaller if a line would not fit), so
-    it stays legible when TensorBoard shrinks the image to its card. Cells are ``pad`` pixels
-    apart on a grey ``background``; a tile that is all NaN leaves its cell empty (for ragged
-    rows), as do the cells after the last tile.
-
-    Args:
-        tiles: ``[N, 3, H, W]`` uint8 or float in [0, 1].
-        ncols: tiles per row (rows = ``ceil(N / ncols)``).
-        labels: ``N`` strings (``None`` or ``""`` for none), or ``None`` for no label strip.
-        upscale: tiles are enlarged this many times (nearest) first.
-        pad: pixels between cells and around the grid.
-
-    Returns:
-        ``[3, rows * (label strip + H * upscale) + (rows + 1) * pad, ncols * W * upscale +
-        (ncols + 1) * pad]`` float in [0, 1].
-    """
-    name = "tile_grid"
-    _check_frames(name, tiles)
-    n = tiles.shape[0]
-    if n < 1:
-        raise ValueError(f"{name}: expected at least one tile, got {tuple(tiles.shape)}")
-    if not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"{name}: expected ncols to be a positive int, got {ncols!r}")
-    if labels is not None and len(labels) != n:
-        raise ValueError(f"{name}: expected {n} labels, got {len(labels)}")
-    if not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"{name}: expected pad to be a non-negative int, got {pad!r}")
-    if tiles.is_floating_point():
-        empty = torch.isnan(tiles).flatten(1).all(dim=1).tolist()
-        tiles = torch.nan_to_num(tiles)
-    else:
-        empty = [False] * n
-    images = _upscale(to_unit_float(tiles).float(), upscale)
-    _, _, th, tw = images.shape
-    rows = -(-n // ncols)
-
-    lines = [(label or "").split("\n") for label in labels] if labels is not None else []
-    strip = 0
-    if any(any(line for line in block) for block in lines):
-        depth = max(len(block) for block in lines)
-        longest = max(
-            (line for block in lines for line in block), key=lambda text: cv2.getTextSize(text, _FONT, 1.0, 1)[0][0]
-        )
-        height = max(6.0, tw / 9.0)
-        scale, thickness = _font(height)
-        width = _text_size([longest], scale, thickness)[0]
-        if width > tw - 4:  # shrink to fit the tile's width
-            height *= (tw - 4) / width
-            scale, thickness = _font(height)
-        _, line_height, _ = _text_size(["Ag"], scale, thickness)
-        strip = depth * line_height + max(2, round(0.2 * line_height))
-
-    cell_h = strip + th
-    canvas = torch.full(
-        (3, rows * cell_h + (rows + 1) * pad, ncols * tw + (ncols + 1) * pad), float(background),
-        device=images.device,
-    )
-    mask = np.zeros(canvas.shape[1:], np.uint8) if strip else None
-    for i in range(n):
-        if empty[i]:
-            continue
-        row, col = divmod(i, ncols)
-        y = pad + row * (cell_h + pad)
-        x = pad + col * (tw + pad)
-        canvas[:, y + strip:y + cell_h, x:x + tw] = images[i]
-        if strip and any(lines[i]):
-            canvas[:, y:y + strip, x:x + tw] = 0.0
-            _put_lines(mask, lines[i], x + 2, y + max(1, round(0.1 * line_height)), scale, thickness)
-    if mask is not None:
-        canvas = _blend_text(canvas, mask)
-    return canvas.clamp(0.0, 1.0)
 
 
 def _center_markers(
@@ -472,7 +215,7 @@ def visualize_multi_object_attention(
         colour with a black outline.
     """
     name = "visualize_multi_object_attention"
-    _check_frames(name, observation)
+    check_frames(name, observation)
     b = observation.shape[0]
     if slot_attention_maps.dim() != 4 or slot_attention_maps.shape[0] != b:
         raise ValueError(
