@@ -9,16 +9,11 @@ import torch
 import aime.attention.overlays as overlays
 from aime.attention import drawing, palette
 
+# recorded from the single module (commit abe5ec3)
 OLD_PUBLIC_NAMES = (
-    "SLOT_COLORS",
-    "slot_palette",
-    "apply_colormap",
-    "to_unit_float",
-    "attention_heatmap_overlay",
-    "entropy_ratio",
-    "tile_grid",
-    "visualize_multi_object_attention",
-)
+    "SLOT_COLORS slot_palette apply_colormap to_unit_float attention_heatmap_overlay entropy_ratio tile_grid "
+    "visualize_multi_object_attention"
+).split()
 
 
 @pytest.mark.parametrize("name", OLD_PUBLIC_NAMES)

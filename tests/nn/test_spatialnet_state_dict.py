@@ -117,8 +117,7 @@ def test_a_state_dict_with_the_recorded_keys_loads_strictly_and_is_used(name):
     old = {k: torch.randn(shape) * 0.1 for k, shape in keys}  # stands in for a checkpoint of the old module
     module = build()
     module.load_state_dict(old, strict=True)
-    for key, value in module.state_dict().items():
-        assert torch.equal(value, old[key])
+    torch.testing.assert_close(module.state_dict(), old, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", [name for name, recorded in RECORDED.items() if recorded[3] is not None])
