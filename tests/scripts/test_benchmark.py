@@ -157,10 +157,13 @@ def test_env_rows_count_every_sub_env(bench, monkeypatch):
         envs_per_step = 8 if "8-env" in item else 1
         assert row["unit"] == "agent steps/s"
         assert row["note"] == ("median of 1 x 2 steps x 8 envs" if envs_per_step == 8 else "median of 1 x 16 steps")
-        # each step call takes >= DELAY, so at most envs_per_step / DELAY agent steps/s: a vector env's
-        # row is ~8x a single env's only when it counts every sub-env's step
-        bound = envs_per_step / _SlowEnv.DELAY
-        assert 0.4 * bound < row["value"] <= bound + 0.1
+        # each step call takes >= DELAY, so at most envs_per_step / DELAY agent steps/s
+        assert 0 < row["value"] <= envs_per_step / _SlowEnv.DELAY + 0.1
+    for game in ("Breakout", "Catch"):
+        # a vector env's row is ~8x a single env's only when it counts every sub-env's step; a ratio
+        # within one run, so a busy machine slows both rows alike
+        vector, single = (rows[f"{game}, {kind}, random actions"]["value"] for kind in ("8-env vector env", "1 env"))
+        assert 4 < vector / single < 12
 
 
 def test_acting_loop_rows_act_in_eight_breakout_envs(bench, monkeypatch):
