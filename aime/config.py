@@ -133,6 +133,9 @@ class LossScales:
     attention_map: float = 0.1
     attention_target: float = 1.0
     slot_compactness: float = 0.0
+    slot_grouping: float = 0.0
+    """Motion grouping (``aime.world_model.grouping``): cells that move together share a slot, a
+    moving cell and the static scene or another moving thing do not."""
     patch_coherence: float = 0.0
     spatial_diversity: float = 0.0
     nca_refinement: float = 0.0

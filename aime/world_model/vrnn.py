@@ -40,7 +40,7 @@ from aime.attention.schema import AttentionSchema
 from aime.config import LossScales, ModelConfig, TrainConfig
 from aime.nn.perceiver import PerceiverEncoder
 from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
-from aime.world_model import objectives
+from aime.world_model import grouping, objectives
 from aime.world_model.decoders import DECODERS
 from aime.world_model.encoder import Encoder
 from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead, mlp
@@ -473,6 +473,11 @@ class VRNN(nn.Module):
             return terms
         if self.scales.slot_compactness > 0:
             terms["slot_compactness"] = objectives.slot_compactness(out["slot_maps"], attention).mean()
+        if self.scales.slot_grouping > 0 and attention.shape[1] > 2:
+            current, moved = objectives.current_motion_saliency(obs, self.resolution)  # [B, T-2, R, R]
+            loss, scored = grouping.slot_grouping_loss(out["slot_maps"][:, 2:].flatten(0, 1), current.flatten(0, 1))
+            keep = (moved & ~is_first[:, 2:] & ~is_first[:, 1:-1]).flatten() & scored
+            terms["slot_grouping"] = objectives.masked_mean(loss, keep)
         if self.attention_target == "motion":
             target, moved = objectives.motion_saliency(obs, self.resolution)  # [B, T-1, R, R], [B, T-1]
             ce = -(target * attention[:, 1:].clamp_min(1e-12).log()).sum((-2, -1))
