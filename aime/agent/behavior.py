@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aime.nn.distributions import StraightThroughCategorical, TwoHot, symlog_bins
-from aime.world_model.heads import mlp
+from aime.nn.mlp import mlp
 
 
 def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, discount: float, lam: float) -> Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from aime.nn.distributions import TwoHot, symlog_bins
-from aime.nn.mlp import mlp  # also imported from here by the VRNN and the agent's behaviour
+from aime.nn.mlp import mlp
 from aime.nn.spatialnet import FieldDecoder
 
 

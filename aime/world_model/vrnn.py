@@ -38,12 +38,13 @@ from aime.attention.positions import fourier_grid
 from aime.attention.posterior import slot_diversity_loss
 from aime.attention.schema import AttentionSchema
 from aime.config import LossScales, ModelConfig, TrainConfig
+from aime.nn.mlp import mlp
 from aime.nn.perceiver import PerceiverEncoder
 from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
 from aime.world_model import grouping, objectives
 from aime.world_model.decoders import DECODERS
 from aime.world_model.encoder import Encoder
-from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead, mlp
+from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead
 from aime.world_model.latent import make_latent, stack_params
 
 State = dict[str, Tensor]
