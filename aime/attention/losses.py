@@ -2,7 +2,7 @@
 
 - ``center_of_mass``: where a map's mass sits, ``[..., H, W] -> [..., 2]`` as ``(x, y)`` in [-1, 1].
 - ``attention_dynamics_loss``: predicted attention movement vs the actual centre-of-mass shift.
-- ``slot_diversity_loss``: off-diagonal correlation of slot maps (the posterior's function).
+- ``slot_diversity_loss``: off-diagonal correlation of slot maps.
 - ``attention_prior_cross_entropy``: the prior's map against the next posterior map.
 
 Coordinates: ``x`` runs along the width (columns) and ``y`` along the height (rows); the centres of
@@ -16,8 +16,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-
-from aime.attention.posterior import slot_diversity_loss
+from einops import rearrange
 
 __all__ = [
     "center_of_mass",
@@ -58,6 +57,37 @@ def center_of_mass(maps: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     x = (weights.sum(dim=-2) * xs).sum(dim=-1) / total  # marginal over rows, then mean column
     y = (weights.sum(dim=-1) * ys).sum(dim=-1) / total
     return torch.stack([x, y], dim=-1)
+
+
+def slot_diversity_loss(slot_maps: torch.Tensor, from_logits: bool = True) -> torch.Tensor:
+    """Seed 003's slot diversity loss: mean squared off-diagonal correlation of the slot maps.
+
+    Each map is turned into a distribution over positions (``softmax`` when ``from_logits``, the
+    seed's definition; division by its sum otherwise, for maps that are already non-negative),
+    L2-normalised, and the K x K correlation ``p @ p^T`` is compared with the identity:
+    ``sum((corr - I)^2) / (B * K * (K - 1))``. It lies in [0, 1]: 0 for disjoint maps, 1 when all
+    K maps are identical.
+
+    Args:
+        slot_maps: ``[B, K, H, W]`` per-slot maps.
+        from_logits: see above.
+    Returns:
+        a scalar tensor (0 when K == 1: there is no pair to decorrelate).
+    """
+    if slot_maps.dim() != 4:
+        raise ValueError(
+            f"slot_diversity_loss: expected slot_maps [B, K, H, W], got {tuple(slot_maps.shape)}"
+        )
+    b, k = slot_maps.shape[:2]
+    flat = rearrange(slot_maps, "b k h w -> b k (h w)")
+    if from_logits:
+        p = flat.softmax(dim=-1)
+    else:
+        p = flat / flat.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    p = F.normalize(p, p=2, dim=-1)
+    corr = torch.einsum("bkn,bjn->bkj", p, p)  # [B, K, K]
+    eye = torch.eye(k, device=corr.device, dtype=corr.dtype)
+    return ((corr - eye) ** 2).sum() / max(b * k * (k - 1), 1)
 
 
 def _stack_attention(attention_sequence: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:

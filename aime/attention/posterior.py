@@ -15,53 +15,51 @@ once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from aime.attention.losses import center_of_mass, slot_diversity_loss
 from aime.attention.overlays import visualize_multi_object_attention as _visualize
 from aime.attention.positions import fourier_grid
+from aime.nn.feature_pyramid import FeaturePyramid
 from aime.nn.slot_attention import SlotAttention
 
-__all__ = ["AttentionPosterior", "FeaturePyramid", "dominant_slot", "slot_diversity_loss", "weighted_centroids"]
+__all__ = [
+    "AttentionPosterior", "FeaturePyramid", "PosteriorResult", "dominant_slot", "slot_diversity_loss",
+    "weighted_centroids",
+]
 
 _FUSION_MODES = ("weighted", "max", "gated")
 _MAP_MODES = ("normalize", "softmax")
-_NORMS = ("group", "none")
 _POSITION_CODES = ("learned", "fourier")
 _MAP_FLOOR = 1e-6  # added to the fused map before normalising: log A stays finite for the losses
 
 
-def slot_diversity_loss(slot_maps: torch.Tensor, from_logits: bool = True) -> torch.Tensor:
-    """Seed 003's slot diversity loss: mean squared off-diagonal correlation of the slot maps.
+@dataclass(frozen=True)
+class PosteriorResult:
+    """What one step of :class:`AttentionPosterior` computes (``B`` frames, ``K`` slots, ``R x R`` cells).
 
-    Each map is turned into a distribution over positions (``softmax`` when ``from_logits``, the
-    seed's definition; division by its sum otherwise, for maps that are already non-negative),
-    L2-normalised, and the K x K correlation ``p @ p^T`` is compared with the identity:
-    ``sum((corr - I)^2) / (B * K * (K - 1))``. It lies in [0, 1]: 0 for disjoint maps, 1 when all
-    K maps are identical.
-
-    Args:
-        slot_maps: ``[B, K, H, W]`` per-slot maps.
-        from_logits: see above.
-    Returns:
-        a scalar tensor (0 when K == 1: there is no pair to decorrelate).
+    Attributes:
+        attention: ``[B, R, R]``, the attention map (sums to 1).
+        coords: ``[B, 2]``, the spatial regulariser's attended position in [-1, 1].
+        slot_maps: ``[B, K, R, R]``, the slot responsibilities (they sum to 1 over ``K`` per cell).
+        slot_centers: ``[B, K, 2]``, each slot map's centre of mass (x, y) in [-1, 1].
+        slot_features: ``[B, K, d]``, the slots after dropout.
+        fusion_weights: ``[B, K]`` (``None`` for the ``max`` fusion).
+        bottleneck: ``[B, hidden_dim // 2]``, the slots projected for the world model.
     """
-    if slot_maps.dim() != 4:
-        raise ValueError(
-            f"slot_diversity_loss: expected slot_maps [B, K, H, W], got {tuple(slot_maps.shape)}"
-        )
-    b, k = slot_maps.shape[:2]
-    flat = rearrange(slot_maps, "b k h w -> b k (h w)")
-    if from_logits:
-        p = flat.softmax(dim=-1)
-    else:
-        p = flat / flat.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-    p = F.normalize(p, p=2, dim=-1)
-    corr = torch.einsum("bkn,bjn->bkj", p, p)  # [B, K, K]
-    eye = torch.eye(k, device=corr.device, dtype=corr.dtype)
-    return ((corr - eye) ** 2).sum() / max(b * k * (k - 1), 1)
+
+    attention: torch.Tensor
+    coords: torch.Tensor
+    slot_maps: torch.Tensor
+    slot_centers: torch.Tensor
+    slot_features: torch.Tensor
+    fusion_weights: torch.Tensor | None
+    bottleneck: torch.Tensor
 
 
 def dominant_slot(slot_maps: torch.Tensor) -> torch.Tensor:
@@ -74,75 +72,14 @@ def weighted_centroids(maps: torch.Tensor) -> torch.Tensor:
     """Centres of mass of non-negative maps in [-1, 1] coordinates (x = column, y = row).
 
     Args:
-        maps: ``[B, K, H, W]`` non-negative weights (normalised here over H*W).
+        maps: ``[B, K, H, W]`` non-negative weights.
     Returns:
-        ``[B, K, 2]`` as (x, y); -1 is the first column/row, +1 the last.
+        ``[B, K, 2]`` as (x, y); -1 is the first column/row, +1 the last
+        (``aime.attention.losses.center_of_mass``, with the seed's shape check).
     """
     if maps.dim() != 4:
         raise ValueError(f"weighted_centroids: expected maps [B, K, H, W], got {tuple(maps.shape)}")
-    h, w = maps.shape[-2:]
-    weights = maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-    ys = torch.linspace(-1.0, 1.0, h, device=maps.device, dtype=maps.dtype)
-    xs = torch.linspace(-1.0, 1.0, w, device=maps.device, dtype=maps.dtype)
-    x = torch.einsum("bkhw,w->bk", weights, xs)
-    y = torch.einsum("bkhw,h->bk", weights, ys)
-    return torch.stack([x, y], dim=-1)
-
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    # about 4 channels per group, as the seed's FPN (8/12/16 groups for 32/48/64 channels)
-    if kind == "group":
-        groups = max(g for g in range(1, max(channels // 4, 1) + 1) if channels % g == 0)
-        return nn.GroupNorm(groups, channels)
-    return nn.Identity()
-
-
-class FeaturePyramid(nn.Module):
-    """Seed 003's 3-level feature pyramid, fused at 1/4 resolution.
-
-    ``84 -> conv5 s2 -> 42 (32 ch) -> conv5 s2 -> 21 (48 ch) -> conv3 -> 21 (C ch)``, each
-    Conv + norm + SiLU; the 42x42 level is average-pooled to 21x21 and a 1x1 convolution fuses the
-    three levels into C channels.
-
-    Args:
-        input_channels: image channels.
-        feature_channels: C.
-        norm: ``"group"`` (GroupNorm, the seed's) or ``"none"`` (about 2.5x cheaper on CPU).
-        widths: channels of the 1/2 and 1/4 levels (the seed's 32 and 48); the world model scales
-            them with its ``cnn_depth``.
-    Forward: ``[B, input_channels, S, S]`` float -> ``[B, C, ceil(S/4), ceil(S/4)]``.
-    """
-
-    def __init__(
-        self, input_channels: int = 3, feature_channels: int = 64, norm: str = "group",
-        widths: tuple[int, int] = (32, 48),
-    ) -> None:
-        super().__init__()
-        if len(widths) != 2 or min(widths) < 1:
-            raise ValueError(f"FeaturePyramid: expected two positive widths, got {widths!r}")
-        if norm not in _NORMS:
-            raise ValueError(f"FeaturePyramid: expected norm in {_NORMS}, got {norm!r}")
-
-        def block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2),
-                _norm(norm, c_out),
-                nn.SiLU(inplace=True),
-            )
-
-        w1, w2 = widths
-        self.level1 = block(input_channels, w1, 5, 2)
-        self.level2 = block(w1, w2, 5, 2)
-        self.level3 = block(w2, feature_channels, 3, 1)
-        self.fuse = nn.Conv2d(w1 + w2 + feature_channels, feature_channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C_in, S, S]`` -> ``[B, C, S/4, S/4]``."""
-        l1 = self.level1(x)  # [B, 32, S/2, S/2]
-        l2 = self.level2(l1)  # [B, 48, S/4, S/4]
-        l3 = self.level3(l2)  # [B, C, S/4, S/4]
-        l1 = F.adaptive_avg_pool2d(l1, l2.shape[-2:])
-        return self.fuse(torch.cat([l1, l2, l3], dim=1))
+    return center_of_mass(maps)
 
 
 class AttentionPosterior(nn.Module):
@@ -362,25 +299,42 @@ class AttentionPosterior(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs [B,C,S,S]``, ``hidden_state [B,H]``, ``context [B,Ctx]`` -> ``[B,R,R]``, ``[B,2]``.
 
-        ``inputs``: precomputed ``prepare(features)`` ``[B, R*R, d]`` (the slot-attention inputs);
-        with it neither the observation nor the features are needed.
+        The seed's interface: :meth:`step`, with its results also left on the module as the side
+        attributes listed in the class docstring. ``inputs``: precomputed ``prepare(features)``
+        ``[B, R*R, d]`` (the slot-attention inputs); with it neither the observation nor the
+        features are needed.
         """
-        r, d, k = self.attention_resolution, self.feature_channels, self.num_semantic_slots
-        if inputs is not None:
-            b = inputs.shape[0]
-        elif features is None:
+        if inputs is None and features is None:
             if observation is None:
                 raise ValueError(
                     "AttentionPosterior: expected an observation or precomputed features, got neither"
                 )
             features = self.encode(observation)
-        elif features.dim() != 4 or tuple(features.shape[1:]) != (d, r, r):
-            raise ValueError(
-                f"AttentionPosterior: expected features of shape [B, {d}, {r}, {r}], "
-                f"got {tuple(features.shape)}"
-            )
+        result = self.step(hidden_state, context, features=features, inputs=inputs)
+        self.features = features
+        self.slot_attention_maps, self.slot_centers = result.slot_maps, result.slot_centers
+        self.slot_features, self.fusion_weights = result.slot_features, result.fusion_weights
+        self.bottleneck_features = result.bottleneck
+        if self.enforce_diversity:
+            self.diversity_loss = slot_diversity_loss(result.slot_maps)
+        else:
+            self.diversity_loss = result.attention.new_zeros(())
+        return result.attention, result.coords
+
+    def step(self, hidden_state: torch.Tensor, context: torch.Tensor, features: torch.Tensor | None = None,
+             inputs: torch.Tensor | None = None) -> PosteriorResult:
+        """One step from FPN ``features [B, d, R, R]`` or their ``prepare``d ``inputs [B, R*R, d]``,
+        ``hidden_state [B, H]`` and ``context [B, Ctx]``: a :class:`PosteriorResult`.
+
+        Sets nothing on the module (the world model's time loop calls this).
+        """
+        r, d, k = self.attention_resolution, self.feature_channels, self.num_semantic_slots
         if inputs is None:
-            b = features.shape[0]
+            if features is None or features.dim() != 4 or tuple(features.shape[1:]) != (d, r, r):
+                got = None if features is None else tuple(features.shape)
+                raise ValueError(f"AttentionPosterior: expected features of shape [B, {d}, {r}, {r}], got {got}")
+            inputs = self.prepare(features)
+        b = inputs.shape[0]
         if tuple(hidden_state.shape) != (b, self.hidden_dim):
             raise ValueError(
                 f"AttentionPosterior: expected hidden_state of shape {(b, self.hidden_dim)}, "
@@ -391,9 +345,6 @@ class AttentionPosterior(nn.Module):
                 f"AttentionPosterior: expected context of shape {(b, self.context_dim)}, "
                 f"got {tuple(context.shape)}"
             )
-        self.features = features
-        if inputs is None:
-            inputs = self.prepare(features)
         top_down = torch.cat([hidden_state, context], dim=-1)  # [B, H + Ctx]
         seeds = rearrange(self.slot_modulator(top_down), "b (k d) -> b k d", k=k)
         slots, attn = self.slot_attention(None, seed_slots=seeds, noise=self.training, inputs=inputs)
@@ -416,24 +367,15 @@ class AttentionPosterior(nn.Module):
             probs = flat / flat.sum(dim=-1, keepdim=True)
         else:
             probs = (flat * self.log_sharpness.exp()).softmax(dim=-1)
-        attention_probs = rearrange(probs, "b (h w) -> b h w", h=r)
+        attention = rearrange(probs, "b (h w) -> b h w", h=r)
 
         slot_centers = weighted_centroids(slot_maps)  # [B, K, 2]
         centers_in = slot_centers
         if self.training and self.coord_noise_std > 0:
             centers_in = centers_in + self.coord_noise_std * torch.randn_like(centers_in)
         coords = self.spatial_regularizer(rearrange(centers_in, "b k two -> b (k two)"))  # [B, 2]
-
-        self.slot_attention_maps, self.slot_centers = slot_maps, slot_centers
-        self.slot_features, self.fusion_weights = slot_features, weights
-        self.bottleneck_features = self.bottleneck_projector(
-            rearrange(slot_features, "b k d -> b (k d)")
-        )  # [B, hidden_dim // 2]
-        if self.enforce_diversity:
-            self.diversity_loss = slot_diversity_loss(slot_maps)
-        else:
-            self.diversity_loss = attention_probs.new_zeros(())
-        return attention_probs, coords
+        bottleneck = self.bottleneck_projector(rearrange(slot_features, "b k d -> b (k d)"))
+        return PosteriorResult(attention, coords, slot_maps, slot_centers, slot_features, weights, bottleneck)
 
     def visualize_multi_object_attention(
         self,

@@ -32,10 +32,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from aime.attention.losses import center_of_mass
+from aime.attention.losses import center_of_mass, slot_diversity_loss
 from aime.attention.overlays import entropy_ratio
 from aime.attention.positions import fourier_grid
-from aime.attention.posterior import slot_diversity_loss
 from aime.attention.schema import AttentionSchema
 from aime.config import LossScales, ModelConfig, TrainConfig
 from aime.nn.mlp import mlp
@@ -251,14 +250,15 @@ class VRNN(nn.Module):
         embed = frame["embed"]
         if self.attention_on:
             net = self.schema.posterior_net
-            attention, coords = net(None, deter, frame["context"], inputs=frame["tokens"])
+            post = net.step(deter, frame["context"], inputs=frame["tokens"])
+            attention = post.attention
             pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
             if self.readout_position:
                 pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)
-            phi = self.phi(torch.cat([net.bottleneck_features, coords], -1))
+            phi = self.phi(torch.cat([post.bottleneck, post.coords], -1))
             embed = torch.cat([embed, pooled, phi], -1)
-            extra = {"attention": attention, "coords": coords, "slot_maps": net.slot_attention_maps,
-                     "slot_centers": net.slot_centers}
+            extra = {"attention": attention, "coords": post.coords, "slot_maps": post.slot_maps,
+                     "slot_centers": post.slot_centers}
         return self.latent.posterior(deter, embed), extra
 
     def decode(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:

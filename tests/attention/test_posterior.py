@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from aime.attention.posterior import AttentionPosterior, slot_diversity_loss, weighted_centroids
+from aime.attention.posterior import AttentionPosterior, PosteriorResult, slot_diversity_loss, weighted_centroids
 
 
 def _posterior(**kwargs) -> AttentionPosterior:
@@ -266,3 +266,23 @@ def test_the_learned_position_code_keeps_the_seed_parameters():
     assert not any(k.startswith("position_proj") for k in keys) and "row_embed" in keys
     with pytest.raises(ValueError, match="position_code"):
         AttentionPosterior(hidden_dim=16, context_dim=0, feature_channels=16, position_code="sine")
+
+
+def test_step_returns_a_typed_result_and_leaves_the_module_as_it_was():
+    torch.manual_seed(0)
+    post = AttentionPosterior(hidden_dim=16, context_dim=8, num_semantic_slots=3).eval()
+    obs, h, c = torch.rand(2, 3, 84, 84), torch.randn(2, 16), torch.randn(2, 8)
+    result = post.step(h, c, features=post.encode(obs))
+    assert isinstance(result, PosteriorResult)
+    assert post.slot_attention_maps is None and post.bottleneck_features is None  # step sets nothing
+    shapes = {"attention": (2, 21, 21), "coords": (2, 2), "slot_maps": (2, 3, 21, 21), "slot_centers": (2, 3, 2),
+              "slot_features": (2, 3, 64), "fusion_weights": (2, 3), "bottleneck": (2, 8)}
+    assert {k: tuple(getattr(result, k).shape) for k in shapes} == shapes
+    # the seed's forward is the same step, with the results also left on the module
+    attention, coords = post(obs, h, c)
+    torch.testing.assert_close(attention, result.attention)
+    torch.testing.assert_close(coords, result.coords)
+    torch.testing.assert_close(post.slot_attention_maps, result.slot_maps)
+    torch.testing.assert_close(post.bottleneck_features, result.bottleneck)
+    with pytest.raises(ValueError, match="features"):
+        post.step(h, c, features=torch.zeros(2, 64, 10, 10))
