@@ -115,6 +115,8 @@ class AttentionPosterior(nn.Module):
             ``"fourier"`` (those plus a linear map of the cells' Fourier features,
             ``W fourier_grid(R)``, of the features' own scale from the start, as the soft position
             embedding of slot attention: a slot's keys then depend on where a token lies).
+        fpn: the feature pyramid to use (``[B, input_channels, S, S] -> [B, d, R, R]``), e.g. the
+            world model's encoder trunk; ``None`` builds the seed's :class:`FeaturePyramid`.
 
     Forward:
         observation: ``[B, input_channels, image_size, image_size]``, float in [0, 1] or uint8 in
@@ -156,6 +158,7 @@ class AttentionPosterior(nn.Module):
         norm: str = "group",
         map_mode: str = "normalize",
         position_code: str = "learned",
+        fpn: nn.Module | None = None,
     ) -> None:
         super().__init__()
         int_args = (
@@ -209,7 +212,8 @@ class AttentionPosterior(nn.Module):
         d, k = feature_channels, num_semantic_slots
         td_dim = hidden_dim + context_dim
 
-        self.fpn = FeaturePyramid(input_channels, feature_channels, norm)
+        # the world model passes in its encoder's pyramid: each frame is convolved once
+        self.fpn = fpn if fpn is not None else FeaturePyramid(input_channels, feature_channels, norm)
         self.row_embed = nn.Parameter(torch.randn(attention_resolution, d // 2) * 0.02)
         self.col_embed = nn.Parameter(torch.randn(attention_resolution, d // 2) * 0.02)
         if position_code == "fourier":

@@ -52,6 +52,7 @@ class AttentionSchema(nn.Module):
             the prior's
             arguments (``num_heads`` is also passed to the posterior, which ignores it).
         prior_dropout: the prior's ``dropout``.
+        fpn: the posterior's feature pyramid (``None``: its own), e.g. the world model's encoder trunk.
 
     ``forward`` runs one step (see its docstring); the two networks can also be called directly
     (``posterior_net(observation, h, c)``, ``prior_net(prev_attention, h, z)``), e.g. the prior on
@@ -88,6 +89,7 @@ class AttentionSchema(nn.Module):
         context_tokens: int = 4,
         dropout_mode: str = "residual",
         token_pool: int = 1,
+        fpn: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.posterior_net = AttentionPosterior(
@@ -108,6 +110,7 @@ class AttentionSchema(nn.Module):
             norm=posterior_norm,
             map_mode=posterior_map,
             position_code=posterior_position,
+            fpn=fpn,
         )
         self.prior_net = AttentionPrior(
             attention_resolution=attention_resolution,

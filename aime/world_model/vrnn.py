@@ -172,9 +172,8 @@ class VRNN(nn.Module):
                 dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
                 use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
                 token_pool=prior_token_pool if prior_position_bias == "none" else 1,
+                fpn=self.encoder.trunk,  # one convolutional pass per frame: the encoder's pyramid
             )
-            # one convolutional pass per frame: the posterior reuses the encoder's pyramid
-            self.schema.posterior_net.fpn = self.encoder.trunk
             self.phi = mlp(deter // 2 + 2, hidden, hidden, layers=1)
             # imagined states get an attention map from s alone (a SpatialNet field head)
             self.attention_head = AttentionMapHead(deter + self.latent.size, attention_resolution)
