@@ -22,11 +22,10 @@ from pathlib import Path
 import torch
 
 import envs
-from aime.agent.agent import resolve_device
 from aime.config import ConfigError, default_preset, describe, load_config
 from aime.runtime import distributed
 from aime.runtime.checkpoint import CheckpointError, config_differences, recover, saved_config
-from aime.runtime.device import configure_process
+from aime.runtime.device import configure_process, resolve_device
 from aime.runtime.loop import Trainer, TrainingStopped, config_from_checkpoint
 
 

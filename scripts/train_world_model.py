@@ -44,10 +44,11 @@ import torch
 from einops import rearrange
 
 import envs
+from aime.agent.agent import to_tensors, world_model_update
 from aime.config import ConfigError, load_config, to_dict
 from aime.eval.objects import ObjectData, evaluate_objects, format_table
 from aime.runtime.checkpoint import save_world_model
-from aime.runtime.device import Precision, configure_process, resolve_precision
+from aime.runtime.device import Precision, configure_process, resolve_device, resolve_precision
 from aime.runtime.extras import require, require_objects
 from aime.runtime.logger import Logger
 from aime.runtime.loop import env_options, seed_everything
@@ -194,18 +195,16 @@ def object_data(env_name: str, steps: int, seed: int) -> ObjectData | None:
     return ObjectData.from_record(record_objects(game, steps, seed=seed))
 
 
-def to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    return {name: torch.as_tensor(value, device=device) for name, value in batch.items()}
-
-
 # -- training -------------------------------------------------------------------------------------
 def train(label: str, attention: bool, cfg, num_actions: int, buffer: ReplayBuffer,
           schedule: list[tuple[np.ndarray, np.ndarray]], args: argparse.Namespace, logger: Logger,
           device: torch.device, precision: Precision) -> tuple[VRNN, dict]:
     """Train one model on the window ``schedule`` (the same for both models); returns it and its stats.
 
-    The loss runs under bf16 autocast when ``precision`` is bf16 (``train.precision``), as in the
-    agent's update; the optimiser and the parameters stay fp32."""
+    Each update is the agent's world-model step (:func:`aime.agent.agent.world_model_update`): the loss
+    under bf16 autocast when ``precision`` is bf16 (``train.precision``), the optimiser and the
+    parameters in fp32, gradients clipped at ``train.grad_clip``, and a non-finite loss skipping the
+    update."""
     seed_everything(args.seed)
     model = VRNN.from_config(cfg.model, num_actions, cfg.train, attention=attention).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -219,15 +218,10 @@ def train(label: str, attention: bool, cfg, num_actions: int, buffer: ReplayBuff
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.autocast):
-            total, terms, _ = model.loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(total):
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            optimizer.step()
-        else:
-            skipped += 1  # a non-finite loss skips the update, as the training loop does
+        step = world_model_update(model, optimizer, batch, cfg.train.grad_clip, autocast=precision.autocast)
+        total, terms = step.loss, step.metrics
+        if bool(step.skip):
+            skipped += 1  # counted, as the training loop counts them
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
@@ -336,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
     except (ConfigError, ValueError) as error:
         print(f"train_world_model.py: error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     configure_process(device)  # before the first parallel operation: the worker threads copy the denormal setting
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -10,12 +10,17 @@ fused optimisers (the default on CUDA) the skip of a non-finite update is decide
 With unfused ones (the default on CPU, where reading a value costs nothing and the foreach Adam
 keeps the fp32 numerics the learning runs were measured with) it reads the flag twice, once
 before each optimiser step, as before.
+
+The world-model half of the update is :func:`world_model_update` and the replay-to-device copy is
+:func:`to_tensors`: ``scripts/train_world_model.py`` trains a world model alone with the same two.
+They live here, not in ``aime.runtime``, because the agent needs them and imports point from the
+runtime to the agent, never back.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,13 +55,6 @@ def compile_networks(agent: nn.Module, names: Iterable[str] = COMPILED) -> list[
     return done
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 NONFINITE = {"nonfinite_loss": 1.0}  # train_step's metrics for a skipped update
 
 
@@ -84,6 +82,15 @@ def step_unless(optimizer: torch.optim.Optimizer, skip: Tensor) -> None:
         del optimizer.found_inf
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, skip: Tensor, fused: bool) -> None:
+    """Step ``optimizer``; a fused one skips where the 0-dim bool ``skip`` holds (:func:`step_unless`),
+    an unfused one is only stepped once ``skip`` was read as False."""
+    if fused:
+        step_unless(optimizer, skip)
+    else:
+        optimizer.step()
+
+
 class GradientSync(Protocol):
     """Data-parallel replicas' agreement (``aime.runtime.distributed.GradientSync`` implements it)."""
 
@@ -95,6 +102,85 @@ class GradientSync(Protocol):
 
     def average_buffers(self, module: nn.Module) -> None:
         """Average the module's floating-point buffers over the replicas, in place."""
+
+
+def nonfinite(*losses: Tensor, sync: GradientSync | None = None) -> Tensor:
+    """One 0-dim bool on the device: some of the (0-dim) ``losses`` is not finite (on some replica,
+    with ``sync``). No host read."""
+    flag = ~torch.isfinite(torch.stack([loss.detach().float() for loss in losses])).all()
+    return flag if sync is None else sync.any_rank(flag)
+
+
+def to_tensors(batch: Mapping[str, np.ndarray], device: torch.device | str) -> dict[str, Tensor]:
+    """Replay numpy arrays -> tensors on ``device``, each with its shape and dtype (frames ``uint8
+    [B, T, 3, 84, 84]`` stay uint8 until the model). On CUDA each array is copied into pinned memory
+    first, so that the transfer to the device runs asynchronously."""
+    device = torch.device(device)
+    pin = device.type == "cuda"
+    out = {}
+    for key, value in batch.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        if pin:
+            tensor = tensor.pin_memory()
+        out[key] = tensor.to(device, non_blocking=pin)
+    return out
+
+
+@dataclass
+class WorldModelStep:
+    """What :func:`world_model_update` did.
+
+    Attributes:
+        loss: the world model's total loss, 0-dim (attached to the graph).
+        metrics: its loss terms as ``VRNN.loss`` names them, detached 0-dim tensors.
+        out: ``VRNN.loss``'s outputs (posterior states ``deter``, ``stoch`` ``[B, T, ...]``, ...).
+        skip: 0-dim bool on the device: the loss was not finite (on some replica), so the step
+            changed nothing.
+        grad_norm: the gradients' norm before clipping, 0-dim; None when an unfused optimiser's
+            step was skipped on the host (then nothing ran past the loss).
+    """
+
+    loss: Tensor
+    metrics: dict[str, Tensor]
+    out: dict[str, Tensor]
+    skip: Tensor
+    grad_norm: Tensor | None
+
+
+def world_model_update(model: nn.Module, optimizer: torch.optim.Optimizer, data: Mapping[str, Tensor],
+                       grad_clip: float, autocast: bool = False, fused: bool = False,
+                       sync: GradientSync | None = None) -> WorldModelStep:
+    """One world-model update on a batch of windows: loss, backward, clip, step -- unless the loss is
+    not finite, when parameters and optimiser state stay as they were.
+
+    The agent's update and ``scripts/train_world_model.py`` both take this step.
+
+    Args:
+        model: a ``VRNN`` (anything whose ``loss(data)`` returns ``(loss, metrics, out)``).
+        optimizer: the model's optimiser.
+        data: the batch on the model's device (:func:`to_tensors`): ``obs`` uint8 ``[B, T, 3, 84, 84]``,
+            ``action`` ``[B, T]``, ``reward``, ``is_first``, ``is_terminal`` ``[B, T]``.
+        grad_clip: the largest gradient norm (``train.grad_clip``).
+        autocast: run the loss under bf16 autocast on the model's device (the optimiser and the
+            parameters stay fp32).
+        fused: ``optimizer`` is a fused Adam: a non-finite loss skips its step on the device, with no
+            host read. Otherwise the flag is read once, before the backward pass.
+        sync: data-parallel replicas' agreement: gradients are averaged before clipping, and every
+            replica skips when any one's loss is not finite.
+    """
+    device_type = next(model.parameters()).device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+        loss, metrics, out = model.loss(data)
+    skip = nonfinite(loss, sync=sync)
+    if not fused and bool(skip):  # unfused optimisers cannot skip on the device
+        return WorldModelStep(loss, metrics, out, skip, None)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if sync is not None:
+        sync.all_reduce_gradients(model.parameters())
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer_step(optimizer, skip, fused)
+    return WorldModelStep(loss, metrics, out, skip, grad_norm)
 
 
 def default_precision(setting: str, device: torch.device) -> str:
@@ -196,16 +282,9 @@ class Agent(nn.Module):
         return action.cpu().numpy(), state, extras
 
     # -- learning ------------------------------------------------------------------------------
-    def to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, Tensor]:
-        """Replay numpy arrays -> tensors on the device (frames stay uint8 until the model)."""
-        pin = self.device.type == "cuda"
-        out = {}
-        for key, value in batch.items():
-            tensor = torch.from_numpy(np.ascontiguousarray(value))
-            if pin:
-                tensor = tensor.pin_memory()
-            out[key] = tensor.to(self.device, non_blocking=pin)
-        return out
+    def to_tensors(self, batch: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
+        """Replay numpy arrays -> tensors on the agent's device (:func:`to_tensors`)."""
+        return to_tensors(batch, self.device)
 
     def train_step(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, Tensor | float], bool]:
         """One world-model and one behaviour update.
@@ -220,17 +299,11 @@ class Agent(nn.Module):
         """
         data = self.to_tensors(batch)
         t = self.cfg.train
-        with self.autocast_context():
-            wm_loss, metrics, out = self.world_model.loss(data)
-        wm_bad = self._nonfinite(wm_loss)
-        if not self.fused and bool(wm_bad):  # unfused optimisers cannot skip on the device
+        wm = world_model_update(self.world_model, self.model_opt, data, t.grad_clip, autocast=self.autocast,
+                                fused=self.fused, sync=self.sync)
+        if wm.grad_norm is None:  # an unfused optimiser read the flag: nothing was stepped
             return dict(NONFINITE), False
-        self.model_opt.zero_grad(set_to_none=True)
-        wm_loss.backward()
-        if self.sync is not None:
-            self.sync.all_reduce_gradients(self.world_model.parameters())
-        wm_norm = nn.utils.clip_grad_norm_(self.world_model.parameters(), t.grad_clip)
-        self._step(self.model_opt, wm_bad)
+        wm_loss, metrics, out, wm_bad = wm.loss, wm.metrics, wm.out, wm.skip
 
         keys = [k for k in ("deter", "stoch", "cell") if k in out]
         start = {k: out[k].detach().flatten(0, 1).float() for k in keys}
@@ -265,22 +338,17 @@ class Agent(nn.Module):
         result.update({f"behavior/{k}": v for k, v in b_metrics.items()})
         result.update({
             "losses/world_model": wm_loss.detach(), "losses/actor": a_loss.detach(), "losses/critic": c_loss.detach(),
-            "grad_norm/world_model": wm_norm, "grad_norm/actor": actor_norm, "grad_norm/critic": critic_norm,
+            "grad_norm/world_model": wm.grad_norm, "grad_norm/actor": actor_norm, "grad_norm/critic": critic_norm,
         })
         return result, True
 
     def _nonfinite(self, *losses: Tensor) -> Tensor:
         """One 0-dim bool on the device: some loss is not finite (on some replica, with ``sync``)."""
-        flag = ~torch.isfinite(torch.stack([loss.detach().float() for loss in losses])).all()
-        return flag if self.sync is None else self.sync.any_rank(flag)
+        return nonfinite(*losses, sync=self.sync)
 
     def _step(self, optimizer: torch.optim.Optimizer, skip: Tensor) -> None:
-        """Step ``optimizer``; fused ones skip where ``skip`` holds (unfused ones are only stepped
-        once ``skip`` was read as False)."""
-        if self.fused:
-            step_unless(optimizer, skip)
-        else:
-            optimizer.step()
+        """Step ``optimizer`` unless ``skip`` (see :func:`optimizer_step`)."""
+        optimizer_step(optimizer, skip, self.fused)
 
     def _restore_normalizer(self, saved: list[Tensor], skip: Tensor) -> None:
         """Put the return normaliser back as it was before a skipped update (branch-free)."""
@@ -289,14 +357,3 @@ class Agent(nn.Module):
 
     def learning_rates(self) -> dict[str, float]:
         return {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers().items()}
-
-
-def updates_due(credit: float, env_steps: int, train_ratio: float, batch_size: int, seq_len: int) -> tuple[int, float]:
-    """How many updates ``env_steps`` new environment steps buy at ``train_ratio``.
-
-    ``train_ratio`` replayed steps per environment step, ``batch_size * seq_len`` replayed per
-    update; the fractional remainder carries over as ``credit``. Returns ``(updates, credit)``.
-    """
-    credit += env_steps * train_ratio / (batch_size * seq_len)
-    updates = math.floor(credit)
-    return updates, credit - updates

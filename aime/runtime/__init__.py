@@ -11,7 +11,7 @@ TensorBoard and the environments.
 - ``logger``: ``Logger`` (TensorBoard + ``metrics.jsonl``); ``summaries``: image summaries;
 - ``recording``: ``EpisodeRecorder`` (evaluation frames and videos); ``plots``: learning curves;
 - ``distributed``: DDP helpers; ``allocator``, ``denormals``: process-wide CPU speed settings;
-- ``device``: native bf16 detection and ``train.precision`` (``resolve_precision``).
+- ``device``: ``resolve_device``, native bf16 detection and ``train.precision`` (``resolve_precision``).
 - ``extras``: the scripts' check for optional packages at start (``require``: one line, exit 2).
 """
 
@@ -35,6 +35,7 @@ _EXPORTS = {
     "EpisodeRecorder": "aime.runtime.recording",
     "retain_freed_memory": "aime.runtime.allocator",
     "flush_denormals": "aime.runtime.denormals",
+    "resolve_device": "aime.runtime.device",
     "resolve_precision": "aime.runtime.device",
 }
 

@@ -324,7 +324,8 @@ def load_run_config(path: str | os.PathLike):
 
 def load_agent(path: str | os.PathLike, device: str = "auto"):
     """Rebuild the agent saved at ``path`` (see :func:`find_checkpoint`): ``(agent, config)``."""
-    from aime.agent.agent import Agent, resolve_device
+    from aime.agent.agent import Agent
+    from aime.runtime.device import resolve_device
 
     payload = load_agent_state(find_checkpoint(path))
     cfg = _config_of(payload)
@@ -347,7 +348,7 @@ def save_world_model(path: str | os.PathLike, model, cfg, num_actions: int) -> N
 def load_world_model(path: str | os.PathLike, device: str = "auto"):
     """The world model of an agent run (see :func:`find_checkpoint`) or of a file written by
     :func:`save_world_model`: ``(VRNN, config)``."""
-    from aime.agent.agent import resolve_device
+    from aime.runtime.device import resolve_device
     from aime.world_model.vrnn import VRNN
 
     path = Path(path)

@@ -1,4 +1,7 @@
-"""What the hardware offers: native bf16 arithmetic, and the precision a run trains in.
+"""The device a run trains on, what it offers (native bf16 arithmetic), and the precision a run trains in.
+
+``resolve_device`` turns the ``device`` setting (``auto``, ``cpu``, ``cuda``, ``cuda:N``) into a
+``torch.device``.
 
 ``train.precision`` is ``auto``, ``fp32`` or ``bf16``. ``bf16`` runs the world model's and the
 behaviour's networks under ``torch.autocast(dtype=torch.bfloat16)`` (losses, distributions, the
@@ -43,6 +46,13 @@ class Precision:
 
     def __str__(self) -> str:
         return f"{self.name} ({self.reason})"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def cpu_flags(path: Path = CPUINFO) -> set[str]:

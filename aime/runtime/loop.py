@@ -31,14 +31,15 @@ import torch
 from tqdm import tqdm
 
 import envs
-from aime.agent.agent import Agent, resolve_device, updates_due
+from aime.agent.agent import Agent
 from aime.config import Config, flatten, save_config, to_dict
 from aime.eval.objects import ObjectData, evaluate_objects
 from aime.runtime import checkpoint as ckpt
 from aime.runtime import distributed
-from aime.runtime.device import resolve_precision
+from aime.runtime.device import resolve_device, resolve_precision
 from aime.runtime.logger import Logger, apply_rollback, log_sizes, plan_rollback
 from aime.runtime.replay import ReplayBuffer
+from aime.runtime.schedule import updates_due
 from aime.runtime.summaries import image_summaries
 from envs.objects import OBJECT_CLASSES, record_objects
 

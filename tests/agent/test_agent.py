@@ -3,9 +3,10 @@ import math
 import numpy as np
 import torch
 
-from aime.agent.agent import Agent, updates_due
+from aime.agent.agent import Agent
 from aime.config import load_config
 from aime.runtime.replay import ReplayBuffer
+from aime.runtime.schedule import updates_due
 
 TINY = ["model.deter=16", "model.hidden=16", "model.cnn_depth=4", "model.context_dim=8", "train.batch_size=2",
         "train.seq_len=4", "train.horizon=3"]

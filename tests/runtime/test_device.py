@@ -1,12 +1,20 @@
-"""train.precision: auto resolves to bf16 where the device computes it natively, fp32 elsewhere."""
+"""The device setting, and train.precision: auto resolves to bf16 where the device computes it natively,
+fp32 elsewhere."""
 
 import pytest
 import torch
 
 from aime.runtime import device as dev
-from aime.runtime.device import Precision, cpu_bf16, cpu_flags, resolve_precision
+from aime.runtime.device import Precision, cpu_bf16, cpu_flags, resolve_device, resolve_precision
 
 CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("available", [True, False])
+def test_auto_device_is_cuda_when_present_and_a_named_device_is_itself(monkeypatch, available):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    assert resolve_device("auto") == torch.device("cuda" if available else "cpu")
+    assert resolve_device("cpu") == CPU and resolve_device("cuda:1") == torch.device("cuda", 1)
 
 
 def test_cpu_flags_come_from_the_flags_line_of_proc_cpuinfo(tmp_path):
