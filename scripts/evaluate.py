@@ -29,7 +29,8 @@ import envs
 from aime.agent.random_policy import RandomPolicy
 from aime.config import Config, ConfigError
 from aime.runtime.checkpoint import CheckpointError, load_agent, load_run_config
-from aime.runtime.loop import EvalResult, env_options, evaluate
+from aime.runtime.environments import env_options
+from aime.runtime.evaluation import EvalResult, evaluate
 from aime.runtime.recording import VIDEO_FORMATS, EpisodeRecorder
 
 

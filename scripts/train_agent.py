@@ -26,7 +26,9 @@ from aime.config import ConfigError, default_preset, describe, load_config
 from aime.runtime import distributed
 from aime.runtime.checkpoint import CheckpointError, config_differences, recover, saved_config
 from aime.runtime.device import configure_process, resolve_device
-from aime.runtime.loop import Trainer, TrainingStopped, config_from_checkpoint
+from aime.runtime.loop import Trainer
+from aime.runtime.run_dir import config_from_checkpoint
+from aime.runtime.stopping import TrainingStopped
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

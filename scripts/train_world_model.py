@@ -49,10 +49,11 @@ from aime.config import ConfigError, load_config, to_dict
 from aime.eval.objects import ObjectData, evaluate_objects, format_table
 from aime.runtime.checkpoint import save_world_model
 from aime.runtime.device import Precision, configure_process, resolve_device, resolve_precision
+from aime.runtime.environments import env_options
 from aime.runtime.extras import require, require_objects
 from aime.runtime.logger import Logger
-from aime.runtime.loop import env_options, seed_everything
 from aime.runtime.replay import FIELDS, ReplayBuffer
+from aime.runtime.seeding import seed_everything
 from aime.world_model.vrnn import VRNN
 from envs.objects import OBJECT_CLASSES, record_objects
 

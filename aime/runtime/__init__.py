@@ -6,7 +6,13 @@ importing one light module such as ``aime.runtime.denormals`` does not pull in t
 TensorBoard and the environments.
 
 - ``replay``: ``ReplayBuffer`` (uint8 sequences, ``[B, T]`` windows, saved with checkpoints);
-- ``loop``: ``Trainer`` (collect -> train -> evaluate -> log -> checkpoint), ``evaluate``;
+- ``loop``: ``Trainer`` (collect -> train -> evaluate -> log -> checkpoint); ``stopping``:
+  ``TrainingStopped``; ``schedule``: ``updates_due`` (updates per environment step);
+- ``evaluation``: ``evaluate``, ``EvalResult``; ``environments``: ``env_options``, ``EpisodeTracker``;
+- ``progress``: the progress bar and ETA; ``metrics``: interval means and throughput;
+  ``object_metrics``: the loop's ``objects/...`` scalars;
+- ``seeding``: ``seed_everything``, ``rank_seed``; ``run_dir``: a run directory's layout,
+  ``config_from_checkpoint``;
 - ``checkpoint``: crash-safe saves, ``load_agent``, ``load_world_model``, ``find_checkpoint``;
 - ``logger``: ``Logger`` (TensorBoard + ``metrics.jsonl``); ``summaries``: image summaries;
 - ``recording``: ``EpisodeRecorder`` (evaluation frames and videos); ``plots``: learning curves;
@@ -22,9 +28,9 @@ from aime._lazy import lazy_exports
 _EXPORTS = {
     "ReplayBuffer": "aime.runtime.replay",
     "Trainer": "aime.runtime.loop",
-    "TrainingStopped": "aime.runtime.loop",
-    "EvalResult": "aime.runtime.loop",
-    "evaluate": "aime.runtime.loop",
+    "TrainingStopped": "aime.runtime.stopping",
+    "EvalResult": "aime.runtime.evaluation",
+    "evaluate": "aime.runtime.evaluation",
     "CheckpointError": "aime.runtime.checkpoint",
     "find_checkpoint": "aime.runtime.checkpoint",
     "load_agent": "aime.runtime.checkpoint",

@@ -12,17 +12,23 @@ the same total experience with any number of ranks, and every rank makes the sam
 (updates, logging, checkpoints, stopping) at the same iteration. Rank 0 alone logs, evaluates,
 writes ``config.yaml`` and ``agent.pt``; every rank writes its replay (``replay/`` for rank 0,
 ``replay_rank{r}/`` and ``rank{r}.pt`` with its RNG state for the others).
+
+This module holds the :class:`Trainer` alone; what it uses that stands on its own lives beside it:
+:mod:`~aime.runtime.environments` (``env_options``, ``EpisodeTracker``), :mod:`~aime.runtime.evaluation`
+(``evaluate``), :mod:`~aime.runtime.progress` (the bar and the ETA), :mod:`~aime.runtime.metrics`
+(interval means, throughput), :mod:`~aime.runtime.object_metrics`, :mod:`~aime.runtime.schedule`
+(``updates_due``), :mod:`~aime.runtime.seeding`, :mod:`~aime.runtime.run_dir` and
+:mod:`~aime.runtime.stopping` (``TrainingStopped``). It stays above 400 lines because the Trainer's
+methods (collect, train, log, evaluate, save, resume) share one run's counters and state.
 """
 
 from __future__ import annotations
 
-import random
 import shlex
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,320 +39,24 @@ from tqdm import tqdm
 import envs
 from aime.agent.agent import Agent
 from aime.config import Config, flatten, save_config, to_dict
-from aime.eval.objects import ObjectData, evaluate_objects
 from aime.runtime import checkpoint as ckpt
 from aime.runtime import distributed
 from aime.runtime.device import resolve_device, resolve_precision
+from aime.runtime.environments import EpisodeTracker, env_options
+from aime.runtime.evaluation import evaluate
 from aime.runtime.logger import Logger, apply_rollback, log_sizes, plan_rollback
+from aime.runtime.metrics import Throughput, mean_metrics
+from aime.runtime.object_metrics import ObjectMetrics
+from aime.runtime.progress import Progress
 from aime.runtime.replay import ReplayBuffer
+from aime.runtime.run_dir import replay_dirname
 from aime.runtime.schedule import updates_due
+from aime.runtime.seeding import rank_seed, seed_everything
+from aime.runtime.stopping import TrainingStopped
 from aime.runtime.summaries import image_summaries
-from envs.objects import OBJECT_CLASSES, record_objects
 
 # the HPARAMS tab's metrics: written at the end of every session of a run
 HPARAM_METRICS = ("hparams/eval_return", "hparams/env_steps")
-OBJECT_ROWS, OBJECT_WINDOWS = 600, 24  # held-out rows with object boxes, windows of 10 evaluated
-OBJECT_TAGS = {"lift": "attention_lift", "lift_best_slot": "best_slot_lift", "centroid_error_px": "centroid_error_px",
-               "lift_motion": "motion_map_lift", "lift_prior_h1": "prior_lift_h1",
-               "window_ratio_recon": "window_ratio_recon", "window_ratio_h1": "window_ratio_h1",
-               "window_ratio_h5": "window_ratio_h5"}
-
-
-class TrainingStopped(RuntimeError):
-    """The run stopped early (signal or non-finite losses); a checkpoint was written."""
-
-    def __init__(self, message: str, exit_code: int, reason: str = "stopped") -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.reason = reason  # a few words for the end summary: "SIGTERM", "non-finite losses"
-
-
-def env_options(cfg: Config, evaluation: bool = False) -> dict[str, Any]:
-    """Keyword options of ``envs.make`` from ``cfg.env`` (Catch takes none of the Atari ones)."""
-    if cfg.env.name.lower() == "catch":
-        return {}
-    e = cfg.env
-    return {
-        "frame_skip": e.frame_skip, "noop_max": e.noop_max,
-        "repeat_action_probability": e.repeat_action_probability,
-        "full_action_space": e.full_action_space, "max_episode_frames": e.max_episode_frames,
-        "terminal_on_life_loss": e.terminal_on_life_loss and not evaluation,
-    }
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """The seed of a rank's environments, replay sampling and exploration (rank 0: ``seed``)."""
-    return seed + 100_003 * rank
-
-
-def replay_dirname(rank: int) -> str:
-    """A rank's replay folder inside ``checkpoint/``."""
-    return "replay" if rank == 0 else f"replay_rank{rank}"
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class EpisodeTracker:
-    """Returns and lengths of the episodes of a vector env under NEXT_STEP autoreset."""
-
-    def __init__(self, num_envs: int) -> None:
-        self.ret = np.zeros(num_envs)
-        self.length = np.zeros(num_envs, dtype=np.int64)
-        self.done = np.zeros(num_envs, dtype=bool)
-
-    def step(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> list[tuple[int, float, int]]:
-        """Account one step; returns ``(env, return, length)`` of the episodes that just ended."""
-        restarted = self.done  # these sub-envs were reset by this step (reward 0)
-        self.ret[restarted] = 0.0
-        self.length[restarted] = 0
-        self.ret += reward
-        self.length += ~restarted
-        self.done = np.logical_or(terminated, truncated)
-        return [(int(i), float(self.ret[i]), int(self.length[i])) for i in np.flatnonzero(self.done)]
-
-
-@dataclass
-class EvalResult:
-    """The evaluated episodes: returns and lengths in the order they ended, and how many of them were
-    cut at the step cap (they count, with their return so far)."""
-
-    returns: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    capped: int = 0
-
-
-FrameHook = Callable[[np.ndarray, dict, np.ndarray, np.ndarray], None]
-
-
-def evaluate(agent: Agent, cfg: Config, episodes: int, seed: int, greedy: bool = True,
-             max_episode_steps: int | None = None, on_step: FrameHook | None = None) -> EvalResult:
-    """Play ``episodes`` full episodes with the agent on fresh evaluation environments.
-
-    Episodes are split evenly over ``cfg.env.eval_envs`` sub-environments (so short episodes are
-    not over-counted) and numbered in that order: sub-env ``i`` plays episodes
-    ``sum(quota[:i]) ... sum(quota[:i+1]) - 1``.
-
-    Args:
-        max_episode_steps: cut an episode after this many agent steps (default ``cfg.eval.max_steps``;
-            0: no cap). A policy that never presses FIRE would otherwise play every evaluation
-            episode to the environment's time limit. A cut episode counts, with its return so far.
-        on_step: ``on_step(obs [N, 3, 84, 84], extras, episode int [N], last bool [N])`` sees every
-            frame the agent acts on, including the last frame of every counted episode (the agent
-            acts once more at the end, for its extras, e.g. attention): ``episode[i]`` is the number of
-            the counted episode frame ``i`` belongs to (-1: a frame of no counted episode) and
-            ``last[i]`` says it is that episode's last frame.
-    """
-    cap = cfg.eval.max_steps if max_episode_steps is None else max_episode_steps
-    n = max(1, min(cfg.env.eval_envs, episodes))
-    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
-    first_id = np.concatenate([[0], np.cumsum(quota)[:-1]])
-    env = envs.make_vector(cfg.env.name, n, **env_options(cfg, evaluation=True))
-    try:
-        obs, _ = env.reset(seed=seed)
-        tracker = EpisodeTracker(n)
-        is_first = np.ones(n, dtype=bool)
-        state, result = None, EvalResult()
-        counts = np.zeros(n, dtype=np.int64)
-        episode = np.where(quota > 0, first_id, -1)  # the counted episode each sub-env plays (-1: none)
-        cut = np.zeros(n, dtype=bool)  # episodes cut at the cap on the last step: restart those sub-envs
-        while (counts < quota).any():
-            action, state, extras = agent.act({"obs": obs, "is_first": is_first}, state, explore=not greedy)
-            if on_step is not None:
-                on_step(obs, extras, episode.copy(), tracker.done.copy())
-            # a shown last frame hands its sub-env on to its next counted episode, if any
-            episode = np.where(tracker.done, np.where(counts < quota, first_id + counts, -1), episode)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            if cut.any():  # what the autoreset does after an ending: the first frame of a new episode
-                restarted, _ = env.reset(options={"reset_mask": cut})
-                obs = np.where(cut[:, None, None, None], restarted, obs)
-                reward, terminated, truncated = np.where(cut, 0.0, reward), terminated & ~cut, truncated & ~cut
-            is_first = tracker.done.copy()
-            ended = tracker.step(reward, terminated, truncated)
-            cut = ~tracker.done & (tracker.length >= cap) if cap > 0 else np.zeros(n, dtype=bool)
-            tracker.done |= cut  # ends here: the next step starts its sub-env's next episode
-            ended += [(int(i), float(tracker.ret[i]), int(tracker.length[i])) for i in np.flatnonzero(cut)]
-            for i, ret, length in ended:
-                if counts[i] < quota[i]:
-                    result.returns.append(ret)
-                    result.lengths.append(length)
-                    result.capped += int(cut[i])
-                    counts[i] += 1
-        last = tracker.done & (episode >= 0)
-        if on_step is not None and last.any():  # the last frames of the final episodes
-            _, _, extras = agent.act({"obs": obs, "is_first": is_first}, state, explore=not greedy)
-            on_step(obs, extras, np.where(last, episode, -1), last)
-        return result
-    finally:
-        env.close()
-
-
-class Throughput:
-    """Agent steps and updates per second over the interval since the previous reading.
-
-    A rate over the whole run decays like 1/t once a fast warm-up is behind it; each reading here
-    covers only its own interval, so the chart shows the current speed.
-    """
-
-    def __init__(self, steps: int, updates: int, now: float) -> None:
-        self.steps, self.updates, self.time = steps, updates, now
-
-    def read(self, steps: int, updates: int, now: float) -> tuple[float, float]:
-        """``(agent steps/s, updates/s)`` since the previous reading (or the start); restarts the interval."""
-        dt = max(now - self.time, 1e-9)
-        rates = (steps - self.steps) / dt, (updates - self.updates) / dt
-        self.steps, self.updates, self.time = steps, updates, now
-        return rates
-
-
-def mean_metrics(pending: list[dict[str, Any]]) -> dict[str, float]:
-    """The mean of each metric over the updates of a logging interval, as floats.
-
-    ``Agent.train_step`` leaves its metrics as tensors on the device, so that an update never waits
-    for the device to report them; here they are averaged on the device and copied to the host in
-    one transfer. A key averages over the updates that report it; empty dicts (skipped updates) are
-    left out.
-    """
-    pending = [p for p in pending if p]
-    if not pending:
-        return {}
-    keys = list(dict.fromkeys(key for p in pending for key in p))
-    device = next((v.device for p in pending for v in p.values() if isinstance(v, torch.Tensor)), None)
-    as_tensor = lambda v: torch.as_tensor(v, dtype=torch.float32, device=device).reshape(())  # noqa: E731
-    means = [torch.stack([as_tensor(p[key]) for p in pending if key in p]).double().mean() for key in keys]
-    return dict(zip(keys, torch.stack(means).tolist()))
-
-
-def format_duration(seconds: float) -> str:
-    """``'14 h 05 min'``, ``'3 min 20 s'``, ``'42 s'``."""
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-class RunEstimate:
-    """How long the rest of a run takes, from the agent-step rate after warm-up.
-
-    Warm-up (random actions, no updates) runs many times faster than training, so a rate that
-    includes it promises hours where the run takes many more. The rate here is measured from the
-    first step past warm-up (evaluations and checkpoints since then included, as they will recur).
-
-    Args:
-        total: the run's last agent step.
-        warmup: agent steps of warm-up.
-        start: the agent step and the time this session started at.
-        announce_after: the expected duration is announced once training has run this many
-            seconds, or sooner once it has covered ``announce_fraction`` of the training steps left.
-    """
-
-    def __init__(self, total: int, warmup: int, start: tuple[int, float], announce_after: float = 60.0,
-                 announce_fraction: float = 0.05) -> None:
-        self.total, self.warmup = total, warmup
-        self.start_steps, self.start_time = start
-        self.origin: tuple[int, float] | None = None  # (step, time) where training began (this session)
-        self.now: tuple[int, float] = start
-        self.announce_after, self.announce_fraction = announce_after, announce_fraction
-        self.announced = False
-
-    def observe(self, steps: int, now: float) -> None:
-        """Record the step reached at ``now`` (after each iteration)."""
-        if self.origin is None and steps >= self.warmup:
-            self.origin = (steps, now)
-        self.now = (steps, now)
-
-    def rate(self) -> float | None:
-        """Agent steps per second since training began; None before two readings past warm-up."""
-        if self.origin is None:
-            return None
-        steps, dt = self.now[0] - self.origin[0], self.now[1] - self.origin[1]
-        return steps / dt if steps > 0 and dt > 0 else None
-
-    def remaining(self) -> float | None:
-        """Seconds to ``total`` at the training rate (None while it is not measured yet)."""
-        rate = self.rate()
-        return None if rate is None else max(self.total - self.now[0], 0) / rate
-
-    def postfix(self) -> str:
-        """The bar's time field: the training rate and the ETA, or what they wait for."""
-        remaining = self.remaining()
-        if remaining is None:
-            return "ETA after warm-up" if self.now[0] < self.warmup else "ETA: measuring"
-        return f"{self.rate():.2f} steps/s, ETA {format_duration(remaining)}"
-
-    def announcement(self) -> str | None:
-        """The one line that states the whole run's expected duration, once the training rate is
-        measured; None before that and after it was given once."""
-        if self.announced or self.origin is None or self.rate() is None:
-            return None
-        trained_steps, trained_time = self.now[0] - self.origin[0], self.now[1] - self.origin[1]
-        left = max(self.total - self.origin[0], 1)
-        if trained_time < self.announce_after and trained_steps < self.announce_fraction * left:
-            return None
-        self.announced = True
-        elapsed = self.now[1] - self.start_time
-        remaining = self.remaining()
-        finish = time.strftime("%a %H:%M", time.localtime(time.time() + remaining))
-        return (f"expected duration: {format_duration(elapsed + remaining)} for agent steps "
-                f"{self.start_steps:,} -> {self.total:,} ({format_duration(remaining)} left at "
-                f"{self.rate():.2f} steps/s after warm-up; finishes around {finish})")
-
-
-class Progress:
-    """The progress bar: the exact agent step, updates, returns and an ETA from the training rate.
-
-    tqdm's own rate and ETA average over the fast warm-up, and it redraws only every so many
-    iterations, so during slow training iterations it showed an older step. This bar is redrawn
-    before every slow phase (an iteration that trains), so what it shows is the current step.
-
-    Args:
-        total, initial, warmup: the run's last agent step, the step this session starts at, warm-up steps.
-        enabled: draw the bar (the expected-duration line is printed either way).
-        file: where to draw (default stderr, tqdm's).
-        clock: seconds (monotonic) for the estimate; a parameter so that tests can drive it.
-        min_interval: the least time between redraws that are not forced.
-    """
-
-    FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"  # tqdm puts ", " before the postfix
-
-    def __init__(self, total: int, initial: int, warmup: int, enabled: bool = True, file: Any = None,
-                 clock: Callable[[], float] = time.monotonic, min_interval: float = 0.2,
-                 announce: Callable[[str], None] | None = None) -> None:
-        self.clock, self.min_interval = clock, min_interval
-        self.estimate = RunEstimate(total, warmup, (initial, clock()))
-        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=not enabled,
-                        bar_format=self.FORMAT, file=file, mininterval=min_interval)
-        self.announce = announce or (lambda line: tqdm.write(line, file=file))
-        self.status = "no episode finished yet"
-        self.shown_at = -float("inf")
-
-    def advance(self, steps: int, updates: int, last_return: float, recent: list[float]) -> None:
-        """Record the run's counters (cheap; draws only if ``min_interval`` has passed)."""
-        now = self.clock()
-        self.estimate.observe(steps, now)
-        self.bar.n = steps
-        returns = (f"return last {last_return:.1f}, mean({len(recent)}) {np.mean(recent):.1f}" if recent
-                   else "no episode finished yet")
-        self.bar.set_postfix_str(f"{updates:,} updates, {returns}, {self.estimate.postfix()}", refresh=False)
-        line = self.estimate.announcement()
-        if line:
-            self.announce(line)
-        self.show(force=False)
-
-    def show(self, force: bool = True) -> None:
-        """Redraw now (``force``), or if ``min_interval`` has passed since the last redraw."""
-        now = self.clock()
-        if force or now - self.shown_at >= self.min_interval:
-            self.bar.refresh()
-            self.shown_at = now
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class Trainer:
@@ -403,7 +113,7 @@ class Trainer:
         if not resume:
             self.logger.hyperparameters(self.hyperparameters(), metric_tags=HPARAM_METRICS)
         self.rng = np.random.default_rng(self.seed + 7919 * (self.env_steps + 1))
-        self._objects: ObjectData | bool | None = None  # rows with object boxes, recorded when first needed
+        self._objects = ObjectMetrics(cfg.env.name, cfg.seed + 4242)  # its rows are recorded when first needed
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self) -> Path:
@@ -724,27 +434,11 @@ class Trainer:
         self.logger.flush()
 
     def _log_objects(self) -> None:
-        """``objects/...`` scalars against OCAtari's boxes (games that have them): the posterior's and
-        the best slot's lift on each object, and the reconstruction's and open-loop window ratios."""
-        if self._objects is None:  # recorded once, with its own seed: the same rows every time
-            _, game = envs.resolve(self.cfg.env.name)
-            self._objects = False
-            if game in OBJECT_CLASSES:
-                try:
-                    self._objects = ObjectData.from_record(record_objects(game, OBJECT_ROWS, seed=self.cfg.seed + 4242))
-                except ModuleNotFoundError as error:  # ocatari is an optional extra
-                    tqdm.write(f"objects/ metrics off: {error}")
-        if self._objects is False:
-            return
-        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):  # leaves training's random stream as it was
-            result = evaluate_objects(self.agent.world_model, self._objects, windows=OBJECT_WINDOWS)
-        values = {}
-        for name, row in result["classes"].items():
-            for key, tag in OBJECT_TAGS.items():
-                if key in row and np.isfinite(row[key]):
-                    values[f"objects/{tag}_{name}"] = row[key]
-        self.logger.scalars(values, self.env_steps)
+        """``objects/...`` scalars against OCAtari's boxes (games that have them), see
+        :mod:`aime.runtime.object_metrics`."""
+        values = self._objects.scalars(self.agent.world_model, self.device)
+        if values is not None:
+            self.logger.scalars(values, self.env_steps)
 
     def _evaluate(self) -> None:
         e = self.cfg.eval
@@ -764,15 +458,3 @@ class Trainer:
                                  "eval/episodic_length": float(np.mean(result.lengths)),
                                  "eval/episodic_return_std": float(np.std(result.returns)),
                                  "eval/capped_episodes": result.capped}, self.env_steps)
-
-
-def config_from_checkpoint(logdir: str | Path) -> Config:
-    """The configuration a run in ``logdir`` was started with (for ``--resume``)."""
-    from aime.config import load_config_file
-
-    path = Path(logdir) / "config.yaml"
-    if not path.is_file():
-        raise ckpt.CheckpointError(f"{logdir} has no config.yaml: not an AIME run directory")
-    return load_config_file(path)
-
-

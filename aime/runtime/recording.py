@@ -1,6 +1,6 @@
 """Frames of evaluation episodes, for a person to watch: PNG files and an animated GIF or MP4 per episode.
 
-:class:`EpisodeRecorder` is an ``on_step`` hook of :func:`aime.runtime.loop.evaluate`: it sees
+:class:`EpisodeRecorder` is an ``on_step`` hook of :func:`aime.runtime.evaluation.evaluate`: it sees
 every frame of every counted episode of every evaluation environment, the last one included, and
 writes each frame (3x, nearest neighbour: Atari pixels stay sharp) beside the attention posterior's
 map over it when the agent has one. Videos use OpenCV, which the project already depends on.

@@ -1,27 +1,6 @@
 import numpy as np
 
 from aime.config import load_config
-from aime.runtime.loop import EpisodeTracker, env_options
-
-
-def test_episode_tracker_follows_next_step_autoreset():
-    tracker = EpisodeTracker(2)
-    no = np.zeros(2, bool)
-    assert tracker.step(np.array([1.0, 0.0]), no, no) == []
-    ended = tracker.step(np.array([2.0, 5.0]), np.array([True, False]), no)
-    assert ended == [(0, 3.0, 2)]
-    # the next step resets env 0: its reward (0) and step do not count for the new episode
-    assert tracker.step(np.array([0.0, 1.0]), no, np.array([False, True])) == [(1, 6.0, 3)]
-    ended = tracker.step(np.array([4.0, 0.0]), np.array([True, False]), no)
-    assert ended == [(0, 4.0, 1)]
-
-
-def test_env_options_for_atari_and_catch():
-    cfg = load_config(["cpu"], ["env.terminal_on_life_loss=true", "env.name=Breakout"])
-    train, evaluation = env_options(cfg), env_options(cfg, evaluation=True)
-    assert train["terminal_on_life_loss"] and not evaluation["terminal_on_life_loss"]
-    assert train["frame_skip"] == 4 and train["max_episode_frames"] == 108_000
-    assert env_options(load_config(["debug"])) == {}  # Catch takes none of the Atari options
 
 
 def test_a_sampled_evaluation_leaves_the_training_random_stream_alone(tmp_path):
@@ -60,7 +39,8 @@ def metrics(logdir):
 
 
 def test_throughput_charts_cover_their_own_interval_not_the_time_since_start(tmp_path):
-    from aime.runtime.loop import Throughput, Trainer
+    from aime.runtime.loop import Trainer
+    from aime.runtime.metrics import Throughput
 
     trainer = Trainer(load_config(["debug"]), tmp_path / "run", progress=False)
     try:
@@ -79,40 +59,14 @@ def test_throughput_charts_cover_their_own_interval_not_the_time_since_start(tmp
     assert training["charts/SPS"] == 10.0 and training["charts/updates_per_second"] == 5.0
 
 
-def test_progress_bar_eta_from_the_training_rate_and_the_exact_step():
-    import io
-
-    from aime.runtime.loop import Progress
-
-    clock, out, lines = FakeClock(), io.StringIO(), []
-    progress = Progress(total=1000, initial=0, warmup=100, file=out, clock=clock, announce=lines.append)
-    clock.now = 1.0
-    progress.advance(100, 0, float("nan"), [])  # warm-up: 100 steps in 1 s; training starts here
-    assert "no episode finished yet" in out.getvalue() and "nan" not in out.getvalue()
-    clock.now = 11.0
-    progress.advance(200, 50, 1.0, [1.0, -1.0])  # training: 10 steps/s
-    assert progress.estimate.remaining() == 80.0  # 800 steps at 10 steps/s (not at ~18 steps/s overall)
-    assert "ETA 1 min 20 s" in out.getvalue() and "return last 1.0, mean(2) 0.0" in out.getvalue()
-    assert len(lines) == 1 and "expected duration: 1 min 31 s" in lines[0]  # 11 s so far + 80 s
-    clock.now = 11.01  # within the redraw interval: not drawn, unless a slow phase follows
-    progress.advance(204, 50, 1.0, [1.0])
-    assert "200/1000" in out.getvalue().split("\r")[-1]
-    progress.show()  # before a slow phase (training, evaluation): the step the run is at
-    drawn = out.getvalue().split("\r")[-1]  # tqdm's elapsed field is real time: not asserted
-    assert "| 204/1000 [" in drawn and drawn.endswith(", 50 updates, return last 1.0, mean(1) 1.0, 10.39 steps/s, "
-                                                      "ETA 1 min 17 s]")
-    clock.now = 100.0
-    progress.advance(300, 60, 1.0, [1.0])
-    assert len(lines) == 1  # announced once
-
-
 def test_every_exit_prints_the_end_summary_with_the_resume_command(tmp_path, capsys):
     import signal
 
     import pytest
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from aime.runtime.loop import Trainer, TrainingStopped
+    from aime.runtime.loop import Trainer
+    from aime.runtime.stopping import TrainingStopped
 
     stopped = Trainer(load_config(["debug"]), tmp_path / "stopped", progress=False)
     stopped._signal = signal.SIGTERM
@@ -150,54 +104,12 @@ def test_evaluation_episodes_are_cut_at_the_step_cap_and_reported(tmp_path, caps
     assert "3 of 3 episodes hit the cap of eval.max_steps=5" in capsys.readouterr().out
 
 
-class ConstantPolicy:
-    """Always the same action: NOOP in Breakout never launches the ball, so its episodes stall."""
-
-    def __init__(self, action):
-        self.action = action
-
-    def act(self, obs, state, explore=True):
-        return np.full(len(obs["obs"]), self.action), state, {}
-
-
-def test_a_stalling_policy_is_cut_and_every_episode_shows_all_its_frames():
-    from aime.runtime.loop import evaluate
-
-    frames = {}
-
-    def on_step(obs, extras, episode, last):
-        for i in np.flatnonzero(episode >= 0):
-            frames.setdefault(int(episode[i]), []).append(bool(last[i]))
-
-    cfg = load_config(["debug"], ["env.name=Breakout", "env.eval_envs=2"])
-    result = evaluate(ConstantPolicy(0), cfg, 3, seed=0, max_episode_steps=20, on_step=on_step)
-    assert result.lengths == [20, 20, 20] and result.capped == 3 and result.returns == [0.0, 0.0, 0.0]
-    # every episode: its first frame, one frame per step, the last one flagged (and no other)
-    assert sorted(frames) == [0, 1, 2]
-    assert all(flags == [False] * 20 + [True] for flags in frames.values())
-
-    frames.clear()  # Catch: episodes end by themselves, none is cut
-    result = evaluate(ConstantPolicy(1), load_config(["debug"], ["env.eval_envs=2"]), 5, seed=0, on_step=on_step)
-    assert result.capped == 0 and sorted(frames) == [0, 1, 2, 3, 4]
-    assert [len(frames[k]) for k in range(5)] == [9 + 1] * 5 and all(f[-1] for f in frames.values())
-
-
-def test_mean_metrics_average_device_tensors_per_key_and_skip_empty_updates():
-    import torch
-
-    from aime.runtime.loop import mean_metrics
-
-    pending = [{"losses/kl": torch.tensor(1.0), "grad_norm/actor": torch.tensor(4.0)}, {},
-               {"losses/kl": torch.tensor(2.0)}, {"losses/kl": torch.tensor(6.0), "grad_norm/actor": 2.0}]
-    assert mean_metrics(pending) == {"losses/kl": 3.0, "grad_norm/actor": 3.0}
-    assert mean_metrics([{}, {}]) == {} and mean_metrics([]) == {}
-
-
 def test_nonfinite_updates_are_counted_logged_and_stop_the_run_with_a_checkpoint(tmp_path):
     import pytest
 
     from aime.agent.agent import NONFINITE
-    from aime.runtime.loop import Trainer, TrainingStopped
+    from aime.runtime.loop import Trainer
+    from aime.runtime.stopping import TrainingStopped
 
     cfg = load_config(["debug"], ["train.max_nonfinite_updates=3", "env.num_envs=2"])
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
@@ -221,7 +133,6 @@ def test_nonfinite_updates_are_counted_logged_and_stop_the_run_with_a_checkpoint
         trainer.env.close()
     logged = [r["charts/nonfinite_updates"] for r in metrics(tmp_path / "run") if "charts/nonfinite_updates" in r]
     assert logged == [1, 2, 3, 4, 5]
-
 
 
 def test_the_final_evaluation_is_skipped_when_the_periodic_one_evaluated_the_last_step(tmp_path):
