@@ -10,7 +10,7 @@ import numpy as np
 class RandomPolicy:
     """Picks each environment's action uniformly at random; ``act`` mirrors :meth:`Agent.act`.
 
-    Passing it where an :class:`~aime.agent.agent.Agent` acts (e.g. ``aime.runtime.loop.evaluate``)
+    Passing it where an :class:`~aime.agent.agent.Agent` acts (e.g. ``aime.runtime.evaluation.evaluate``)
     measures a random policy under exactly the protocol the agent is evaluated with.
 
     Args:

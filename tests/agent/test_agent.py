@@ -6,7 +6,6 @@ import torch
 from aime.agent.agent import Agent
 from aime.config import load_config
 from aime.runtime.replay import ReplayBuffer
-from aime.runtime.schedule import updates_due
 
 TINY = ["model.deter=16", "model.hidden=16", "model.cnn_depth=4", "model.context_dim=8", "train.batch_size=2",
         "train.seq_len=4", "train.horizon=3"]
@@ -19,14 +18,6 @@ def filled_replay(steps=12, streams=2):
         buffer.add(rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8), rng.integers(0, 3, streams),
                    rng.normal(size=streams), np.full(streams, t == 0), np.zeros(streams, bool))
     return buffer
-
-
-def test_updates_due_carries_fractional_credit():
-    credit, total = 0.0, 0
-    for _ in range(10):
-        n, credit = updates_due(credit, env_steps=3, train_ratio=8, batch_size=4, seq_len=8)  # 0.75 per call
-        total += n
-    assert total == 7 and abs(credit - 0.5) < 1e-9
 
 
 def test_train_step_updates_every_part_and_reports_metrics():
