@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make train ENV=Breakout      train an agent (installs first)
 #   make test                    run the test suite (installs first)
-#   make lint                    ruff check (installs first; ruff comes with the test extra)
+#   make lint                    ruff check and ruff format --check (installs first; ruff comes with the test extra)
 # The install step creates .venv and puts the torch build named by TORCH in first, so that the
 # project's torch range is already satisfied and pip never pulls another build.
 #   CPU (default):   TORCH=torch==2.13.0
@@ -26,9 +26,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The paths CI lints; the rules (and the per-file ignores left for later) are in pyproject.toml.
+# The paths CI lints and checks the formatting of; the rules are in pyproject.toml.
+# `.venv/bin/ruff format aime envs scripts tests` formats the tree.
 lint: install
 	$(PY) -m ruff check aime envs scripts tests
+	$(PY) -m ruff format --check aime envs scripts tests
 
 test: install
 	$(PY) -m pytest -q

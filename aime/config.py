@@ -420,16 +420,40 @@ def validate(cfg: Config) -> None:
         if base not in allowed:
             raise ConfigError(f"config key {key!r}: {value!r} is not one of {', '.join(allowed)}")
     positive = [
-        "env.num_envs", "env.eval_envs", "env.frame_skip", "env.max_episode_frames",
-        "model.deter", "model.stoch", "model.classes", "model.hidden", "model.cnn_depth",
-        "model.context_dim", "model.num_slots", "model.mixture_components",
-        "train.batch_size", "train.seq_len", "train.horizon", "replay.capacity",
+        "env.num_envs",
+        "env.eval_envs",
+        "env.frame_skip",
+        "env.max_episode_frames",
+        "model.deter",
+        "model.stoch",
+        "model.classes",
+        "model.hidden",
+        "model.cnn_depth",
+        "model.context_dim",
+        "model.num_slots",
+        "model.mixture_components",
+        "train.batch_size",
+        "train.seq_len",
+        "train.horizon",
+        "replay.capacity",
         "train.max_nonfinite_updates",
     ]
     non_negative = [
-        "env.noop_max", "train.steps", "train.warmup_steps", "train.train_ratio", "eval.every",
-        "eval.episodes", "eval.max_steps", "log.scalars_every", "log.images_every", "log.checkpoint_every",
-        "train.model_lr", "train.actor_lr", "train.critic_lr", "train.entropy", "train.free_bits",
+        "env.noop_max",
+        "train.steps",
+        "train.warmup_steps",
+        "train.train_ratio",
+        "eval.every",
+        "eval.episodes",
+        "eval.max_steps",
+        "log.scalars_every",
+        "log.images_every",
+        "log.checkpoint_every",
+        "train.model_lr",
+        "train.actor_lr",
+        "train.critic_lr",
+        "train.entropy",
+        "train.free_bits",
         "model.precision_strength",
     ]
     for key in positive:
@@ -439,8 +463,9 @@ def validate(cfg: Config) -> None:
         if get_value(cfg, key) < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {get_value(cfg, key)!r}")
     if not 0.0 < cfg.model.attention_loss_fraction <= 1.0:
-        raise ConfigError(f"config key 'model.attention_loss_fraction' must lie in (0, 1], "
-                          f"got {cfg.model.attention_loss_fraction!r}")
+        raise ConfigError(
+            f"config key 'model.attention_loss_fraction' must lie in (0, 1], got {cfg.model.attention_loss_fraction!r}"
+        )
     for key in ("env.repeat_action_probability", "train.kl_balance", "train.lambda_", "train.discount"):
         if not 0.0 <= get_value(cfg, key) <= 1.0:
             raise ConfigError(f"config key {key!r} must lie in [0, 1], got {get_value(cfg, key)!r}")
@@ -452,7 +477,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"config key 'replay.capacity' ({cfg.replay.capacity}) gives each of the {cfg.env.num_envs} environment "
             f"streams {rows} rows, fewer than one training window (train.seq_len {cfg.train.seq_len}): nothing could "
-            f"ever be trained; the minimum is {cfg.env.num_envs * cfg.train.seq_len} (env.num_envs x train.seq_len)")
+            f"ever be trained; the minimum is {cfg.env.num_envs * cfg.train.seq_len} (env.num_envs x train.seq_len)"
+        )
 
 
 def get_value(cfg: Any, key: str) -> Any:

@@ -64,9 +64,7 @@ class AtariVectorEnv(VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(
-        self, game: str, num_envs: int, options: AtariOptions | None = None, *, num_threads: int = 0
-    ) -> None:
+    def __init__(self, game: str, num_envs: int, options: AtariOptions | None = None, *, num_threads: int = 0) -> None:
         if game not in roms.get_all_rom_ids():
             raise ValueError(f"game must be an ale-py ROM id such as 'breakout', got {game!r}")
         num_envs = check_num_envs(num_envs)
@@ -155,9 +153,7 @@ class AtariVectorEnv(VectorEnv):
         info["life_loss"] = np.zeros(self.num_envs, dtype=bool)
         return self._frames(obs), info
 
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Play one agent step (``frame_skip`` frames) in every sub-environment.
 
         Args:

@@ -174,9 +174,7 @@ class CatchVectorEnv(VectorEnv):
         self._has_reset = True
         return self._core.render(), {}
 
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """One step of every game.
 
         Args:

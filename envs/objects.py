@@ -106,9 +106,7 @@ def _ram_dir() -> str:
         ram = os.path.join(root, "ram")
         if os.path.isfile(os.path.join(ram, "game_objects.py")):
             return ram
-    raise ModuleNotFoundError(
-        f"ocatari is installed without its ram/ modules: {_INSTALL_HINT}", name="ocatari"
-    )
+    raise ModuleNotFoundError(f"ocatari is installed without its ram/ modules: {_INSTALL_HINT}", name="ocatari")
 
 
 @functools.cache
@@ -145,7 +143,8 @@ def supported_games() -> list[str]:
     ram_dir = _ram_dir()
     names = _module_names(ram_dir)
     return sorted(
-        g for g in roms.get_all_rom_ids()
+        g
+        for g in roms.get_all_rom_ids()
         if g.replace("_", "") in names and not _foreign_imports(ram_dir, g.replace("_", ""))
     )
 
@@ -169,9 +168,7 @@ def load_ram_module(game: str) -> types.ModuleType:
     ram_dir = _ram_dir()
     name = game.replace("_", "") if isinstance(game, str) else None
     if name not in _module_names(ram_dir) or game not in roms.get_all_rom_ids():
-        raise ValueError(
-            f"no OCAtari RAM module for game {game!r}; supported: {', '.join(supported_games())}"
-        )
+        raise ValueError(f"no OCAtari RAM module for game {game!r}; supported: {', '.join(supported_games())}")
     foreign = _foreign_imports(ram_dir, name)
     if foreign:
         raise ValueError(
@@ -321,8 +318,12 @@ def record_objects(
         210x160 frame) and ``classes`` str ``[C]`` (``OBJECT_CLASSES[game]``).
     """
     _check_game(game)
-    for name, value, low in (("steps", steps, 1), ("size", size, 1), ("frame_skip", frame_skip, 1),
-                             ("noop_max", noop_max, 0)):
+    for name, value, low in (
+        ("steps", steps, 1),
+        ("size", size, 1),
+        ("frame_skip", frame_skip, 1),
+        ("noop_max", noop_max, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     extractor = ObjectExtractor(game, size)

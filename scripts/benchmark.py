@@ -39,8 +39,13 @@ from aime.runtime.denormals import denormal_state, flush_denormals
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), metavar="NAME",
-                        help=f"run only this benchmark (repeatable); one of {sorted(BENCHMARKS)}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable); one of {sorted(BENCHMARKS)}",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--batch", type=int, default=16, help="batch size B (default 16)")
     parser.add_argument("--image-size", type=int, default=84, help="frame side (default 84)")
@@ -50,27 +55,50 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON here")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="write benchmark.md and benchmark.json into this folder")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="write benchmark.md and benchmark.json into this folder"
+    )
     parser.add_argument("--seq-len", type=int, default=64, help="world-model window length T (default 64)")
-    parser.add_argument("--wm-presets", default="cpu,atari100k",
-                        help="comma-separated presets whose model sizes the world-model, update and acting-loop "
-                             "benchmarks use (default cpu,atari100k)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting of the --wm-presets, e.g. --set model.deter=256 (repeatable)")
-    parser.add_argument("--env-steps", type=int, default=2000,
-                        help="agent steps per timed repeat of the env benchmark (default 2000)")
-    parser.add_argument("--acting-steps", type=int, default=50,
-                        help=f"vector steps ({ACTING_ENVS} envs) per timed repeat of the acting loop (default 50)")
-    parser.add_argument("--system-allocator", action="store_true",
-                        help="keep the C library's malloc defaults (freed blocks go back to the kernel) instead "
-                             "of aime.runtime.allocator.retain_freed_memory(), to measure what it buys")
-    parser.add_argument("--keep-denormals", action="store_true",
-                        help="leave denormal floats on instead of aime.runtime.denormals.flush_denormals(), "
-                             "to measure what flushing buys")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: batch 2, 1 repeat, no warmup; world model, update and acting loop at "
-                             "debug sizes, T 4; 32 env steps, 2 acting-loop steps (flags given explicitly win)")
+    parser.add_argument(
+        "--wm-presets",
+        default="cpu,atari100k",
+        help="comma-separated presets whose model sizes the world-model, update and acting-loop "
+        "benchmarks use (default cpu,atari100k)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting of the --wm-presets, e.g. --set model.deter=256 (repeatable)",
+    )
+    parser.add_argument(
+        "--env-steps", type=int, default=2000, help="agent steps per timed repeat of the env benchmark (default 2000)"
+    )
+    parser.add_argument(
+        "--acting-steps",
+        type=int,
+        default=50,
+        help=f"vector steps ({ACTING_ENVS} envs) per timed repeat of the acting loop (default 50)",
+    )
+    parser.add_argument(
+        "--system-allocator",
+        action="store_true",
+        help="keep the C library's malloc defaults (freed blocks go back to the kernel) instead "
+        "of aime.runtime.allocator.retain_freed_memory(), to measure what it buys",
+    )
+    parser.add_argument(
+        "--keep-denormals",
+        action="store_true",
+        help="leave denormal floats on instead of aime.runtime.denormals.flush_denormals(), "
+        "to measure what flushing buys",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: batch 2, 1 repeat, no warmup; world model, update and acting loop at "
+        "debug sizes, T 4; 32 env steps, 2 acting-loop steps (flags given explicitly win)",
+    )
     args = parser.parse_args(argv)
     if args.quick:  # new defaults, so that flags given explicitly still apply
         parser.set_defaults(batch=2, repeats=1, warmup=0, seq_len=4, wm_presets="debug", env_steps=32, acting_steps=2)
@@ -107,8 +135,19 @@ def main(argv: list[str] | None = None) -> dict:
     # before any benchmark allocates
     retained = not args.system_allocator and retain_freed_memory()
     allocator = "freed memory retained (retain_freed_memory)" if retained else "C library defaults"
-    settings = Settings(args.batch, args.image_size, args.repeats, args.warmup, args.device, args.seed,
-                        args.seq_len, args.wm_presets, args.env_steps, args.acting_steps, tuple(args.set))
+    settings = Settings(
+        args.batch,
+        args.image_size,
+        args.repeats,
+        args.warmup,
+        args.device,
+        args.seed,
+        args.seq_len,
+        args.wm_presets,
+        args.env_steps,
+        args.acting_steps,
+        tuple(args.set),
+    )
     results = run_benchmarks(settings, args.only or default_selection())
     machine = machine_info(args.device, allocator, denormals)
     report = {"machine": machine, "settings": asdict(settings), "results": results}

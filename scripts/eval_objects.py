@@ -35,9 +35,11 @@ from envs.objects import OBJECT_CLASSES, record_objects
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("models", nargs="+", help="agent run directories / agent.pt, or world-model .pt files")
     parser.add_argument("--env", help="game (default: the first model's env.name)")
     parser.add_argument("--steps", type=int, default=2000, help="rows recorded with object boxes (default 2000)")
@@ -46,9 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=12345, help="seed of the recording (held out from training)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--images", type=Path,
-                        help="write one PNG per model here: frames with the true boxes, the posterior's map "
-                             "(absolute scale), the best slot for the first class, and the reconstruction")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        help="write one PNG per model here: frames with the true boxes, the posterior's map "
+        "(absolute scale), the best slot for the first class, and the reconstruction",
+    )
     args = parser.parse_args(argv)
     for name in ("steps", "windows", "context"):
         if getattr(args, name) < 1:
@@ -67,16 +72,17 @@ def object_panels(model, data: ObjectData, context: int, rows: int = 6) -> torch
     for t in picks:
         rows_ = np.arange(t - context, t + 1)
         obs = torch.as_tensor(data.obs[rows_])[None]
-        out = model.observe(obs, torch.as_tensor(data.action[rows_])[None].long(),
-                            torch.as_tensor(np.arange(len(rows_)) == 0)[None])
+        out = model.observe(
+            obs, torch.as_tensor(data.action[rows_])[None].long(), torch.as_tensor(np.arange(len(rows_)) == 0)[None]
+        )
         frame = obs[0, -1].float() / 255
         boxed = frame.clone()
         for c, box in enumerate(data.boxes[t]):
             if data.visible[t, c]:
                 x0, y0, x1, y1 = (int(round(v)) for v in box)
                 colour = torch.tensor(SLOT_COLORS[c % len(SLOT_COLORS)])[:, None]
-                boxed[:, max(y0 - 1, 0):y1 + 1, [max(x0 - 1, 0), min(x1, 83)]] = colour[..., None]
-                boxed[:, [max(y0 - 1, 0), min(y1, 83)], max(x0 - 1, 0):x1 + 1] = colour[..., None]
+                boxed[:, max(y0 - 1, 0) : y1 + 1, [max(x0 - 1, 0), min(x1, 83)]] = colour[..., None]
+                boxed[:, [max(y0 - 1, 0), min(y1, 83)], max(x0 - 1, 0) : x1 + 1] = colour[..., None]
         attention = out["attention"][0, -1:] if "attention" in out else None
         recon = model.decode(out["feat"][0, -1:], attention).clamp(0, 1)[0]
         row_tiles = [boxed, recon]
@@ -106,13 +112,18 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"eval_objects.py: error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
     if game not in OBJECT_CLASSES:
-        print(f"eval_objects.py: error: no object boxes for {name!r}; supported: "
-              f"{', '.join(sorted(OBJECT_CLASSES))}", file=sys.stderr)
+        print(
+            f"eval_objects.py: error: no object boxes for {name!r}; supported: {', '.join(sorted(OBJECT_CLASSES))}",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     start = time.perf_counter()
     data = ObjectData.from_record(record_objects(game, args.steps, seed=args.seed))
-    print(f"{name}: recorded {len(data)} rows with boxes of {', '.join(data.classes)} in "
-          f"{time.perf_counter() - start:.1f} s", flush=True)
+    print(
+        f"{name}: recorded {len(data)} rows with boxes of {', '.join(data.classes)} in "
+        f"{time.perf_counter() - start:.1f} s",
+        flush=True,
+    )
     results = {}
     for i, (path, (model, _)) in enumerate(loaded.items()):
         results[path] = evaluate_objects(model, data, context=args.context, windows=args.windows)
@@ -124,8 +135,9 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"wrote {target}", flush=True)
     print(format_table(results))
     if args.json:
-        args.json.write_text(json.dumps({"env": name, "steps": args.steps, "seed": args.seed, "models": results},
-                                        indent=2))
+        args.json.write_text(
+            json.dumps({"env": name, "steps": args.steps, "seed": args.seed, "models": results}, indent=2)
+        )
     return results
 
 

@@ -50,20 +50,30 @@ def random_policy(checkpoint: str | None, env: str | None, seed: int) -> tuple[R
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Evaluate a trained AIME agent.")
     parser.add_argument("checkpoint", nargs="?", help="run directory, its checkpoint/ folder, or agent.pt")
-    parser.add_argument("--random", action="store_true",
-                        help="play a uniformly random policy (with the checkpoint's env settings, or --env)")
+    parser.add_argument(
+        "--random",
+        action="store_true",
+        help="play a uniformly random policy (with the checkpoint's env settings, or --env)",
+    )
     parser.add_argument("--env", help="with --random and no checkpoint: the game (default protocol)")
     parser.add_argument("--episodes", type=int, default=10, help="full episodes to play (default 10)")
     parser.add_argument("--envs", type=int, help="parallel evaluation environments (default: the run's)")
     parser.add_argument("--sample", action="store_true", help="sample actions instead of the policy's mode")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--max-steps", type=int,
-                        help="cut an episode after this many agent steps (default: the run's eval.max_steps; 0: never)")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        help="cut an episode after this many agent steps (default: the run's eval.max_steps; 0: never)",
+    )
     parser.add_argument("--save-frames", metavar="DIR", help="write every episode's frames (with attention) here")
     parser.add_argument("--video", choices=VIDEO_FORMATS, help="with --save-frames: also one GIF or MP4 per episode")
-    parser.add_argument("--max-frames", type=int, default=500,
-                        help="at most this many saved frames per episode, its last one included (default 500)")
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=500,
+        help="at most this many saved frames per episode, its last one included (default 500)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the returns, lengths and their summary here")
     return parser.parse_args(argv)
 
@@ -88,10 +98,20 @@ def check_args(args: argparse.Namespace) -> str | None:
 def report(cfg: Config, who: str, result: EvalResult, cap: int) -> dict:
     """The results as written by ``--json`` (what ``scripts/plot_runs.py --random`` reads)."""
     returns = np.asarray(result.returns, dtype=float)
-    return {"env": cfg.env.name, "policy": who, "episodes": len(returns), "returns": result.returns,
-            "lengths": result.lengths, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-            "return_min": float(returns.min()), "return_max": float(returns.max()),
-            "length_mean": float(np.mean(result.lengths)), "capped": result.capped, "max_steps": cap}
+    return {
+        "env": cfg.env.name,
+        "policy": who,
+        "episodes": len(returns),
+        "returns": result.returns,
+        "lengths": result.lengths,
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "length_mean": float(np.mean(result.lengths)),
+        "capped": result.capped,
+        "max_steps": cap,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,12 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate(agent, cfg, args.episodes, seed=args.seed, greedy=not args.sample, on_step=recorder)
     who = "random policy" if args.random else ("sampled" if args.sample else "greedy")
     summary = report(cfg, who, result, cfg.eval.max_steps)
-    print(f"{cfg.env.name} ({who}): {summary['episodes']} episodes, return {summary['return_mean']:.3f} +- "
-          f"{summary['return_std']:.3f} (min {summary['return_min']:.3f}, max {summary['return_max']:.3f}), "
-          f"length {summary['length_mean']:.1f}")
+    print(
+        f"{cfg.env.name} ({who}): {summary['episodes']} episodes, return {summary['return_mean']:.3f} +- "
+        f"{summary['return_std']:.3f} (min {summary['return_min']:.3f}, max {summary['return_max']:.3f}), "
+        f"length {summary['length_mean']:.1f}"
+    )
     if result.capped:
-        print(f"{result.capped} of {summary['episodes']} episodes hit the cap of {cfg.eval.max_steps:,} agent steps "
-              "(eval.max_steps, --max-steps) and count with their return so far: a stalling policy?")
+        print(
+            f"{result.capped} of {summary['episodes']} episodes hit the cap of {cfg.eval.max_steps:,} agent steps "
+            "(eval.max_steps, --max-steps) and count with their return so far: a stalling policy?"
+        )
     if recorder is not None:
         print(recorder.summary())
     if args.json:

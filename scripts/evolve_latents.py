@@ -136,8 +136,13 @@ def time_info_nce(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(args.seed + 1)
     x = (torch.randn(args.batch_size, 3, args.image_size, args.image_size) * 0.5).to(device)
     samples = sample_info_nce_anchors(
-        args.batch_size, args.image_size, args.image_size, args.num_samples,
-        args.positive_radius, args.negative_radius, device=device,
+        args.batch_size,
+        args.image_size,
+        args.image_size,
+        args.num_samples,
+        args.positive_radius,
+        args.negative_radius,
+        device=device,
         generator=torch.Generator(device=device).manual_seed(args.seed),
     )
     kw = dict(patch_size=args.patch_size, temperature=args.temperature)

@@ -26,6 +26,8 @@ from aime.runtime.extras import require
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "images"
 BUILTIN_IMAGES = ("breakout", "landscape")
+
+
 def check_optional_dependencies() -> None:
     """Exit 2 with one line at start when a package the figures need is missing (not after the
     fits have run for minutes), naming the extra that installs it."""
@@ -159,7 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="torch CPU threads; the ops are tiny, and extra threads on a busy machine slow them down",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 steps on 16x16 images")

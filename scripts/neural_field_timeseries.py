@@ -38,8 +38,16 @@ from aime.runtime.extras import require
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def mackey_glass(length: int, tau: int = 17, beta: float = 0.2, gamma: float = 0.1, n: float = 10.0,
-                 substeps: int = 10, discard: int = 500, seed: int = 0) -> np.ndarray:
+def mackey_glass(
+    length: int,
+    tau: int = 17,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    n: float = 10.0,
+    substeps: int = 10,
+    discard: int = 500,
+    seed: int = 0,
+) -> np.ndarray:
     """Mackey-Glass series sampled at unit time, Euler-integrated with ``substeps`` per unit; ``[length]``."""
     rng = np.random.default_rng(seed)
     dt = 1.0 / substeps
@@ -103,12 +111,19 @@ def build_models(args: argparse.Namespace) -> dict[str, nn.Module]:
         "NeuralField": NeuralField(1, args.hidden, output_size=1, **nf_kw),
         "NeuralField (BPTT)": NeuralField(1, args.hidden, output_size=1, detach_hidden=False, **nf_kw),
         "SimpleNeuralField": SimpleNeuralField(
-            1, args.simple_hidden, pd_cubic, output_embedding=nn.Linear(args.simple_hidden, 1, bias=False),
+            1,
+            args.simple_hidden,
+            pd_cubic,
+            output_embedding=nn.Linear(args.simple_hidden, 1, bias=False),
             tau_init=args.tau_init,
         ),
         "SimpleNeuralField (BPTT)": SimpleNeuralField(
-            1, args.simple_hidden, pd_cubic, output_embedding=nn.Linear(args.simple_hidden, 1, bias=False),
-            tau_init=args.tau_init, detach_hidden=False,
+            1,
+            args.simple_hidden,
+            pd_cubic,
+            output_embedding=nn.Linear(args.simple_hidden, 1, bias=False),
+            tau_init=args.tau_init,
+            detach_hidden=False,
         ),
     }
     models["GRU"] = gru_matching(_num_params(models["NeuralField"]))
@@ -308,24 +323,31 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         seconds = time.perf_counter() - start
         res = evaluate(model, series, train_end, args)
         results[name] = res
-        rows.append({
-            "model": name,
-            "parameters": _num_params(model),
-            "one_step_rmse": res["one_step_rmse"],
-            "free_run_rmse": res["free_run_rmse"],
-            "free_run_rmse_short": res["free_run_rmse_short"],
-            "train_seconds": seconds,
-            "final_train_mse": float(np.mean(losses[-20:])),
-        })
-        print(f"{name}: {rows[-1]['parameters']} parameters, one-step RMSE {res['one_step_rmse']:.4f}, "
-              f"free-running RMSE {res['free_run_rmse_short']:.4f} ({args.short_horizon} steps), "
-              f"{res['free_run_rmse']:.4f} ({args.horizon} steps); trained in {seconds:.1f} s", flush=True)
+        rows.append(
+            {
+                "model": name,
+                "parameters": _num_params(model),
+                "one_step_rmse": res["one_step_rmse"],
+                "free_run_rmse": res["free_run_rmse"],
+                "free_run_rmse_short": res["free_run_rmse_short"],
+                "train_seconds": seconds,
+                "final_train_mse": float(np.mean(losses[-20:])),
+            }
+        )
+        print(
+            f"{name}: {rows[-1]['parameters']} parameters, one-step RMSE {res['one_step_rmse']:.4f}, "
+            f"free-running RMSE {res['free_run_rmse_short']:.4f} ({args.short_horizon} steps), "
+            f"{res['free_run_rmse']:.4f} ({args.horizon} steps); trained in {seconds:.1f} s",
+            flush=True,
+        )
     base = persistence(series, train_end, args)
     keys = ("one_step_rmse", "free_run_rmse", "free_run_rmse_short")
     rows.append({"model": "persistence (x_{t+1} = x_t)", "parameters": 0, **{k: base[k] for k in keys}})
     table = format_table(rows, args.short_horizon, args.horizon)
-    print(f"\n{args.series}, {args.length} steps (train {train_end}), "
-          f"{args.iters} iterations x {args.batch} windows of {args.window}\n")
+    print(
+        f"\n{args.series}, {args.length} steps (train {train_end}), "
+        f"{args.iters} iterations x {args.batch} windows of {args.window}\n"
+    )
     print(table)
     summary = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

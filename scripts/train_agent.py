@@ -35,19 +35,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train an AIME agent (world model with an attention schema, behaviour in imagination).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Config keys (use with --set):\n" + "\n".join(
-            f"  {key} = {value!r}" + (f"  -- {doc}" if doc else "") for key, value, doc in describe()),
+        epilog="Config keys (use with --set):\n"
+        + "\n".join(f"  {key} = {value!r}" + (f"  -- {doc}" if doc else "") for key, value, doc in describe()),
     )
     parser.add_argument("--env", help="game: Breakout, ALE/Pong-v5, ..., or Catch (default: the preset's)")
-    parser.add_argument("--preset", action="append", default=None,
-                        help="preset name(s) from configs/, applied in order; repeat or comma-separate "
-                             "(default: atari100k on CUDA, cpu otherwise)")
+    parser.add_argument(
+        "--preset",
+        action="append",
+        default=None,
+        help="preset name(s) from configs/, applied in order; repeat or comma-separate "
+        "(default: atari100k on CUDA, cpu otherwise)",
+    )
     parser.add_argument("--steps", type=int, help="agent steps to train for (train.steps)")
     parser.add_argument("--logdir", help="run directory (default: runs/{env}__{seed}__{time})")
     parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     parser.add_argument("--seed", type=int, help="seed (default 0)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set model.deter=256 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set model.deter=256 (repeatable)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -70,8 +79,10 @@ def check_new_logdir(logdir: Path) -> None:
     if not entries:
         return
     if any(name in RUN_ENTRIES or name.startswith("events.out.tfevents") for name in entries):
-        raise ConfigError(f"log directory {str(logdir)!r} already holds a run: continue it with --resume {logdir}, "
-                          "or start a new run with another --logdir")
+        raise ConfigError(
+            f"log directory {str(logdir)!r} already holds a run: continue it with --resume {logdir}, "
+            "or start a new run with another --logdir"
+        )
     shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
     raise ConfigError(f"log directory {str(logdir)!r} is not empty ({shown}): give a new or empty --logdir")
 
@@ -97,8 +108,10 @@ def check_resumable(cfg, logdir: Path) -> None:
     differences = config_differences(cfg, saved_config(logdir))
     if differences:
         shown = "; ".join(differences[:3]) + ("; ..." if len(differences) > 3 else "")
-        raise ConfigError(f"{logdir / 'config.yaml'} does not match the run's checkpoint ({shown}): it was edited "
-                          "or damaged; restore it (only --steps may change on --resume)")
+        raise ConfigError(
+            f"{logdir / 'config.yaml'} does not match the run's checkpoint ({shown}): it was edited "
+            "or damaged; restore it (only --steps may change on --resume)"
+        )
 
 
 def check_writable(logdir: Path) -> None:
@@ -124,15 +137,17 @@ def train(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             if args.preset or args.set or args.env or args.seed is not None or args.logdir:
-                raise ConfigError("--resume continues a run with its saved configuration; "
-                                  "only --steps may be given with it")
+                raise ConfigError(
+                    "--resume continues a run with its saved configuration; only --steps may be given with it"
+                )
             cfg = config_from_checkpoint(args.resume)
             if args.steps is not None:
                 cfg.train.steps = args.steps
             logdir, presets = Path(args.resume), ["(resumed)"]
         else:
-            presets = [p for item in (args.preset or [default_preset(torch.cuda.is_available())])
-                       for p in item.split(",") if p]
+            presets = [
+                p for item in (args.preset or [default_preset(torch.cuda.is_available())]) for p in item.split(",") if p
+            ]
             overrides = list(args.set)
             if args.env:
                 overrides.append(f"env.name={args.env}")
@@ -155,8 +170,9 @@ def train(args: argparse.Namespace) -> int:
         else:  # before any rank writes into it
             on_main_rank(lambda: check_new_logdir(logdir))
         check_writable(logdir)
-        trainer = Trainer(cfg, logdir, resume=bool(args.resume), progress=not args.no_progress,
-                          preset=",".join(presets))
+        trainer = Trainer(
+            cfg, logdir, resume=bool(args.resume), progress=not args.no_progress, preset=",".join(presets)
+        )
     except (ConfigError, CheckpointError, ValueError) as error:
         return fail(str(error))
     main_rank = distributed.is_main()

@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-position-bias", action="store_true", help="content-only attention scores (the seed's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="torch CPU threads; the ops are tiny, and extra threads on a busy machine slow them down",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 30 steps on 8x8 targets")
@@ -125,8 +127,13 @@ def run(args: argparse.Namespace) -> dict:
         torch.manual_seed(args.seed)
         nca = ConvAttentionNCA(args.channels, args.hidden, args.padding, position_bias=not args.no_position_bias)
         cfg = ShortsightedConfig(
-            max_steps=args.steps, max_spikes=args.max_spikes, lr=args.lr, sigma_small=args.sigma_small,
-            sigma_large=args.sigma_large, epsilon=args.epsilon, seed=args.seed,
+            max_steps=args.steps,
+            max_spikes=args.max_spikes,
+            lr=args.lr,
+            sigma_small=args.sigma_small,
+            sigma_large=args.sigma_large,
+            epsilon=args.epsilon,
+            seed=args.seed,
         )
         start = time.perf_counter()
         result = ShortsightedTrainer(nca, cfg).train(target)

@@ -63,44 +63,86 @@ TABLE_HORIZONS = (1, 5, 15)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1])
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--env", default="Breakout", help="game (Breakout, ALE/Pong-v5, ...) or Catch")
-    parser.add_argument("--preset", action="append", default=None,
-                        help="preset(s) from configs/ for the model sizes, applied in order (default: debug)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set model.deter=64 (repeatable)")
+    parser.add_argument(
+        "--preset",
+        action="append",
+        default=None,
+        help="preset(s) from configs/ for the model sizes, applied in order (default: debug)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set model.deter=64 (repeatable)",
+    )
     parser.add_argument("--num-envs", type=int, default=5, help="parallel environments recorded (default 5)")
-    parser.add_argument("--eval-envs", type=int, default=1,
-                        help="the last this-many environment streams are held out for evaluation (default 1)")
+    parser.add_argument(
+        "--eval-envs",
+        type=int,
+        default=1,
+        help="the last this-many environment streams are held out for evaluation (default 1)",
+    )
     parser.add_argument("--steps", type=int, default=7500, help="agent steps recorded over all envs (default 7500)")
-    parser.add_argument("--episodes", type=int, default=0,
-                        help="if > 0, record until this many episodes have ended (over all envs) instead")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=0,
+        help="if > 0, record until this many episodes have ended (over all envs) instead",
+    )
     parser.add_argument("--updates", type=int, default=1000, help="updates per model (default 1000)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per update B (default 8)")
     parser.add_argument("--seq-len", type=int, default=16, help="window length T for training (default 16)")
-    parser.add_argument("--lr", type=float, default=3e-4,
-                        help="Adam learning rate (default 3e-4: higher than the presets' 1e-4 for a short budget)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=3e-4,
+        help="Adam learning rate (default 3e-4: higher than the presets' 1e-4 for a short budget)",
+    )
     parser.add_argument("--context", type=int, default=5, help="observed frames before open-loop prediction")
     parser.add_argument("--horizon", type=int, default=15, help="frames predicted from actions alone")
     parser.add_argument("--eval-windows", type=int, default=64, help="held-out windows evaluated (default 64)")
-    parser.add_argument("--models", default="full,ablation",
-                        help="which models to train, comma-separated: full (attention schema), ablation")
-    parser.add_argument("--object-steps", type=int, default=2000,
-                        help="rows recorded with object boxes for the object evaluation (0: skip it)")
+    parser.add_argument(
+        "--models",
+        default="full,ablation",
+        help="which models to train, comma-separated: full (attention schema), ablation",
+    )
+    parser.add_argument(
+        "--object-steps",
+        type=int,
+        default=2000,
+        help="rows recorded with object boxes for the object evaluation (0: skip it)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=Path("runs/world_model"), help="output folder")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: Catch, 2+1 envs, 90 steps, 3 updates, B 2, T 6, context 2, horizon 4")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: Catch, 2+1 envs, 90 steps, 3 updates, B 2, T 6, context 2, horizon 4",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.env, args.num_envs, args.eval_envs, args.steps = "Catch", 3, 1, 90
         args.updates, args.batch_size, args.seq_len = 3, 2, 6
         args.context, args.horizon, args.eval_windows = 2, 4, 4
-    for name in ("num_envs", "eval_envs", "steps", "updates", "batch_size", "seq_len", "context",
-                 "horizon", "eval_windows"):
+    for name in (
+        "num_envs",
+        "eval_envs",
+        "steps",
+        "updates",
+        "batch_size",
+        "seq_len",
+        "context",
+        "horizon",
+        "eval_windows",
+    ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.eval_envs >= args.num_envs:
@@ -197,9 +239,18 @@ def object_data(env_name: str, steps: int, seed: int) -> ObjectData | None:
 
 
 # -- training -------------------------------------------------------------------------------------
-def train(label: str, attention: bool, cfg, num_actions: int, buffer: ReplayBuffer,
-          schedule: list[tuple[np.ndarray, np.ndarray]], args: argparse.Namespace, logger: Logger,
-          device: torch.device, precision: Precision) -> tuple[VRNN, dict]:
+def train(
+    label: str,
+    attention: bool,
+    cfg,
+    num_actions: int,
+    buffer: ReplayBuffer,
+    schedule: list[tuple[np.ndarray, np.ndarray]],
+    args: argparse.Namespace,
+    logger: Logger,
+    device: torch.device,
+    precision: Precision,
+) -> tuple[VRNN, dict]:
     """Train one model on the window ``schedule`` (the same for both models); returns it and its stats.
 
     Each update is the agent's world-model step (:func:`aime.agent.agent.world_model_update`): the loss
@@ -230,11 +281,19 @@ def train(label: str, attention: bool, cfg, num_actions: int, buffer: ReplayBuff
         scalars = {f"{label}/{k}": v for k, v in last.items()} | {f"{label}/seconds_per_update": times[-1]}
         logger.scalars(scalars, update)
         if update % report_every == 0 or update == len(schedule):
-            print(f"[{label}] update {update}/{len(schedule)}: loss {last['loss']:.4f} "
-                  f"(reconstruction {last['reconstruction']:.4f}), {statistics.median(times):.3f} s/update",
-                  flush=True)
-    stats = {"attention": attention, "parameters": params, "median_update_s": statistics.median(times),
-             "train_s": sum(times), "nonfinite_updates": skipped, "final_losses": last}
+            print(
+                f"[{label}] update {update}/{len(schedule)}: loss {last['loss']:.4f} "
+                f"(reconstruction {last['reconstruction']:.4f}), {statistics.median(times):.3f} s/update",
+                flush=True,
+            )
+    stats = {
+        "attention": attention,
+        "parameters": params,
+        "median_update_s": statistics.median(times),
+        "train_s": sum(times),
+        "nonfinite_updates": skipped,
+        "final_losses": last,
+    }
     return model, stats
 
 
@@ -257,7 +316,7 @@ def open_loop_metrics(
     model.eval()
     frames, rewards = [], []
     for i in range(0, windows["obs"].shape[0], chunk):
-        part = {k: v[i: i + chunk] for k, v in windows.items()}
+        part = {k: v[i : i + chunk] for k, v in windows.items()}
         out = model.open_loop(part["obs"], part["action"], part["is_first"], context=context)
         frames.append(out["frames"].float().cpu())
         rewards.append(out["reward"].float().cpu())
@@ -265,8 +324,12 @@ def open_loop_metrics(
     real = windows["obs"][:, context:].float().cpu() / 255.0
     mse, db = frame_errors(pred, real)
     reward_error = (reward - windows["reward"][:, context:].float().cpu()).abs()  # [W, H]
-    metrics = {"mse": mse.mean(0).tolist(), "psnr": db.mean(0).tolist(),
-               "reward_abs_error": reward_error.mean(0).tolist(), "reward_mae": float(reward_error.mean())}
+    metrics = {
+        "mse": mse.mean(0).tolist(),
+        "psnr": db.mean(0).tolist(),
+        "reward_abs_error": reward_error.mean(0).tolist(),
+        "reward_mae": float(reward_error.mean()),
+    }
     return metrics, pred
 
 
@@ -274,7 +337,7 @@ def copy_last_metrics(windows: dict[str, torch.Tensor], context: int) -> dict:
     """The baseline that repeats the last context frame for every horizon."""
     obs = windows["obs"].float().cpu() / 255.0
     real = obs[:, context:]
-    mse, db = frame_errors(obs[:, context - 1: context].expand_as(real), real)
+    mse, db = frame_errors(obs[:, context - 1 : context].expand_as(real), real)
     return {"mse": mse.mean(0).tolist(), "psnr": db.mean(0).tolist()}
 
 
@@ -310,8 +373,10 @@ def print_table(results: dict, horizon: int) -> None:
     for label, stats in results["models"].items():
         ol = stats["open_loop"]
         cells = [f"{ol['psnr'][h - 1]:.2f}" for h in shown] + [f"{ol['mse'][h - 1]:.5f}" for h in shown]
-        print(f"| {label} | {stats['parameters']:,} | {stats['median_update_s']:.3f} | {' | '.join(cells)} | "
-              f"{ol['reward_mae']:.4f} |")
+        print(
+            f"| {label} | {stats['parameters']:,} | {stats['median_update_s']:.3f} | {' | '.join(cells)} | "
+            f"{ol['reward_mae']:.4f} |"
+        )
     base = results["baselines"]["copy_last"]
     cells = [f"{base['psnr'][h - 1]:.2f}" for h in shown] + [f"{base['mse'][h - 1]:.5f}" for h in shown]
     print(f"| copy last context frame | 0 | - | {' | '.join(cells)} | - |")
@@ -338,8 +403,10 @@ def main(argv: list[str] | None = None) -> dict:
     precision = resolve_precision(cfg.train.precision, device)
     args.out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
-    print(f"env {cfg.env.name}, presets {presets}, device {device}, precision {precision}, torch threads {threads}",
-          flush=True)
+    print(
+        f"env {cfg.env.name}, presets {presets}, device {device}, precision {precision}, torch threads {threads}",
+        flush=True,
+    )
 
     start = time.perf_counter()
     data, num_actions = record(cfg, args.num_envs, args.steps, args.episodes, args.seed)
@@ -347,39 +414,54 @@ def main(argv: list[str] | None = None) -> dict:
     window = args.context + args.horizon
     windows = eval_windows(held_out, window, args.eval_windows)
     if windows["obs"].shape[0] == 0:
-        raise SystemExit(f"train_world_model.py: error: no held-out window of {window} frames lies inside one "
-                         f"episode; record more steps or lower --context/--horizon")
+        raise SystemExit(
+            f"train_world_model.py: error: no held-out window of {window} frames lies inside one "
+            f"episode; record more steps or lower --context/--horizon"
+        )
     if not buffer.can_sample(args.seq_len):
-        raise SystemExit(f"train_world_model.py: error: each training stream holds {buffer.filled} rows, "
-                         f"fewer than --seq-len {args.seq_len}")
+        raise SystemExit(
+            f"train_world_model.py: error: each training stream holds {buffer.filled} rows, "
+            f"fewer than --seq-len {args.seq_len}"
+        )
     record_s = time.perf_counter() - start
     data_info = {
-        "num_actions": num_actions, "train_rows": len(buffer), "eval_rows": int(held_out["is_first"].size),
+        "num_actions": num_actions,
+        "train_rows": len(buffer),
+        "eval_rows": int(held_out["is_first"].size),
         "train_episodes": episode_count(data["is_first"][: args.num_envs - args.eval_envs]),
-        "eval_episodes": episode_count(held_out["is_first"]), "eval_windows": int(windows["obs"].shape[0]),
+        "eval_episodes": episode_count(held_out["is_first"]),
+        "eval_windows": int(windows["obs"].shape[0]),
         "eval_window_rule": "windows with a new episode after their first row are skipped",
         "record_s": record_s,
     }
-    print(f"recorded {data['is_first'].size:,} rows in {record_s:.1f} s: {data_info['train_rows']:,} train rows "
-          f"({data_info['train_episodes']} episodes started), {data_info['eval_rows']:,} held-out rows "
-          f"({data_info['eval_episodes']} episodes started), {data_info['eval_windows']} eval windows of {window}",
-          flush=True)
+    print(
+        f"recorded {data['is_first'].size:,} rows in {record_s:.1f} s: {data_info['train_rows']:,} train rows "
+        f"({data_info['train_episodes']} episodes started), {data_info['eval_rows']:,} held-out rows "
+        f"({data_info['eval_episodes']} episodes started), {data_info['eval_windows']} eval windows of {window}",
+        flush=True,
+    )
 
     sampler = np.random.default_rng(args.seed)
     buffer.rng = sampler  # one schedule of windows, replayed identically for both models
     schedule = [buffer.sample_indices(args.batch_size, args.seq_len) for _ in range(args.updates)]
     eval_batch = to_tensors(windows, device)
     logger = Logger(args.out / "tb")
-    results: dict = {"command": ["scripts/train_world_model.py", *(argv if argv is not None else sys.argv[1:])],
-                     "env": cfg.env.name, "presets": presets, "device": str(device), "precision": precision.name,
-                     "threads": torch.get_num_threads(), "config": to_dict(cfg),
-                     "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                     "data": data_info, "models": {}}
+    results: dict = {
+        "command": ["scripts/train_world_model.py", *(argv if argv is not None else sys.argv[1:])],
+        "env": cfg.env.name,
+        "presets": presets,
+        "device": str(device),
+        "precision": precision.name,
+        "threads": torch.get_num_threads(),
+        "config": to_dict(cfg),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "data": data_info,
+        "models": {},
+    }
     objects = object_data(cfg.env.name, args.object_steps, args.seed + 1000)
     preds = {}
     for label in args.models:
-        model, stats = train(label, MODELS[label], cfg, num_actions, buffer, schedule, args, logger, device,
-                             precision)
+        model, stats = train(label, MODELS[label], cfg, num_actions, buffer, schedule, args, logger, device, precision)
         stats["open_loop"], preds[label] = open_loop_metrics(model, eval_batch, args.context)
         as_trained = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, attention=MODELS[label]))
         save_world_model(args.out / f"{label}.pt", model, as_trained, num_actions)
@@ -390,10 +472,11 @@ def main(argv: list[str] | None = None) -> dict:
         del model
     results["baselines"] = {"copy_last": copy_last_metrics(eval_batch, args.context)}
     if len(args.models) == 2:
-        results["update_time_ratio"] = (results["models"]["full"]["median_update_s"]
-                                        / results["models"]["ablation"]["median_update_s"])
+        results["update_time_ratio"] = (
+            results["models"]["full"]["median_update_s"] / results["models"]["ablation"]["median_update_s"]
+        )
 
-    real = eval_batch["obs"][:, args.context:].float().cpu() / 255.0
+    real = eval_batch["obs"][:, args.context :].float().cpu() / 255.0
     moving = (real[:, 1:] - real[:, :-1]).abs().mean((1, 2, 3, 4)) if args.horizon > 1 else real.mean((1, 2, 3, 4))
     shown = int(moving.argmax())  # the window with the most motion makes the most telling strip
     canvas = strip_canvas(real[shown], {k: v[shown] for k, v in preds.items()})
@@ -404,12 +487,18 @@ def main(argv: list[str] | None = None) -> dict:
     results["total_s"] = time.perf_counter() - start
     for label, stats in results["models"].items():
         ok = all(math.isfinite(v) for v in stats["open_loop"]["psnr"])
-        print(f"{label}: {stats['parameters']:,} parameters, median {stats['median_update_s']:.3f} s/update, "
-              f"{stats['train_s']:.0f} s training{'' if ok else ' (non-finite PSNR)'}", flush=True)
+        print(
+            f"{label}: {stats['parameters']:,} parameters, median {stats['median_update_s']:.3f} s/update, "
+            f"{stats['train_s']:.0f} s training{'' if ok else ' (non-finite PSNR)'}",
+            flush=True,
+        )
     print_table(results, args.horizon)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out / 'results.json'}, {args.out / 'openloop_strip.png'}, {args.out / 'tb'} "
-          f"({results['total_s']:.0f} s in all)", flush=True)
+    print(
+        f"wrote {args.out / 'results.json'}, {args.out / 'openloop_strip.png'}, {args.out / 'tb'} "
+        f"({results['total_s']:.0f} s in all)",
+        flush=True,
+    )
     return results
 
 

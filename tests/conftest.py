@@ -43,12 +43,32 @@ class BackgroundRun:
     def __init__(self, root: Path) -> None:
         self.logdir = root / "catch"
         self.stdout_path, self.stderr_path = root / "stdout.txt", root / "stderr.txt"
-        args = ["--env", "Catch", "--preset", "ci_catch", "--seed", "0", "--logdir", str(self.logdir),
-                "--no-progress", "--set", "eval.every=0", "--set", "eval.episodes=100",
-                "--set", "log.images_every=0", "--set", "log.checkpoint_every=0"]
+        args = [
+            "--env",
+            "Catch",
+            "--preset",
+            "ci_catch",
+            "--seed",
+            "0",
+            "--logdir",
+            str(self.logdir),
+            "--no-progress",
+            "--set",
+            "eval.every=0",
+            "--set",
+            "eval.episodes=100",
+            "--set",
+            "log.images_every=0",
+            "--set",
+            "log.checkpoint_every=0",
+        ]
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train_agent.py"), *args],
-                                         stdout=out, stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "scripts" / "train_agent.py"), *args],
+                stdout=out,
+                stderr=err,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
         self.watchdog = threading.Timer(CATCH_TIMEOUT, self.proc.kill)
         self.watchdog.start()
 

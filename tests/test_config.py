@@ -29,8 +29,10 @@ def test_presets_apply_in_order_then_overrides():
     cfg = load_config(["cpu", "debug"])
     assert cfg.model.deter == 64  # debug wins over cpu
     assert load_config(["debug", "cpu"]).model.deter == 128
-    cfg = load_config(["debug"], ["model.deter=48", "train.model_lr=3e-4", "env.name=Pong",
-                                  "model.attention=false", "train.loss_scales.kl=0.5"])
+    cfg = load_config(
+        ["debug"],
+        ["model.deter=48", "train.model_lr=3e-4", "env.name=Pong", "model.attention=false", "train.loss_scales.kl=0.5"],
+    )
     assert cfg.model.deter == 48 and cfg.train.model_lr == pytest.approx(3e-4)
     assert cfg.env.name == "Pong" and cfg.model.attention is False
     assert cfg.train.loss_scales.kl == 0.5
@@ -46,8 +48,12 @@ def test_int_is_accepted_for_float_but_not_the_reverse():
 
 @pytest.mark.parametrize(
     "override, suggestion",
-    [("model.detr=3", "model.deter"), ("deter=3", "model.deter"), ("train.batchsize=3", "train.batch_size"),
-     ("train.loss_scales.kll=1", "train.loss_scales.kl")],
+    [
+        ("model.detr=3", "model.deter"),
+        ("deter=3", "model.deter"),
+        ("train.batchsize=3", "train.batch_size"),
+        ("train.loss_scales.kll=1", "train.loss_scales.kl"),
+    ],
 )
 def test_unknown_keys_suggest_the_closest(override, suggestion):
     with pytest.raises(ConfigError, match="unknown config key") as info:

@@ -5,14 +5,17 @@ import pytest
 from aime.config import ConfigError, load_config, load_config_file, save_config
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"seed: 0\nmodel: {deter: 64\n  stoch: [\n", r"is not valid YAML: .* at line 3, column \d+$"),
-    (b"seed: !!python/object/apply:os.system ['touch PWNED']\n", "only plain YAML values are allowed"),
-    (b"seed: 0\x01\n", "unacceptable character"),
-    (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
-    (b"- 1\n- 2\n", "must hold a mapping of config keys, got list"),
-    (b"train:\n  model_lr:\n", "config key 'train.model_lr': expected float, got None"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"seed: 0\nmodel: {deter: 64\n  stoch: [\n", r"is not valid YAML: .* at line 3, column \d+$"),
+        (b"seed: !!python/object/apply:os.system ['touch PWNED']\n", "only plain YAML values are allowed"),
+        (b"seed: 0\x01\n", "unacceptable character"),
+        (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
+        (b"- 1\n- 2\n", "must hold a mapping of config keys, got list"),
+        (b"train:\n  model_lr:\n", "config key 'train.model_lr': expected float, got None"),
+    ],
+)
 def test_a_config_file_that_is_not_a_plain_mapping_is_one_line(tmp_path, content, message):
     path = tmp_path / "config.yaml"
     path.write_bytes(content)

@@ -35,9 +35,17 @@ from aime.world_model.vrnn import VRNN
 # heads, actor, critic) and the transition pieces called once per time step. Module.compile keeps
 # parameter names, so checkpoints are the same with and without it.
 COMPILED = (
-    "world_model.encoder", "world_model.decoder", "world_model.reward", "world_model.cont",
-    "world_model.img_in", "world_model.cell", "world_model.latent.prior_net", "world_model.latent.post_net",
-    "behavior.actor", "behavior.critic", "behavior.slow_critic",
+    "world_model.encoder",
+    "world_model.decoder",
+    "world_model.reward",
+    "world_model.cont",
+    "world_model.img_in",
+    "world_model.cell",
+    "world_model.latent.prior_net",
+    "world_model.latent.post_net",
+    "behavior.actor",
+    "behavior.critic",
+    "behavior.slow_critic",
 )
 
 
@@ -147,9 +155,15 @@ class WorldModelStep:
     grad_norm: Tensor | None
 
 
-def world_model_update(model: nn.Module, optimizer: torch.optim.Optimizer, data: Mapping[str, Tensor],
-                       grad_clip: float, autocast: bool = False, fused: bool = False,
-                       sync: GradientSync | None = None) -> WorldModelStep:
+def world_model_update(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Mapping[str, Tensor],
+    grad_clip: float,
+    autocast: bool = False,
+    fused: bool = False,
+    sync: GradientSync | None = None,
+) -> WorldModelStep:
     """One world-model update on a batch of windows: loss, backward, clip, step -- unless the loss is
     not finite, when parameters and optimiser state stay as they were.
 
@@ -213,9 +227,15 @@ class Agent(nn.Module):
             bit for bit as they were (fused Adam rounds differently, ~1e-8 after 20 steps).
     """
 
-    def __init__(self, cfg: Config, num_actions: int, device: torch.device | str = "cpu",
-                 sync: GradientSync | None = None, precision: str | None = None,
-                 fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        num_actions: int,
+        device: torch.device | str = "cpu",
+        sync: GradientSync | None = None,
+        precision: str | None = None,
+        fused: bool | None = None,
+    ) -> None:
         super().__init__()
         self.cfg, self.num_actions, self.device = cfg, num_actions, torch.device(device)
         self.precision = precision or default_precision(cfg.train.precision, self.device)
@@ -225,8 +245,13 @@ class Agent(nn.Module):
         t = cfg.train
         self.world_model = VRNN.from_config(cfg.model, num_actions, t)
         self.behavior = Behavior(
-            self.world_model.feat_size, num_actions, hidden=cfg.model.hidden, horizon=t.horizon,
-            discount=t.discount, lam=t.lambda_, entropy=t.entropy,
+            self.world_model.feat_size,
+            num_actions,
+            hidden=cfg.model.hidden,
+            horizon=t.horizon,
+            discount=t.discount,
+            lam=t.lambda_,
+            entropy=t.entropy,
         )
         self.to(self.device)
         self.fused = self.device.type == "cuda" if fused is None else fused
@@ -247,8 +272,11 @@ class Agent(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per part: world model (and its attention schema), actor, critic."""
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-        out = {"world_model": count(self.world_model), "actor": count(self.behavior.actor),
-               "critic": count(self.behavior.critic)}
+        out = {
+            "world_model": count(self.world_model),
+            "actor": count(self.behavior.actor),
+            "critic": count(self.behavior.critic),
+        }
         if hasattr(self.world_model, "schema"):
             out["attention_schema"] = count(self.world_model.schema)
         return out
@@ -299,8 +327,15 @@ class Agent(nn.Module):
         """
         data = self.to_tensors(batch)
         t = self.cfg.train
-        wm = world_model_update(self.world_model, self.model_opt, data, t.grad_clip, autocast=self.autocast,
-                                fused=self.fused, sync=self.sync)
+        wm = world_model_update(
+            self.world_model,
+            self.model_opt,
+            data,
+            t.grad_clip,
+            autocast=self.autocast,
+            fused=self.fused,
+            sync=self.sync,
+        )
         if wm.grad_norm is None:  # an unfused optimiser read the flag: nothing was stepped
             return dict(NONFINITE), False
         wm_loss, metrics, out, wm_bad = wm.loss, wm.metrics, wm.out, wm.skip
@@ -336,10 +371,16 @@ class Agent(nn.Module):
         # world-model metrics are losses unless they name their own section (attention/...)
         result: dict[str, Any] = {(k if "/" in k else f"losses/{k}"): v for k, v in metrics.items()}
         result.update({f"behavior/{k}": v for k, v in b_metrics.items()})
-        result.update({
-            "losses/world_model": wm_loss.detach(), "losses/actor": a_loss.detach(), "losses/critic": c_loss.detach(),
-            "grad_norm/world_model": wm.grad_norm, "grad_norm/actor": actor_norm, "grad_norm/critic": critic_norm,
-        })
+        result.update(
+            {
+                "losses/world_model": wm_loss.detach(),
+                "losses/actor": a_loss.detach(),
+                "losses/critic": c_loss.detach(),
+                "grad_norm/world_model": wm.grad_norm,
+                "grad_norm/actor": actor_norm,
+                "grad_norm/critic": critic_norm,
+            }
+        )
         return result, True
 
     def _nonfinite(self, *losses: Tensor) -> Tensor:

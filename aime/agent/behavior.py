@@ -29,8 +29,10 @@ def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, discount: float, 
     ``reward[:, t]`` and ``cont[:, t]`` belong to the transition ``s_t -> s_{t+1}``.
     """
     if value.shape[1] != reward.shape[1] + 1 or reward.shape != cont.shape:
-        raise ValueError(f"expected reward, cont [N, H] and value [N, H+1], got {tuple(reward.shape)}, "
-                         f"{tuple(cont.shape)}, {tuple(value.shape)}")
+        raise ValueError(
+            f"expected reward, cont [N, H] and value [N, H+1], got {tuple(reward.shape)}, "
+            f"{tuple(cont.shape)}, {tuple(value.shape)}"
+        )
     out = []
     ret = value[:, -1]
     for t in reversed(range(reward.shape[1])):  # the horizon, not batch: a short recurrence
@@ -85,9 +87,20 @@ class Behavior(nn.Module):
         unimix: uniform mixture in the actor's distribution.
     """
 
-    def __init__(self, feat_dim: int, num_actions: int, hidden: int = 512, layers: int = 2, horizon: int = 15,
-                 discount: float = 0.997, lam: float = 0.95, entropy: float = 3e-4, slow_decay: float = 0.98,
-                 unimix: float = 0.01, bins: int = 255) -> None:
+    def __init__(
+        self,
+        feat_dim: int,
+        num_actions: int,
+        hidden: int = 512,
+        layers: int = 2,
+        horizon: int = 15,
+        discount: float = 0.997,
+        lam: float = 0.95,
+        entropy: float = 3e-4,
+        slow_decay: float = 0.98,
+        unimix: float = 0.01,
+        bins: int = 255,
+    ) -> None:
         super().__init__()
         self.num_actions, self.horizon, self.discount, self.lam = num_actions, horizon, discount, lam
         self.entropy_scale, self.slow_decay, self.unimix = entropy, slow_decay, unimix
@@ -152,9 +165,12 @@ class Behavior(nn.Module):
         a_loss = actor_loss(log_prob, entropy, advantage, weight[:, :-1], self.entropy_scale)
         c_loss = critic_loss(TwoHot(critic.logits[:, :-1], self.bins), returns, slow_value[:, :-1], weight[:, :-1])
         metrics = {
-            "imagined_return": returns.mean().detach(), "imagined_reward": reward.mean(),
-            "value": value.mean().detach(), "actor_entropy": entropy.mean().detach(),
-            "return_scale": scale.detach(), "advantage": advantage.mean().detach(),
+            "imagined_return": returns.mean().detach(),
+            "imagined_reward": reward.mean(),
+            "value": value.mean().detach(),
+            "actor_entropy": entropy.mean().detach(),
+            "return_scale": scale.detach(),
+            "advantage": advantage.mean().detach(),
         }
         return a_loss, c_loss, metrics
 

@@ -74,7 +74,13 @@ def _blend_text(image: torch.Tensor, mask: np.ndarray, colour: float = 1.0) -> t
 
 
 def label_box(
-    image: torch.Tensor, lines: list[str], x: int, y: int, height: float, *, opacity: float = 0.8,
+    image: torch.Tensor,
+    lines: list[str],
+    x: int,
+    y: int,
+    height: float,
+    *,
+    opacity: float = 0.8,
     anchor: str = "left",
 ) -> torch.Tensor:
     """Write ``lines`` (text ``height`` px) on a dark box at ``(x, y)`` of ``image [3, H, W]``.
@@ -98,9 +104,7 @@ def label_box(
     return _blend_text(image, mask)
 
 
-def colour_bar(
-    image: torch.Tensor, colormap: str, ratio_cap: float, text_height: float
-) -> torch.Tensor:
+def colour_bar(image: torch.Tensor, colormap: str, ratio_cap: float, text_height: float) -> torch.Tensor:
     """A vertical colour bar on the right edge of ``image [3, H, W]``: 1x (bottom) to cap x (top).
 
     A dark outline around it; its ends labelled when the image is at least 160 px wide.
@@ -111,10 +115,10 @@ def colour_bar(
     top, bottom = margin, height - margin  # rows of the gradient: [top, bottom)
     left = width - bar - 1
     image = image.clone()
-    image[:, top - 1:bottom + 1, left - 1:] = 0.0  # outline
+    image[:, top - 1 : bottom + 1, left - 1 :] = 0.0  # outline
     levels = torch.linspace(1.0, 0.0, bottom - top, device=image.device, dtype=image.dtype)
     colours = rearrange(apply_colormap(levels, colormap), "h c -> c h 1")  # [3, rows, 1]
-    image[:, top:bottom, left:width - 1] = colours.expand(3, bottom - top, width - 1 - left)
+    image[:, top:bottom, left : width - 1] = colours.expand(3, bottom - top, width - 1 - left)
     if width >= 160:
         small = 0.8 * text_height
         image = label_box(image, [f"x{ratio_cap:g}"], left - 1, top - 1, small, anchor="right")
@@ -197,7 +201,8 @@ def tile_grid(
 
     cell_h = strip + th
     canvas = torch.full(
-        (3, rows * cell_h + (rows + 1) * pad, ncols * tw + (ncols + 1) * pad), float(background),
+        (3, rows * cell_h + (rows + 1) * pad, ncols * tw + (ncols + 1) * pad),
+        float(background),
         device=images.device,
     )
     mask = np.zeros(canvas.shape[1:], np.uint8) if strip else None
@@ -207,9 +212,9 @@ def tile_grid(
         row, col = divmod(i, ncols)
         y = pad + row * (cell_h + pad)
         x = pad + col * (tw + pad)
-        canvas[:, y + strip:y + cell_h, x:x + tw] = images[i]
+        canvas[:, y + strip : y + cell_h, x : x + tw] = images[i]
         if strip and any(lines[i]):
-            canvas[:, y:y + strip, x:x + tw] = 0.0
+            canvas[:, y : y + strip, x : x + tw] = 0.0
             _put_lines(mask, lines[i], x + 2, y + max(1, round(0.1 * line_height)), scale, thickness)
     if mask is not None:
         canvas = _blend_text(canvas, mask)

@@ -75,9 +75,7 @@ def slot_diversity_loss(slot_maps: torch.Tensor, from_logits: bool = True) -> to
         a scalar tensor (0 when K == 1: there is no pair to decorrelate).
     """
     if slot_maps.dim() != 4:
-        raise ValueError(
-            f"slot_diversity_loss: expected slot_maps [B, K, H, W], got {tuple(slot_maps.shape)}"
-        )
+        raise ValueError(f"slot_diversity_loss: expected slot_maps [B, K, H, W], got {tuple(slot_maps.shape)}")
     b, k = slot_maps.shape[:2]
     flat = rearrange(slot_maps, "b k h w -> b k (h w)")
     if from_logits:
@@ -105,8 +103,7 @@ def _stack_attention(attention_sequence: Sequence[torch.Tensor] | torch.Tensor) 
         attention = torch.stack(items, dim=1)
     if attention.dim() != 4:
         raise ValueError(
-            "attention_dynamics_loss: expected attention_sequence of shape [B, T, H, W], "
-            f"got {tuple(attention.shape)}"
+            f"attention_dynamics_loss: expected attention_sequence of shape [B, T, H, W], got {tuple(attention.shape)}"
         )
     return attention
 
@@ -163,9 +160,7 @@ def attention_dynamics_loss(
     movements = _stack_movements(predicted_movements)
     b, t = attention.shape[:2]
     if t < 2:
-        raise ValueError(
-            f"attention_dynamics_loss: expected at least 2 attention maps, got T={t}"
-        )
+        raise ValueError(f"attention_dynamics_loss: expected at least 2 attention maps, got T={t}")
     if movements.dim() not in (3, 5) or tuple(movements.shape[:3]) != (b, t - 1, 2):
         raise ValueError(
             "attention_dynamics_loss: expected predicted_movements of shape "
@@ -178,9 +173,7 @@ def attention_dynamics_loss(
     if detach_target:
         actual = actual.detach()
     movements = movements.to(actual.dtype)
-    return F.smooth_l1_loss(movements[..., 0], actual[..., 0]) + F.smooth_l1_loss(
-        movements[..., 1], actual[..., 1]
-    )
+    return F.smooth_l1_loss(movements[..., 0], actual[..., 0]) + F.smooth_l1_loss(movements[..., 1], actual[..., 1])
 
 
 def attention_prior_cross_entropy(

@@ -129,9 +129,7 @@ def attention_heatmap_overlay(
     name = "attention_heatmap_overlay"
     check_frames(name, frames)
     if attention.dim() != 3 or attention.shape[0] != frames.shape[0]:
-        raise ValueError(
-            f"{name}: expected attention of shape [{frames.shape[0]}, h, w], got {tuple(attention.shape)}"
-        )
+        raise ValueError(f"{name}: expected attention of shape [{frames.shape[0]}, h, w], got {tuple(attention.shape)}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"{name}: expected alpha in [0, 1], got {alpha!r}")
     if normalize not in _NORMALIZE_MODES:
@@ -166,9 +164,7 @@ def attention_heatmap_overlay(
     return torch.stack(annotated).clamp(0.0, 1.0)
 
 
-def _center_markers(
-    centers: torch.Tensor, height: int, width: int, radius: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _center_markers(centers: torch.Tensor, height: int, width: int, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Square markers at slot centres ``[B, K, 2]``: (fill ``[B, K, H, W]``, outline ``[B, K, H, W]``)."""
     px = (centers[..., 0].float() + 1.0) * 0.5 * (width - 1)  # [B, K]
     py = (centers[..., 1].float() + 1.0) * 0.5 * (height - 1)
@@ -219,18 +215,14 @@ def visualize_multi_object_attention(
     b = observation.shape[0]
     if slot_attention_maps.dim() != 4 or slot_attention_maps.shape[0] != b:
         raise ValueError(
-            f"{name}: expected slot_attention_maps of shape [{b}, K, h, w], "
-            f"got {tuple(slot_attention_maps.shape)}"
+            f"{name}: expected slot_attention_maps of shape [{b}, K, h, w], got {tuple(slot_attention_maps.shape)}"
         )
     k, h, w = slot_attention_maps.shape[1:]
     if tuple(slot_centers.shape) != (b, k, 2):
-        raise ValueError(
-            f"{name}: expected slot_centers of shape {(b, k, 2)}, got {tuple(slot_centers.shape)}"
-        )
+        raise ValueError(f"{name}: expected slot_centers of shape {(b, k, 2)}, got {tuple(slot_centers.shape)}")
     if group_assignments is not None and tuple(group_assignments.shape) != (b, h, w, k):
         raise ValueError(
-            f"{name}: expected group_assignments of shape {(b, h, w, k)}, "
-            f"got {tuple(group_assignments.shape)}"
+            f"{name}: expected group_assignments of shape {(b, h, w, k)}, got {tuple(group_assignments.shape)}"
         )
     if return_mode not in _RETURN_MODES:
         raise ValueError(f"{name}: expected return_mode in {_RETURN_MODES}, got {return_mode!r}")
@@ -243,22 +235,26 @@ def visualize_multi_object_attention(
     outputs: dict[str, torch.Tensor] = {}
 
     if return_mode in ("all", "slot_overlays"):
-        weight = F.interpolate(
-            _normalise_maps(slot_attention_maps.detach(), "max"), size=(height, width),
-            mode="bilinear", align_corners=False,
-        ).clamp(0.0, 1.0).unsqueeze(2)  # [B, K, 1, H, W]
+        weight = (
+            F.interpolate(
+                _normalise_maps(slot_attention_maps.detach(), "max"),
+                size=(height, width),
+                mode="bilinear",
+                align_corners=False,
+            )
+            .clamp(0.0, 1.0)
+            .unsqueeze(2)
+        )  # [B, K, 1, H, W]
         colour = palette[None, :, :, None, None]  # [1, K, 3, 1, 1]
         overlays = image.unsqueeze(1) * (1.0 - alpha * weight) + alpha * weight * colour
         outputs["slot_overlays"] = rearrange(overlays.clamp(0.0, 1.0), "b k c h w -> (b k) c h w")
     if return_mode == "slot_overlays":
         return outputs
 
-    source = slot_attention_maps if group_assignments is None else rearrange(
-        group_assignments, "b h w k -> b k h w"
-    )
-    labels = F.interpolate(
-        source.detach().float(), size=(height, width), mode="bilinear", align_corners=False
-    ).argmax(dim=1)  # [B, H, W]
+    source = slot_attention_maps if group_assignments is None else rearrange(group_assignments, "b h w k -> b k h w")
+    labels = F.interpolate(source.detach().float(), size=(height, width), mode="bilinear", align_corners=False).argmax(
+        dim=1
+    )  # [B, H, W]
     segmentation = rearrange(palette[labels], "b h w c -> b c h w")  # [B, 3, H, W]
     if return_mode in ("all", "semantic_segmentation"):
         outputs["semantic_segmentation"] = segmentation

@@ -29,7 +29,11 @@ from aime.nn.feature_pyramid import FeaturePyramid
 from aime.nn.slot_attention import SlotAttention
 
 __all__ = [
-    "AttentionPosterior", "FeaturePyramid", "PosteriorResult", "dominant_slot", "slot_diversity_loss",
+    "AttentionPosterior",
+    "FeaturePyramid",
+    "PosteriorResult",
+    "dominant_slot",
+    "slot_diversity_loss",
     "weighted_centroids",
 ]
 
@@ -162,17 +166,20 @@ class AttentionPosterior(nn.Module):
     ) -> None:
         super().__init__()
         int_args = (
-            ("image_size", image_size, 1), ("attention_resolution", attention_resolution, 1),
-            ("hidden_dim", hidden_dim, 2), ("context_dim", context_dim, 0),
-            ("input_channels", input_channels, 1), ("feature_channels", feature_channels, 2),
-            ("num_semantic_slots", num_semantic_slots, 1), ("num_heads", num_heads, 1),
-            ("slot_iters", slot_iters, 1), ("slot_mlp_hidden", slot_mlp_hidden, 1),
+            ("image_size", image_size, 1),
+            ("attention_resolution", attention_resolution, 1),
+            ("hidden_dim", hidden_dim, 2),
+            ("context_dim", context_dim, 0),
+            ("input_channels", input_channels, 1),
+            ("feature_channels", feature_channels, 2),
+            ("num_semantic_slots", num_semantic_slots, 1),
+            ("num_heads", num_heads, 1),
+            ("slot_iters", slot_iters, 1),
+            ("slot_mlp_hidden", slot_mlp_hidden, 1),
         )
         for name, value, low in int_args:
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(
-                    f"AttentionPosterior: expected {name} to be an int >= {low}, got {value!r}"
-                )
+                raise ValueError(f"AttentionPosterior: expected {name} to be an int >= {low}, got {value!r}")
         expected_res = ((image_size + 1) // 2 + 1) // 2  # two stride-2 convs: ceil(ceil(S/2)/2)
         if attention_resolution != expected_res:
             raise ValueError(
@@ -186,21 +193,16 @@ class AttentionPosterior(nn.Module):
             )
         if attention_fusion_mode not in _FUSION_MODES:
             raise ValueError(
-                f"AttentionPosterior: expected attention_fusion_mode in {_FUSION_MODES}, "
-                f"got {attention_fusion_mode!r}"
+                f"AttentionPosterior: expected attention_fusion_mode in {_FUSION_MODES}, got {attention_fusion_mode!r}"
             )
         if map_mode not in _MAP_MODES:
             raise ValueError(f"AttentionPosterior: expected map_mode in {_MAP_MODES}, got {map_mode!r}")
         if position_code not in _POSITION_CODES:
-            raise ValueError(
-                f"AttentionPosterior: expected position_code in {_POSITION_CODES}, got {position_code!r}"
-            )
+            raise ValueError(f"AttentionPosterior: expected position_code in {_POSITION_CODES}, got {position_code!r}")
         if not 0.0 <= dropout_p < 1.0:
             raise ValueError(f"AttentionPosterior: expected 0 <= dropout_p < 1, got {dropout_p!r}")
         if not coord_noise_std >= 0.0:
-            raise ValueError(
-                f"AttentionPosterior: expected coord_noise_std >= 0, got {coord_noise_std!r}"
-            )
+            raise ValueError(f"AttentionPosterior: expected coord_noise_std >= 0, got {coord_noise_std!r}")
 
         self.image_size, self.attention_resolution = image_size, attention_resolution
         self.hidden_dim, self.context_dim = hidden_dim, context_dim
@@ -235,11 +237,16 @@ class AttentionPosterior(nn.Module):
         # sharper than e:1; a learnable inverse temperature (1 at init, the seed's map) may sharpen it.
         self.log_sharpness = nn.Parameter(torch.zeros(()))
         self.spatial_regularizer = nn.Sequential(
-            nn.Linear(2 * k, hidden_dim // 2), nn.LayerNorm(hidden_dim // 2), nn.SiLU(),
-            nn.Linear(hidden_dim // 2, 2), nn.Tanh(),
+            nn.Linear(2 * k, hidden_dim // 2),
+            nn.LayerNorm(hidden_dim // 2),
+            nn.SiLU(),
+            nn.Linear(hidden_dim // 2, 2),
+            nn.Tanh(),
         )
         self.bottleneck_projector = nn.Sequential(
-            nn.Linear(k * d, hidden_dim), nn.LayerNorm(hidden_dim), nn.SiLU(),
+            nn.Linear(k * d, hidden_dim),
+            nn.LayerNorm(hidden_dim),
+            nn.SiLU(),
             nn.Linear(hidden_dim, hidden_dim // 2),
         )
 
@@ -310,9 +317,7 @@ class AttentionPosterior(nn.Module):
         """
         if inputs is None and features is None:
             if observation is None:
-                raise ValueError(
-                    "AttentionPosterior: expected an observation or precomputed features, got neither"
-                )
+                raise ValueError("AttentionPosterior: expected an observation or precomputed features, got neither")
             features = self.encode(observation)
         result = self.step(hidden_state, context, features=features, inputs=inputs)
         self.features = features
@@ -325,8 +330,13 @@ class AttentionPosterior(nn.Module):
             self.diversity_loss = result.attention.new_zeros(())
         return result.attention, result.coords
 
-    def step(self, hidden_state: torch.Tensor, context: torch.Tensor, features: torch.Tensor | None = None,
-             inputs: torch.Tensor | None = None) -> PosteriorResult:
+    def step(
+        self,
+        hidden_state: torch.Tensor,
+        context: torch.Tensor,
+        features: torch.Tensor | None = None,
+        inputs: torch.Tensor | None = None,
+    ) -> PosteriorResult:
         """One step from FPN ``features [B, d, R, R]`` or their ``prepare``d ``inputs [B, R*R, d]``,
         ``hidden_state [B, H]`` and ``context [B, Ctx]``: a :class:`PosteriorResult`.
 
@@ -346,8 +356,7 @@ class AttentionPosterior(nn.Module):
             )
         if tuple(context.shape) != (b, self.context_dim):
             raise ValueError(
-                f"AttentionPosterior: expected context of shape {(b, self.context_dim)}, "
-                f"got {tuple(context.shape)}"
+                f"AttentionPosterior: expected context of shape {(b, self.context_dim)}, got {tuple(context.shape)}"
             )
         top_down = torch.cat([hidden_state, context], dim=-1)  # [B, H + Ctx]
         seeds = rearrange(self.slot_modulator(top_down), "b (k d) -> b k d", k=k)

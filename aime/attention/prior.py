@@ -49,9 +49,7 @@ def relative_position_index(size: int) -> torch.Tensor:
     Returns ``[size*size, size*size]`` (int64): entry ``(i, j)`` encodes the offset
     ``(row_i - row_j, col_i - col_j)`` shifted to be non-negative, as in Swin Transformer.
     """
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    ).flatten(1)  # [2, N]
+    coords = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")).flatten(1)  # [2, N]
     offsets = coords[:, :, None] - coords[:, None, :] + (size - 1)  # [2, N, N] in [0, 2*size-2]
     return offsets[0] * (2 * size - 1) + offsets[1]
 
@@ -71,9 +69,7 @@ def rotary_tables(size: int, head_dim: int, base: float = 100.0) -> tuple[torch.
     rows, cols = torch.meshgrid(
         torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
     )
-    angles = torch.cat(
-        [rows.reshape(-1, 1) * theta, cols.reshape(-1, 1) * theta], dim=-1
-    )  # [N, d/2]
+    angles = torch.cat([rows.reshape(-1, 1) * theta, cols.reshape(-1, 1) * theta], dim=-1)  # [N, d/2]
     angles = torch.cat([angles, angles], dim=-1)  # [N, d]
     return angles.cos(), angles.sin()
 
@@ -160,11 +156,15 @@ class AttentionPrior(nn.Module):
         super().__init__()
         owner = "AttentionPrior"
         for name, value in (
-            ("attention_resolution", attention_resolution), ("hidden_dim", hidden_dim),
-            ("latent_dim", latent_dim), ("motion_kernels", motion_kernels),
-            ("num_heads", num_heads), ("feature_dim", feature_dim),
+            ("attention_resolution", attention_resolution),
+            ("hidden_dim", hidden_dim),
+            ("latent_dim", latent_dim),
+            ("motion_kernels", motion_kernels),
+            ("num_heads", num_heads),
+            ("feature_dim", feature_dim),
             ("convgru_hidden_size", convgru_hidden_size),
-            ("convgru_kernel_size", convgru_kernel_size), ("context_tokens", context_tokens),
+            ("convgru_kernel_size", convgru_kernel_size),
+            ("context_tokens", context_tokens),
             ("ffn_mult", ffn_mult),
         ):
             _positive_int(owner, name, value)
@@ -180,9 +180,7 @@ class AttentionPrior(nn.Module):
         if position_bias is None:
             position_bias = "relative" if use_relative_position_bias else "none"
         if position_bias not in _POSITION_BIASES:
-            raise ValueError(
-                f"{owner}: expected position_bias in {_POSITION_BIASES}, got {position_bias!r}"
-            )
+            raise ValueError(f"{owner}: expected position_bias in {_POSITION_BIASES}, got {position_bias!r}")
         if position_bias == "rotary" and (feature_dim // num_heads) % 4 != 0:
             raise ValueError(
                 f"{owner}: position_bias='rotary' expects feature_dim / num_heads divisible by 4, "
@@ -195,9 +193,7 @@ class AttentionPrior(nn.Module):
                 f"are built for the full {attention_resolution}x{attention_resolution} grid), got {position_bias!r}"
             )
         if dropout_mode not in _DROPOUT_MODES:
-            raise ValueError(
-                f"{owner}: expected dropout_mode in {_DROPOUT_MODES}, got {dropout_mode!r}"
-            )
+            raise ValueError(f"{owner}: expected dropout_mode in {_DROPOUT_MODES}, got {dropout_mode!r}")
 
         self.attention_resolution = attention_resolution
         self.hidden_dim = hidden_dim
@@ -233,13 +229,9 @@ class AttentionPrior(nn.Module):
         self.self_qkv = nn.Linear(feature_dim, 3 * feature_dim)
         self.self_out = nn.Linear(feature_dim, feature_dim)
         if position_bias == "relative":
-            self.relative_bias_table = nn.Parameter(
-                torch.zeros((2 * attention_resolution - 1) ** 2, num_heads)
-            )
+            self.relative_bias_table = nn.Parameter(torch.zeros((2 * attention_resolution - 1) ** 2, num_heads))
             nn.init.trunc_normal_(self.relative_bias_table, std=0.02)
-            self.register_buffer(
-                "relative_index", relative_position_index(attention_resolution), persistent=False
-            )
+            self.register_buffer("relative_index", relative_position_index(attention_resolution), persistent=False)
         else:
             self.relative_bias_table = None
             self.relative_index = None
@@ -288,8 +280,7 @@ class AttentionPrior(nn.Module):
         r = self.attention_resolution
         if prev_attention.dim() != 3 or tuple(prev_attention.shape[1:]) != (r, r):
             raise ValueError(
-                f"AttentionPrior: expected prev_attention of shape [B, {r}, {r}], "
-                f"got {tuple(prev_attention.shape)}"
+                f"AttentionPrior: expected prev_attention of shape [B, {r}, {r}], got {tuple(prev_attention.shape)}"
             )
         b = prev_attention.shape[0]
         for name, tensor, width in (
@@ -297,22 +288,21 @@ class AttentionPrior(nn.Module):
             ("latent_state", latent_state, self.latent_dim),
         ):
             if tuple(tensor.shape) != (b, width):
-                raise ValueError(
-                    f"AttentionPrior: expected {name} of shape {(b, width)}, got {tuple(tensor.shape)}"
-                )
+                raise ValueError(f"AttentionPrior: expected {name} of shape {(b, width)}, got {tuple(tensor.shape)}")
         if spatial_state is not None:
             expected = (b, self.convgru_hidden_size, r, r)
             if tuple(spatial_state.shape) != expected:
                 raise ValueError(
-                    f"AttentionPrior: expected spatial_state of shape {expected}, "
-                    f"got {tuple(spatial_state.shape)}"
+                    f"AttentionPrior: expected spatial_state of shape {expected}, got {tuple(spatial_state.shape)}"
                 )
 
     def _self_attention(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, N, D]`` -> ``[B, N, D]`` (multi-head, scaled dot product, optional bias)."""
         q, k, v = rearrange(
-            self.self_qkv(self.self_norm(x)), "b n (three h d) -> three b h n d",
-            three=3, h=self.num_heads,
+            self.self_qkv(self.self_norm(x)),
+            "b n (three h d) -> three b h n d",
+            three=3,
+            h=self.num_heads,
         )
         if self.rotary_cos is not None:
             cos, sin = self.rotary_cos.to(q.dtype), self.rotary_sin.to(q.dtype)
@@ -326,8 +316,10 @@ class AttentionPrior(nn.Module):
         """``x [B, N, D]`` queries, ``context [B, T_c, D]`` keys/values -> ``[B, N, D]``."""
         q = rearrange(self.cross_q(self.cross_norm(x)), "b n (h d) -> b h n d", h=self.num_heads)
         k, v = rearrange(
-            self.cross_kv(self.context_norm(context)), "b t (two h d) -> two b h t d",
-            two=2, h=self.num_heads,
+            self.cross_kv(self.context_norm(context)),
+            "b t (two h d) -> two b h t d",
+            two=2,
+            h=self.num_heads,
         )
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._weight_dropout())
         return self.cross_out(rearrange(out, "b h n d -> b n (h d)"))
@@ -375,7 +367,8 @@ class AttentionPrior(nn.Module):
         x = rearrange(combined, "b d h w -> b (h w) d") + self.pos_embed  # [B, N, D]
         context = rearrange(
             self.context_mlp(torch.cat([hidden_state, latent_state], dim=-1)),
-            "b (t d) -> b t d", t=self.context_tokens,
+            "b (t d) -> b t d",
+            t=self.context_tokens,
         )  # [B, T_c, D]
 
         if self.use_checkpoint and self.training and torch.is_grad_enabled():
@@ -384,9 +377,7 @@ class AttentionPrior(nn.Module):
             x = self._block(x, context)
 
         logits = rearrange(self.logit_head(x), "b (h w) 1 -> b h w", h=r)  # [B, R, R]
-        probs = rearrange(
-            torch.softmax(rearrange(logits, "b h w -> b (h w)"), dim=-1), "b (h w) -> b h w", h=r
-        )
+        probs = rearrange(torch.softmax(rearrange(logits, "b h w -> b (h w)"), dim=-1), "b (h w) -> b h w", h=r)
         features = rearrange(x, "b (h w) d -> b d h w", h=r)  # [B, D, R, R]
         movement = self.movement_head(torch.cat([prev, features], dim=1))  # [B, 2, R, R]
         info = {

@@ -178,9 +178,7 @@ class AttentionSchema(nn.Module):
         Returns:
             A scalar: ``SmoothL1(pred_x, actual_x) + SmoothL1(pred_y, actual_y)``.
         """
-        return attention_dynamics_loss(
-            attention_sequence, predicted_movements, detach_target=detach_target
-        )
+        return attention_dynamics_loss(attention_sequence, predicted_movements, detach_target=detach_target)
 
     def compute_diversity_loss(
         self, slot_attention_maps: torch.Tensor | None = None, from_logits: bool = True

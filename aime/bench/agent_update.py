@@ -136,12 +136,14 @@ def bench_update(settings: Settings) -> list[dict]:
         for label, agent in agents(settings, preset, WM_ACTIONS).items():
             medians[label], label_rows = _update_rows(agent, batch, settings, preset, label)
             rows += label_rows
-        rows.append({
-            "item": f"Agent.train_step {preset}: update time full / ablation",
-            "value": round(medians["full"] / medians["ablation"], 2),
-            "unit": "ratio",
-            "note": "same run",
-        })
+        rows.append(
+            {
+                "item": f"Agent.train_step {preset}: update time full / ablation",
+                "value": round(medians["full"] / medians["ablation"], 2),
+                "unit": "ratio",
+                "note": "same run",
+            }
+        )
     return rows
 
 
@@ -168,22 +170,28 @@ def bench_compile(settings: Settings) -> list[dict]:
             synchronize(settings.device)
             first = time.perf_counter() - start
             medians[label], times = time_calls(lambda agent=agent: agent.train_step(batch), settings, settings.repeats)
-            rows.append({
-                "item": f"Agent.train_step {preset} full, {label}: first call",
-                "value": round(first, 2),
-                "unit": "s",
-                "note": "includes compilation" if compiled else "eager",
-            })
-            rows.append({
-                "item": f"Agent.train_step {preset} full, {label}, B {b} x T {t}",
-                "value": round(medians[label], 4),
-                "unit": "s/update",
-                "note": f"median of {len(times)}",
-            })
-        rows.append({
-            "item": f"Agent.train_step {preset}: eager / compiled",
-            "value": round(medians["eager"] / medians["compiled"], 2),
-            "unit": "ratio",
-            "note": "same run",
-        })
+            rows.append(
+                {
+                    "item": f"Agent.train_step {preset} full, {label}: first call",
+                    "value": round(first, 2),
+                    "unit": "s",
+                    "note": "includes compilation" if compiled else "eager",
+                }
+            )
+            rows.append(
+                {
+                    "item": f"Agent.train_step {preset} full, {label}, B {b} x T {t}",
+                    "value": round(medians[label], 4),
+                    "unit": "s/update",
+                    "note": f"median of {len(times)}",
+                }
+            )
+        rows.append(
+            {
+                "item": f"Agent.train_step {preset}: eager / compiled",
+                "value": round(medians["eager"] / medians["compiled"], 2),
+                "unit": "ratio",
+                "note": "same run",
+            }
+        )
     return rows

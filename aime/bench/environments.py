@@ -65,12 +65,14 @@ def bench_env(settings: Settings) -> list[dict]:
             agent_steps = steps * num_envs  # every sub-env's step counts
             label = "1 env" if num_envs == 1 else f"{num_envs}-env vector env"
             how = f"{steps} steps" if num_envs == 1 else f"{steps} steps x {num_envs} envs"
-            rows.append({
-                "item": f"{game}, {label}, random actions",
-                "value": round(agent_steps / median, 1),
-                "unit": "agent steps/s",
-                "note": f"median of {len(times)} x {how}",
-            })
+            rows.append(
+                {
+                    "item": f"{game}, {label}, random actions",
+                    "value": round(agent_steps / median, 1),
+                    "unit": "agent steps/s",
+                    "note": f"median of {len(times)} x {how}",
+                }
+            )
     return rows
 
 
@@ -111,18 +113,22 @@ def bench_acting_loop(settings: Settings) -> list[dict]:
             num_actions = int(env.single_action_space.n)
             for label, agent in agents(settings, preset, num_actions).items():
                 medians[label], times = _time_acting(agent, env, settings)
-                rows.append({
-                    "item": f"{ACTING_GAME} x {ACTING_ENVS} envs + Agent.act {preset} {label}",
-                    "value": round(steps * ACTING_ENVS / medians[label], 1),
-                    "unit": "agent steps/s",
-                    "note": f"median of {len(times)} x {steps} steps x {ACTING_ENVS} envs",
-                })
+                rows.append(
+                    {
+                        "item": f"{ACTING_GAME} x {ACTING_ENVS} envs + Agent.act {preset} {label}",
+                        "value": round(steps * ACTING_ENVS / medians[label], 1),
+                        "unit": "agent steps/s",
+                        "note": f"median of {len(times)} x {steps} steps x {ACTING_ENVS} envs",
+                    }
+                )
         finally:
             env.close()
-        rows.append({
-            "item": f"{ACTING_GAME} x {ACTING_ENVS} envs + Agent.act {preset}: step time full / ablation",
-            "value": round(medians["full"] / medians["ablation"], 2),
-            "unit": "ratio",
-            "note": "same run",
-        })
+        rows.append(
+            {
+                "item": f"{ACTING_GAME} x {ACTING_ENVS} envs + Agent.act {preset}: step time full / ablation",
+                "value": round(medians["full"] / medians["ablation"], 2),
+                "unit": "ratio",
+                "note": "same run",
+            }
+        )
     return rows

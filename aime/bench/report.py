@@ -44,7 +44,5 @@ def markdown(machine: dict, settings: Settings, results: list[dict]) -> str:
         "| benchmark | item | value | unit | note |",
         "| --- | --- | ---: | --- | --- |",
     ]
-    lines += [
-        f"| {r['benchmark']} | {r['item']} | {r['value']} | {r['unit']} | {r.get('note', '')} |" for r in results
-    ]
+    lines += [f"| {r['benchmark']} | {r['item']} | {r['value']} | {r['unit']} | {r.get('note', '')} |" for r in results]
     return "\n".join(lines)

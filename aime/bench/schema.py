@@ -59,12 +59,14 @@ def bench_posterior(settings: Settings) -> list[dict]:
         torch.manual_seed(settings.seed)
         model = AttentionPosterior(image_size=image, attention_resolution=res, **kwargs).to(settings.device)
         median, times = _time_posterior(model, settings)
-        rows.append({
-            "item": f"AttentionPosterior {label}, B {settings.batch}, {image}x{image}",
-            "value": round(median, 4),
-            "unit": "s fwd+bwd",
-            "note": f"median of {len(times)}",
-        })
+        rows.append(
+            {
+                "item": f"AttentionPosterior {label}, B {settings.batch}, {image}x{image}",
+                "value": round(median, 4),
+                "unit": "s fwd+bwd",
+                "note": f"median of {len(times)}",
+            }
+        )
     return rows
 
 
@@ -107,10 +109,12 @@ def bench_prior(settings: Settings) -> list[dict]:
         torch.manual_seed(settings.seed)
         model = AttentionPrior(attention_resolution=res, **kwargs).to(settings.device)
         median, times = _time_prior(model, settings, res)
-        rows.append({
-            "item": f"AttentionPrior {label}, B {settings.batch}, {res}x{res}",
-            "value": round(median, 4),
-            "unit": "s fwd+bwd",
-            "note": f"median of {len(times)}",
-        })
+        rows.append(
+            {
+                "item": f"AttentionPrior {label}, B {settings.batch}, {res}x{res}",
+                "value": round(median, 4),
+                "unit": "s fwd+bwd",
+                "note": f"median of {len(times)}",
+            }
+        )
     return rows

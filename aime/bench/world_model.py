@@ -63,19 +63,23 @@ def bench_world_model(settings: Settings) -> list[dict]:
             batch = wm_batch(b, t, settings.device)
             reset_peak_memory(settings.device)
             medians[label], times = _time_update(model, batch, settings)
-            rows.append({
-                "item": f"VRNN {preset} {label} ({count_parameters(model):,} params), B {b} x T {t}",
-                "value": round(medians[label], 4),
-                "unit": "s/update",
-                "note": f"median of {len(times)}",
-            })
+            rows.append(
+                {
+                    "item": f"VRNN {preset} {label} ({count_parameters(model):,} params), B {b} x T {t}",
+                    "value": round(medians[label], 4),
+                    "unit": "s/update",
+                    "note": f"median of {len(times)}",
+                }
+            )
             rows.append(peak_memory_row(f"VRNN {preset} {label}", settings.device))
-        rows.append({
-            "item": f"VRNN {preset}: update time full / ablation",
-            "value": round(medians["full"] / medians["ablation"], 2),
-            "unit": "ratio",
-            "note": "same run",
-        })
+        rows.append(
+            {
+                "item": f"VRNN {preset}: update time full / ablation",
+                "value": round(medians["full"] / medians["ablation"], 2),
+                "unit": "ratio",
+                "note": "same run",
+            }
+        )
     return rows
 
 
@@ -101,16 +105,20 @@ def bench_acting(settings: Settings) -> list[dict]:
         medians = {}
         for label, model in world_models(settings, preset).items():
             medians[label], times = _time_observe_step(model, b, settings, repeats)
-            rows.append({
-                "item": f"VRNN.observe_step {preset} {label}, {b} frames",
-                "value": round(medians[label], 5),
-                "unit": "s/step",
-                "note": f"median of {len(times)}",
-            })
-        rows.append({
-            "item": f"VRNN.observe_step {preset}: full / ablation",
-            "value": round(medians["full"] / medians["ablation"], 2),
-            "unit": "ratio",
-            "note": "same run",
-        })
+            rows.append(
+                {
+                    "item": f"VRNN.observe_step {preset} {label}, {b} frames",
+                    "value": round(medians[label], 5),
+                    "unit": "s/step",
+                    "note": f"median of {len(times)}",
+                }
+            )
+        rows.append(
+            {
+                "item": f"VRNN.observe_step {preset}: full / ablation",
+                "value": round(medians["full"] / medians["ablation"], 2),
+                "unit": "ratio",
+                "note": "same run",
+            }
+        )
     return rows

@@ -37,9 +37,17 @@ from aime.attention.overlays import entropy_ratio
 from aime.world_model.objectives import current_motion_saliency, motion_saliency
 
 __all__ = [
-    "ObjectData", "box_cells", "box_window", "map_lift", "centroid_pixels", "window_error", "episode_medians",
-    "windows_in_episodes", "format_seed_table",
-    "evaluate_objects", "format_table",
+    "ObjectData",
+    "box_cells",
+    "box_window",
+    "map_lift",
+    "centroid_pixels",
+    "window_error",
+    "episode_medians",
+    "windows_in_episodes",
+    "format_seed_table",
+    "evaluate_objects",
+    "format_table",
 ]
 
 
@@ -63,8 +71,15 @@ class ObjectData:
     @classmethod
     def from_record(cls, record: dict) -> ObjectData:
         """From ``envs.objects.record_objects``'s dict."""
-        return cls(record["obs"], record["action"], record["reward"], record["is_first"], record["boxes"],
-                   record["visible"], tuple(str(c) for c in record["classes"]))
+        return cls(
+            record["obs"],
+            record["action"],
+            record["reward"],
+            record["is_first"],
+            record["boxes"],
+            record["visible"],
+            tuple(str(c) for c in record["classes"]),
+        )
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
@@ -134,8 +149,15 @@ def episode_medians(obs: np.ndarray, is_first: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[int, ...] = (1, 5),
-                     windows: int = 64, margin: int = 2, chunk: int = 16) -> dict:
+def evaluate_objects(
+    model,
+    data: ObjectData,
+    context: int = 5,
+    horizons: tuple[int, ...] = (1, 5),
+    windows: int = 64,
+    margin: int = 2,
+    chunk: int = 16,
+) -> dict:
     """The object-level figures of a world model (``aime.world_model.VRNN``) on recorded rows.
 
     Windows of ``context + max(horizons)`` rows inside one episode are observed (posterior maps,
@@ -149,13 +171,16 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
     """
     device = next(model.parameters()).device
     if context < 2:
-        raise ValueError(f"evaluate_objects: expected context >= 2 (the current-motion baseline "
-                         f"looks two frames back), got {context}")
+        raise ValueError(
+            f"evaluate_objects: expected context >= 2 (the current-motion baseline "
+            f"looks two frames back), got {context}"
+        )
     length = context + max(horizons)
     starts = windows_in_episodes(data, length, windows)
     if len(starts) == 0:
-        raise ValueError(f"evaluate_objects: no window of {length} rows lies inside one episode "
-                         f"({len(data)} rows); record more")
+        raise ValueError(
+            f"evaluate_objects: no window of {length} rows lies inside one episode ({len(data)} rows); record more"
+        )
     rows = starts[:, None] + np.arange(length)[None]  # [W, length]
     medians = episode_medians(data.obs, data.is_first)
     was_training = model.training
@@ -169,7 +194,7 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
 
     try:
         for i in range(0, len(rows), chunk):
-            idx = rows[i:i + chunk]
+            idx = rows[i : i + chunk]
             obs = torch.as_tensor(data.obs[idx], device=device)  # [W, L, 3, S, S]
             action = torch.as_tensor(data.action[idx], device=device).long()
             is_first = torch.zeros(idx.shape, dtype=torch.bool, device=device)
@@ -193,9 +218,9 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
             for h in horizons:
                 t = context + h - 1
                 win = box_window(boxes[:, t], size, margin)[:, None]  # [W, 1, C, S, S]
-                add(f"err_h{h}", window_error(predicted[:, h - 1:h], real[:, t:t + 1], win))
-                add(f"err_copy_h{h}", window_error(last[:, None], real[:, t:t + 1], win))
-                add(f"err_median_h{h}", window_error(median[:, t:t + 1], real[:, t:t + 1], win))
+                add(f"err_h{h}", window_error(predicted[:, h - 1 : h], real[:, t : t + 1], win))
+                add(f"err_copy_h{h}", window_error(last[:, None], real[:, t : t + 1], win))
+                add(f"err_median_h{h}", window_error(median[:, t : t + 1], real[:, t : t + 1], win))
                 add(f"visible_h{h}", visible[:, t])
                 add(f"mse_h{h}", (predicted[:, h - 1] - real[:, t]).square().mean((-3, -2, -1)))
                 if "attention" in ahead:  # the attention prior's prediction, from actions alone
@@ -203,9 +228,9 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
                     add(f"lift_prior_h{h}", map_lift(ahead["attention"][:, h - 1, None], cells_h))
             cells = box_cells(boxes[:, ev], res, size)  # [W, E, C, R, R]
             motion, _ = motion_saliency(obs, res)  # [W, L-1, R, R], step t pairs with frame t
-            add("lift_motion", map_lift(motion[:, context - 1:length - 1, None], cells).flatten(0, 1))
+            add("lift_motion", map_lift(motion[:, context - 1 : length - 1, None], cells).flatten(0, 1))
             current, _ = current_motion_saliency(obs, res)  # [W, L-2, R, R], step t pairs with frame t
-            add("lift_motion_current", map_lift(current[:, context - 2:length - 2, None], cells).flatten(0, 1))
+            add("lift_motion_current", map_lift(current[:, context - 2 : length - 2, None], cells).flatten(0, 1))
             if "attention" in out:
                 attention = out["attention"][:, ev]
                 add("lift", map_lift(attention[:, :, None], cells).flatten(0, 1))
@@ -215,8 +240,9 @@ def evaluate_objects(model, data: ObjectData, context: int = 5, horizons: tuple[
                 add("lift_best_slot", per_slot.gather(-1, best[..., None]).squeeze(-1).flatten(0, 1))
                 centres = centroid_pixels(out["slot_centers"][:, ev], res, size)  # [W, E, K, 2]
                 chosen = centres.gather(2, best[..., None].expand(*best.shape, 2))  # [W, E, C, 2]
-                box_centre = torch.stack([(boxes[:, ev, :, 0] + boxes[:, ev, :, 2]) / 2,
-                                          (boxes[:, ev, :, 1] + boxes[:, ev, :, 3]) / 2], -1)
+                box_centre = torch.stack(
+                    [(boxes[:, ev, :, 0] + boxes[:, ev, :, 2]) / 2, (boxes[:, ev, :, 1] + boxes[:, ev, :, 3]) / 2], -1
+                )
                 add("centroid_error_px", (chosen - box_centre).norm(dim=-1).flatten(0, 1))
                 add("entropy_ratio", entropy_ratio(attention).flatten())
     finally:
@@ -250,8 +276,12 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
         result["frames"]["entropy_ratio"] = float(cat["entropy_ratio"].mean())
     for c, name in enumerate(classes):
         vis = cat["visible"][:, c].bool()
-        row = {"frames": int(vis.sum()), "lift_uniform": 1.0, "lift_motion": mean(cat["lift_motion"][:, c], vis),
-               "lift_motion_current": mean(cat["lift_motion_current"][:, c], vis)}
+        row = {
+            "frames": int(vis.sum()),
+            "lift_uniform": 1.0,
+            "lift_motion": mean(cat["lift_motion"][:, c], vis),
+            "lift_motion_current": mean(cat["lift_motion_current"][:, c], vis),
+        }
         if "lift" in cat:
             row["lift"] = mean(cat["lift"][:, c], vis)
             for h in horizons:
@@ -268,12 +298,18 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
 
 
 COLUMNS = (
-    ("lift", "lift"), ("lift_best_slot", "best-slot lift"), ("centroid_error_px", "best-slot centroid err (px)"),
-    ("lift_motion", "motion-map lift"), ("lift_motion_current", "current-motion lift"),
-    ("lift_prior_h1", "prior lift h1"), ("lift_prior_h5", "prior lift h5"),
+    ("lift", "lift"),
+    ("lift_best_slot", "best-slot lift"),
+    ("centroid_error_px", "best-slot centroid err (px)"),
+    ("lift_motion", "motion-map lift"),
+    ("lift_motion_current", "current-motion lift"),
+    ("lift_prior_h1", "prior lift h1"),
+    ("lift_prior_h5", "prior lift h5"),
     ("window_ratio_recon", "window ratio recon"),
-    ("window_ratio_h1", "window ratio h1"), ("window_ratio_copy_h1", "copy-last h1"),
-    ("window_ratio_h5", "window ratio h5"), ("window_ratio_copy_h5", "copy-last h5"),
+    ("window_ratio_h1", "window ratio h1"),
+    ("window_ratio_copy_h1", "copy-last h1"),
+    ("window_ratio_h5", "window ratio h5"),
+    ("window_ratio_copy_h5", "copy-last h5"),
 )
 
 
@@ -287,8 +323,11 @@ def format_table(results: dict[str, dict]) -> str:
         for name, row in res["classes"].items():
             cells = [f"{row[k]:.2f}" if k in row and not math.isnan(row[k]) else "-" for k, _ in COLUMNS]
             ent = f"{frames['entropy_ratio']:.3f}" if "entropy_ratio" in frames else "-"
-            lines.append(f"| {label} | {name} | {row['frames']} | " + " | ".join(cells)
-                         + f" | {frames['psnr_recon']:.2f} | {ent} |")
+            lines.append(
+                f"| {label} | {name} | {row['frames']} | "
+                + " | ".join(cells)
+                + f" | {frames['psnr_recon']:.2f} | {ent} |"
+            )
     return "\n".join(lines)
 
 

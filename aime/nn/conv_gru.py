@@ -49,14 +49,16 @@ class ConvGRUCell(nn.Module):
         norm_groups: int = 8,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("kernel_size", kernel_size), ("norm_groups", norm_groups)):
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("kernel_size", kernel_size),
+            ("norm_groups", norm_groups),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ConvGRUCell: expected {name} to be a positive int, got {value!r}")
         if kernel_size % 2 == 0:
-            raise ValueError(
-                f"ConvGRUCell: expected an odd kernel_size ('same' padding), got {kernel_size}"
-            )
+            raise ValueError(f"ConvGRUCell: expected an odd kernel_size ('same' padding), got {kernel_size}")
         del cuda_flag  # device follows the module and the inputs
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -70,9 +72,7 @@ class ConvGRUCell(nn.Module):
     def forward(self, x: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """``x [B, C_in, H, W]``, ``hidden [B, C_h, H, W] | None`` -> ``h_next [B, C_h, H, W]``."""
         if x.dim() != 4 or x.shape[1] != self.input_size:
-            raise ValueError(
-                f"ConvGRUCell: expected x of shape [B, {self.input_size}, H, W], got {tuple(x.shape)}"
-            )
+            raise ValueError(f"ConvGRUCell: expected x of shape [B, {self.input_size}, H, W], got {tuple(x.shape)}")
         b, _, height, width = x.shape
         if hidden is None:
             return self._from_zeros(x)
@@ -83,9 +83,7 @@ class ConvGRUCell(nn.Module):
             )
         gates = torch.sigmoid(self.gates_norm(self.gates(torch.cat([x, hidden], dim=1))))
         reset, update = gates.chunk(2, dim=1)  # [B, C_h, H, W] each
-        candidate = torch.tanh(
-            self.candidate_norm(self.candidate(torch.cat([x, reset * hidden], dim=1)))
-        )
+        candidate = torch.tanh(self.candidate_norm(self.candidate(torch.cat([x, reset * hidden], dim=1))))
         return update * hidden + (1.0 - update) * candidate
 
     def _from_zeros(self, x: torch.Tensor) -> torch.Tensor:

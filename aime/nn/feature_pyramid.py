@@ -40,7 +40,10 @@ class FeaturePyramid(nn.Module):
     """
 
     def __init__(
-        self, input_channels: int = 3, feature_channels: int = 64, norm: str = "group",
+        self,
+        input_channels: int = 3,
+        feature_channels: int = 64,
+        norm: str = "group",
         widths: tuple[int, int] = (32, 48),
     ) -> None:
         super().__init__()

@@ -43,13 +43,17 @@ class PerceiverEncoder(nn.Module):
         self.to_kv = nn.Linear(token_dim, 2 * latent_dim, bias=False)
         self.to_out = nn.Linear(latent_dim, latent_dim)
         self.mlp = nn.Sequential(
-            nn.LayerNorm(latent_dim), nn.Linear(latent_dim, 2 * latent_dim), nn.SiLU(),
+            nn.LayerNorm(latent_dim),
+            nn.Linear(latent_dim, 2 * latent_dim),
+            nn.SiLU(),
             nn.Linear(2 * latent_dim, latent_dim),
         )
         self.self_attn = (
-            nn.TransformerEncoderLayer(latent_dim, heads, 2 * latent_dim, dropout=0.0,
-                                       activation="gelu", batch_first=True, norm_first=True)
-            if self_attention else None
+            nn.TransformerEncoderLayer(
+                latent_dim, heads, 2 * latent_dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+            )
+            if self_attention
+            else None
         )
         self.head = nn.Sequential(nn.LayerNorm(latent_dim), nn.Linear(latent_dim, out_dim))
 
@@ -59,8 +63,7 @@ class PerceiverEncoder(nn.Module):
             tokens = rearrange(tokens, "b c h w -> b (h w) c")
         if tokens.dim() != 3 or tokens.shape[-1] != self.token_dim:
             raise ValueError(
-                f"tokens: expected [B, N, {self.token_dim}] or [B, {self.token_dim}, H, W], "
-                f"got {tuple(tokens.shape)}"
+                f"tokens: expected [B, N, {self.token_dim}] or [B, {self.token_dim}, H, W], got {tuple(tokens.shape)}"
             )
         h, d = self.heads, self.latents.shape[1] // self.heads
         x = self.norm_tokens(tokens)  # [B, N, C]

@@ -53,8 +53,13 @@ class SlotAttention(nn.Module):
     ) -> None:
         super().__init__()
         input_dim = dim if input_dim is None else input_dim
-        for name, value in (("num_slots", num_slots), ("dim", dim), ("iters", iters),
-                            ("hidden_dim", hidden_dim), ("input_dim", input_dim)):
+        for name, value in (
+            ("num_slots", num_slots),
+            ("dim", dim),
+            ("iters", iters),
+            ("hidden_dim", hidden_dim),
+            ("input_dim", input_dim),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"SlotAttention: expected {name} to be a positive int, got {value!r}")
         if not eps >= 0:
@@ -63,7 +68,7 @@ class SlotAttention(nn.Module):
             raise ValueError(f"SlotAttention: expected seed_mode in {_SEED_MODES}, got {seed_mode!r}")
         self.num_slots, self.dim, self.input_dim = num_slots, dim, input_dim
         self.iters, self.eps, self.seed_mode = iters, eps, seed_mode
-        self.scale = dim ** -0.5
+        self.scale = dim**-0.5
 
         self.slots_mu = nn.Parameter(torch.randn(1, 1, dim))
         self.slots_logsigma = nn.Parameter(torch.empty(1, 1, dim))
@@ -76,9 +81,7 @@ class SlotAttention(nn.Module):
         self.to_k = nn.Linear(input_dim, dim)
         self.to_v = nn.Linear(input_dim, dim)
         self.gru = nn.GRUCell(dim, dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, dim)
-        )
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, dim))
 
     def project_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """What the slots attend to: the normalised tokens ``x [..., N, D_in]`` -> ``[..., N, D_in]``.
@@ -124,8 +127,7 @@ class SlotAttention(nn.Module):
         k_slots, d = self.num_slots, self.dim
         if seed_slots is not None and tuple(seed_slots.shape) != (b, k_slots, d):
             raise ValueError(
-                f"SlotAttention: expected seed_slots of shape {(b, k_slots, d)}, "
-                f"got {tuple(seed_slots.shape)}"
+                f"SlotAttention: expected seed_slots of shape {(b, k_slots, d)}, got {tuple(seed_slots.shape)}"
             )
 
         slots = self.slots_mu.expand(b, k_slots, d)
@@ -146,9 +148,7 @@ class SlotAttention(nn.Module):
             weights = attn + self.eps
             weights = weights / weights.sum(dim=-1, keepdim=True)  # weighted mean over inputs
             updates = self.to_v(torch.einsum("bkn,bnc->bkc", weights, tokens))  # [B, K, D]
-            slots = self.gru(
-                rearrange(updates, "b k d -> (b k) d"), rearrange(slots_prev, "b k d -> (b k) d")
-            )
+            slots = self.gru(rearrange(updates, "b k d -> (b k) d"), rearrange(slots_prev, "b k d -> (b k) d"))
             slots = rearrange(slots, "(b k) d -> b k d", b=b)
             slots = slots + self.mlp(self.norm_pre_ff(slots))
         return slots, attn

@@ -179,8 +179,13 @@ def rng_state() -> dict[str, Any]:
 
 def _numpy_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
-            "has_gauss": has_gauss, "cached": cached}
+    return {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": pos,
+        "has_gauss": has_gauss,
+        "cached": cached,
+    }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -241,8 +246,10 @@ def _load_problem(path: Path, error: Exception) -> str:
             )
         return "it is not an archive written by torch.save (damaged, or another kind of file)"
     if isinstance(error, pickle.UnpicklingError):
-        return ("it holds Python objects beyond tensors and plain values, which a safe load refuses "
-                "(not an AIME checkpoint, or altered)")
+        return (
+            "it holds Python objects beyond tensors and plain values, which a safe load refuses "
+            "(not an AIME checkpoint, or altered)"
+        )
     first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
     return f"the archive is damaged or cut short ({first.split('. ')[0].strip().rstrip('.')})"
 
@@ -341,8 +348,7 @@ def save_world_model(path: str | os.PathLike, model, cfg, num_actions: int) -> N
     """Write a world model alone (``scripts/train_world_model.py``), loadable by :func:`load_world_model`."""
     from aime.config import to_dict
 
-    save_agent_state(path, {"config": to_dict(cfg), "num_actions": int(num_actions),
-                            "world_model": model.state_dict()})
+    save_agent_state(path, {"config": to_dict(cfg), "num_actions": int(num_actions), "world_model": model.state_dict()})
 
 
 def load_world_model(path: str | os.PathLike, device: str = "auto"):

@@ -20,9 +20,11 @@ def env_options(cfg: Config, evaluation: bool = False) -> dict[str, Any]:
         return {}
     e = cfg.env
     return {
-        "frame_skip": e.frame_skip, "noop_max": e.noop_max,
+        "frame_skip": e.frame_skip,
+        "noop_max": e.noop_max,
         "repeat_action_probability": e.repeat_action_probability,
-        "full_action_space": e.full_action_space, "max_episode_frames": e.max_episode_frames,
+        "full_action_space": e.full_action_space,
+        "max_episode_frames": e.max_episode_frames,
         "terminal_on_life_loss": e.terminal_on_life_loss and not evaluation,
     }
 

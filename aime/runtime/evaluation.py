@@ -34,8 +34,15 @@ class EvalResult:
 FrameHook = Callable[[np.ndarray, dict, np.ndarray, np.ndarray], None]
 
 
-def evaluate(agent: Agent, cfg: Config, episodes: int, seed: int, greedy: bool = True,
-             max_episode_steps: int | None = None, on_step: FrameHook | None = None) -> EvalResult:
+def evaluate(
+    agent: Agent,
+    cfg: Config,
+    episodes: int,
+    seed: int,
+    greedy: bool = True,
+    max_episode_steps: int | None = None,
+    on_step: FrameHook | None = None,
+) -> EvalResult:
     """Play ``episodes`` full episodes with the agent on fresh evaluation environments.
 
     Episodes are split evenly over ``cfg.env.eval_envs`` sub-environments (so short episodes are

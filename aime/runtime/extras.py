@@ -59,8 +59,11 @@ def require(script: str, modules: Iterable[str], purpose: str) -> None:
     extras = " and ".join(sorted({f"'{EXTRAS[name][0]}'" for name in absent}))
     commands = "; ".join(dict.fromkeys(EXTRAS[name][1] for name in absent))
     verb = "is" if len(absent) == 1 else "are"
-    print(f"{script}: error: {', '.join(absent)} {verb} not installed, needed for {purpose}: "
-          f"install the {extras} extra ({commands})", file=sys.stderr)
+    print(
+        f"{script}: error: {', '.join(absent)} {verb} not installed, needed for {purpose}: "
+        f"install the {extras} extra ({commands})",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 

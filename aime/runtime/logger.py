@@ -120,8 +120,11 @@ def log_sizes(logdir: str | Path) -> dict[str, int]:
     """``{file name: bytes}`` of ``metrics.jsonl`` and every TensorBoard event file in ``logdir``
     (flush the logger first): what a checkpoint records, so that a resume can roll the logs back."""
     logdir = Path(logdir)
-    return {p.name: p.stat().st_size for p in sorted(logdir.iterdir())
-            if p.is_file() and (p.name == METRICS_FILE or p.name.startswith(EVENTS_PREFIX))}
+    return {
+        p.name: p.stat().st_size
+        for p in sorted(logdir.iterdir())
+        if p.is_file() and (p.name == METRICS_FILE or p.name.startswith(EVENTS_PREFIX))
+    }
 
 
 def plan_rollback(logdir: str | Path, sizes: Mapping[str, int] | None, step: int) -> dict[Path, int | None]:
@@ -150,17 +153,23 @@ def plan_rollback(logdir: str | Path, sizes: Mapping[str, int] | None, step: int
     for name, size in sizes.items():
         path = logdir / name
         if name not in present:
-            raise LogError(f"{path} is missing (the checkpoint at agent step {step:,} was written with {size:,} bytes "
-                           f"of it): restore it, or move all of the run's logs ({METRICS_FILE}, {EVENTS_PREFIX}*) "
-                           "aside to resume with new ones")
+            raise LogError(
+                f"{path} is missing (the checkpoint at agent step {step:,} was written with {size:,} bytes "
+                f"of it): restore it, or move all of the run's logs ({METRICS_FILE}, {EVENTS_PREFIX}*) "
+                "aside to resume with new ones"
+            )
         if present[name] < size:
-            raise LogError(f"{path} holds {present[name]:,} bytes, fewer than the {size:,} it had when the checkpoint "
-                           f"at agent step {step:,} was written: it was cut short or replaced; restore it, or move all "
-                           f"of the run's logs ({METRICS_FILE}, {EVENTS_PREFIX}*) aside to resume with new ones")
+            raise LogError(
+                f"{path} holds {present[name]:,} bytes, fewer than the {size:,} it had when the checkpoint "
+                f"at agent step {step:,} was written: it was cut short or replaced; restore it, or move all "
+                f"of the run's logs ({METRICS_FILE}, {EVENTS_PREFIX}*) aside to resume with new ones"
+            )
         problem = _check_metrics(path, size) if name == METRICS_FILE else _check_events(path, size)
         if problem:
-            raise LogError(f"{path} is damaged ({problem}); restore it, or move all of the run's logs "
-                           f"({METRICS_FILE}, {EVENTS_PREFIX}*) aside to resume with new ones")
+            raise LogError(
+                f"{path} is damaged ({problem}); restore it, or move all of the run's logs "
+                f"({METRICS_FILE}, {EVENTS_PREFIX}*) aside to resume with new ones"
+            )
         if present[name] > size:
             plan[path] = size
     for name in present:

@@ -71,8 +71,9 @@ class Trainer:
         preset: the preset names, for the summary only.
     """
 
-    def __init__(self, cfg: Config, logdir: str | Path, resume: bool = False, progress: bool = True,
-                 preset: str = "") -> None:
+    def __init__(
+        self, cfg: Config, logdir: str | Path, resume: bool = False, progress: bool = True, preset: str = ""
+    ) -> None:
         self.logdir = Path(logdir)
         self.ckpt_dir = self.logdir / "checkpoint"
         self.cfg, self.progress, self.preset = cfg, progress, preset
@@ -94,8 +95,9 @@ class Trainer:
         self.env = envs.make_vector(cfg.env.name, cfg.env.num_envs, **env_options(cfg))
         self.num_actions = int(self.env.single_action_space.n)
         obs_shape = tuple(self.env.single_observation_space.shape)
-        self.agent = Agent(cfg, self.num_actions, self.device, sync=distributed.gradient_sync(),
-                           precision=self.precision.name)
+        self.agent = Agent(
+            cfg, self.num_actions, self.device, sync=distributed.gradient_sync(), precision=self.precision.name
+        )
         if self.rank > 0:  # each rank explores and imagines with its own random stream
             seed_everything(self.seed)
         self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=self.seed)
@@ -108,8 +110,9 @@ class Trainer:
             if distributed.is_main():
                 save_config(cfg, self.logdir / "config.yaml")
         distributed.broadcast_parameters(self.agent)
-        self.logger = Logger(self.logdir, enabled=distributed.is_main(),
-                             purge_step=self.env_steps + 1 if resume else None)
+        self.logger = Logger(
+            self.logdir, enabled=distributed.is_main(), purge_step=self.env_steps + 1 if resume else None
+        )
         if not resume:
             self.logger.hyperparameters(self.hyperparameters(), metric_tags=HPARAM_METRICS)
         self.rng = np.random.default_rng(self.seed + 7919 * (self.env_steps + 1))
@@ -130,11 +133,15 @@ class Trainer:
         distributed.barrier()
         self.replay.save(staging / replay_dirname(self.rank))
         if self.rank > 0:
-            ckpt.save_agent_state(staging / f"rank{self.rank}.pt", {
-                "rank": self.rank, "rng": ckpt.rng_state(),
-                "counters": {"env_steps": self.env_steps, "episodes": self.episodes},
-                "state_digest": distributed.state_digest(self.agent.state_dict()),
-            })
+            ckpt.save_agent_state(
+                staging / f"rank{self.rank}.pt",
+                {
+                    "rank": self.rank,
+                    "rng": ckpt.rng_state(),
+                    "counters": {"env_steps": self.env_steps, "episodes": self.episodes},
+                    "state_digest": distributed.state_digest(self.agent.state_dict()),
+                },
+            )
         distributed.barrier()
         if distributed.is_main():
             self._save_agent(staging / "agent.pt")
@@ -145,17 +152,25 @@ class Trainer:
 
     def _save_agent(self, path: Path) -> None:
         self.logger.flush()  # the logs' sizes below include every row logged up to this checkpoint
-        ckpt.save_agent_state(path, {
-            "agent": self.agent.state_dict(),
-            "optimizers": {k: o.state_dict() for k, o in self.agent.optimizers().items()},
-            "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
-                         "credit": self.credit, "nonfinite_total": self.nonfinite_total},
-            "rng": ckpt.rng_state(),
-            "config": to_dict(self.cfg),
-            "num_actions": self.num_actions,
-            "world_size": self.world,
-            "logs": log_sizes(self.logdir),  # a resume cuts the logs back to these (aime.runtime.logger)
-        })
+        ckpt.save_agent_state(
+            path,
+            {
+                "agent": self.agent.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.agent.optimizers().items()},
+                "counters": {
+                    "env_steps": self.env_steps,
+                    "updates": self.updates,
+                    "episodes": self.episodes,
+                    "credit": self.credit,
+                    "nonfinite_total": self.nonfinite_total,
+                },
+                "rng": ckpt.rng_state(),
+                "config": to_dict(self.cfg),
+                "num_actions": self.num_actions,
+                "world_size": self.world,
+                "logs": log_sizes(self.logdir),  # a resume cuts the logs back to these (aime.runtime.logger)
+            },
+        )
 
     def _prepare_resume(self) -> dict[Path, int | None]:
         """Before loading: make ``checkpoint/`` the newest complete generation (a save cut short by a
@@ -170,8 +185,13 @@ class Trainer:
                 step = int(payload["counters"]["env_steps"])
                 plan = plan_rollback(self.logdir, payload.get("logs"), step)
             except (KeyError, TypeError, ValueError) as error:  # CheckpointError and LogError are ValueErrors
-                problem = error if isinstance(error, ValueError) else ckpt.CheckpointError(
-                    f"{self.ckpt_dir / 'agent.pt'} has no counters: not an agent checkpoint ({error!r})")
+                problem = (
+                    error
+                    if isinstance(error, ValueError)
+                    else ckpt.CheckpointError(
+                        f"{self.ckpt_dir / 'agent.pt'} has no counters: not an agent checkpoint ({error!r})"
+                    )
+                )
         problem = distributed.broadcast_object(problem)
         if problem is not None:
             raise problem
@@ -183,11 +203,12 @@ class Trainer:
         if saved_world != self.world:
             raise ckpt.CheckpointError(
                 f"checkpoint was written by {saved_world} process(es), this run has {self.world}: resume it with "
-                f"the same number of processes (torchrun --nproc_per_node ... x --nnodes ... = {saved_world})")
+                f"the same number of processes (torchrun --nproc_per_node ... x --nnodes ... = {saved_world})"
+            )
         if payload.get("num_actions") != self.num_actions:
             raise ckpt.CheckpointError(
-                f"checkpoint was made for {payload.get('num_actions')} actions, "
-                f"this environment has {self.num_actions}")
+                f"checkpoint was made for {payload.get('num_actions')} actions, this environment has {self.num_actions}"
+            )
         try:
             self.agent.load_state_dict(payload["agent"])
             for name, opt in self.agent.optimizers().items():
@@ -206,13 +227,15 @@ class Trainer:
             if int(own["counters"]["env_steps"]) != self.env_steps:
                 raise ckpt.CheckpointError(
                     f"rank{self.rank}.pt is at step {own['counters']['env_steps']}, agent.pt at {self.env_steps}: "
-                    "the checkpoint is incomplete (interrupted while saving?)")
+                    "the checkpoint is incomplete (interrupted while saving?)"
+                )
             self.episodes, rng = int(own["counters"]["episodes"]), own["rng"]
         per_row = self.cfg.env.num_envs * self.world  # agent steps per replay row (one row per iteration)
         if self.replay.total_added * per_row != self.env_steps:
             raise ckpt.CheckpointError(
                 f"{replay_dirname(self.rank)} holds {self.replay.total_added * per_row} agent steps, agent.pt counts "
-                f"{self.env_steps}: the checkpoint is incomplete (interrupted while saving?)")
+                f"{self.env_steps}: the checkpoint is incomplete (interrupted while saving?)"
+            )
         ckpt.set_rng_state(rng)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -245,9 +268,14 @@ class Trainer:
         cfg = self.cfg
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         start_time, start_steps = self.clock(), self.env_steps
-        progress = Progress(cfg.train.steps, self.env_steps, cfg.train.warmup_steps, clock=self.clock,
-                            enabled=self.progress and distributed.is_main(),
-                            announce=self._print if distributed.is_main() else lambda line: None)
+        progress = Progress(
+            cfg.train.steps,
+            self.env_steps,
+            cfg.train.warmup_steps,
+            clock=self.clock,
+            enabled=self.progress and distributed.is_main(),
+            announce=self._print if distributed.is_main() else lambda line: None,
+        )
         outcome = "crashed"
         try:
             self._loop(progress)
@@ -276,8 +304,9 @@ class Trainer:
             for s, h in handlers.items():
                 signal.signal(s, h)
             # the HPARAMS tab's metrics, as the session leaves them
-            self.logger.scalars({"hparams/eval_return": self.last_eval, "hparams/env_steps": self.env_steps},
-                                self.env_steps)
+            self.logger.scalars(
+                {"hparams/eval_return": self.last_eval, "hparams/env_steps": self.env_steps}, self.env_steps
+            )
             self.logger.close()
             self.env.close()
             elapsed = self.clock() - start_time
@@ -285,10 +314,16 @@ class Trainer:
             episodes = self.episodes if outcome != "done" else int(distributed.all_reduce_scalar(self.episodes, "sum"))
             if distributed.is_main():
                 self._print(self.end_summary(outcome, episodes, elapsed, start_steps))
-        return {"env_steps": self.env_steps, "updates": self.updates, "episodes": episodes,
-                "eval_return": self.last_eval, "seconds": elapsed,
-                "sps": (self.env_steps - start_steps) / max(elapsed, 1e-9),
-                "nonfinite_updates": self.nonfinite_total, "checkpoint": str(self.ckpt_dir)}
+        return {
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "episodes": episodes,
+            "eval_return": self.last_eval,
+            "seconds": elapsed,
+            "sps": (self.env_steps - start_steps) / max(elapsed, 1e-9),
+            "nonfinite_updates": self.nonfinite_total,
+            "checkpoint": str(self.ckpt_dir),
+        }
 
     @staticmethod
     def _print(line: str) -> None:
@@ -303,18 +338,22 @@ class Trainer:
         ``outcome``: ``done``, ``stopped (SIGTERM)``, ``crashed (RuntimeError)``...
         """
         rate = (self.env_steps - start_steps) / max(seconds, 1e-9)
-        evaluation = (f"eval return {self.last_eval:.2f} (at step {self.last_eval_step:,})"
-                      if self.last_eval_step is not None else "no evaluation yet")
-        head = (f"{outcome}: {self.env_steps:,} agent steps, {self.updates:,} updates, {episodes:,} episodes in "
-                f"{seconds:.0f} s ({rate:.1f} steps/s); {evaluation}")
+        evaluation = (
+            f"eval return {self.last_eval:.2f} (at step {self.last_eval_step:,})"
+            if self.last_eval_step is not None
+            else "no evaluation yet"
+        )
+        head = (
+            f"{outcome}: {self.env_steps:,} agent steps, {self.updates:,} updates, {episodes:,} episodes in "
+            f"{seconds:.0f} s ({rate:.1f} steps/s); {evaluation}"
+        )
         if self.saved_step is None:
             return head + "\ncheckpoint: none written (nothing to resume)"
         launcher = f"torchrun --nproc_per_node={self.world}" if self.world > 1 else "python"
         command = f"{launcher} scripts/train_agent.py --resume {shlex.quote(str(self.logdir))}"
         if self.saved_step >= self.cfg.train.steps:  # finished: continuing needs a larger budget
             command += f" --steps {2 * max(self.cfg.train.steps, 1)}"
-        return (f"{head}\ncheckpoint: {self.ckpt_dir} (agent step {self.saved_step:,})\n"
-                f"continue: {command}")
+        return f"{head}\ncheckpoint: {self.ckpt_dir} (agent step {self.saved_step:,})\ncontinue: {command}"
 
     def _loop(self, progress: Progress) -> None:
         cfg, n = self.cfg, self.cfg.env.num_envs
@@ -405,22 +444,26 @@ class Trainer:
             path = self.save()
             raise TrainingStopped(
                 f"{self.nonfinite_streak} updates in a row had a non-finite loss; stopped, checkpoint saved to "
-                f"{path}. Try a lower learning rate (--set train.model_lr=...) or check the inputs.", 1,
-                reason="non-finite losses")
+                f"{path}. Try a lower learning rate (--set train.model_lr=...) or check the inputs.",
+                1,
+                reason="non-finite losses",
+            )
         return {}
 
     def _log_scalars(self, pending: list[dict[str, Any]], throughput: Throughput) -> None:
         """The interval's mean losses and its own throughput (not the run's average since start)."""
         values = mean_metrics(pending)
         sps, ups = throughput.read(self.env_steps, self.updates, self.clock())
-        values.update({
-            "charts/SPS": sps,
-            "charts/train_steps": self.updates,
-            "charts/updates_per_second": ups,
-            "charts/replay_size": len(self.replay),
-            "charts/nonfinite_updates": self.nonfinite_total,
-            **self.agent.learning_rates(),
-        })
+        values.update(
+            {
+                "charts/SPS": sps,
+                "charts/train_steps": self.updates,
+                "charts/updates_per_second": ups,
+                "charts/replay_size": len(self.replay),
+                "charts/nonfinite_updates": self.nonfinite_total,
+                **self.agent.learning_rates(),
+            }
+        )
         self.logger.scalars(values, self.env_steps)
 
     def _log_images(self) -> None:
@@ -446,15 +489,23 @@ class Trainer:
         # or how often) leaves the training run's random stream as it was
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            result = evaluate(self.agent, self.cfg, e.episodes, seed=self.cfg.seed + 10_000 + self.env_steps,
-                              greedy=e.greedy)
+            result = evaluate(
+                self.agent, self.cfg, e.episodes, seed=self.cfg.seed + 10_000 + self.env_steps, greedy=e.greedy
+            )
         if result.capped:
-            self._print(f"eval at step {self.env_steps:,}: {result.capped} of {len(result.returns)} episodes hit "
-                        f"the cap of eval.max_steps={e.max_steps:,} agent steps (a stalling policy? e.g. one "
-                        "that never presses FIRE); they count with their return so far")
+            self._print(
+                f"eval at step {self.env_steps:,}: {result.capped} of {len(result.returns)} episodes hit "
+                f"the cap of eval.max_steps={e.max_steps:,} agent steps (a stalling policy? e.g. one "
+                "that never presses FIRE); they count with their return so far"
+            )
         if result.returns:
             self.last_eval, self.last_eval_step = float(np.mean(result.returns)), self.env_steps
-            self.logger.scalars({"eval/episodic_return": self.last_eval,
-                                 "eval/episodic_length": float(np.mean(result.lengths)),
-                                 "eval/episodic_return_std": float(np.std(result.returns)),
-                                 "eval/capped_episodes": result.capped}, self.env_steps)
+            self.logger.scalars(
+                {
+                    "eval/episodic_return": self.last_eval,
+                    "eval/episodic_length": float(np.mean(result.lengths)),
+                    "eval/episodic_return_std": float(np.std(result.returns)),
+                    "eval/capped_episodes": result.capped,
+                },
+                self.env_steps,
+            )

@@ -18,10 +18,16 @@ from aime.eval.objects import ObjectData, evaluate_objects
 from envs.objects import OBJECT_CLASSES, record_objects
 
 OBJECT_ROWS, OBJECT_WINDOWS = 600, 24  # held-out rows with object boxes, windows of 10 evaluated
-OBJECT_TAGS = {"lift": "attention_lift", "lift_best_slot": "best_slot_lift", "centroid_error_px": "centroid_error_px",
-               "lift_motion": "motion_map_lift", "lift_prior_h1": "prior_lift_h1",
-               "window_ratio_recon": "window_ratio_recon", "window_ratio_h1": "window_ratio_h1",
-               "window_ratio_h5": "window_ratio_h5"}
+OBJECT_TAGS = {
+    "lift": "attention_lift",
+    "lift_best_slot": "best_slot_lift",
+    "centroid_error_px": "centroid_error_px",
+    "lift_motion": "motion_map_lift",
+    "lift_prior_h1": "prior_lift_h1",
+    "window_ratio_recon": "window_ratio_recon",
+    "window_ratio_h1": "window_ratio_h1",
+    "window_ratio_h5": "window_ratio_h5",
+}
 
 
 class ObjectMetrics:

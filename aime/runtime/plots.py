@@ -79,9 +79,11 @@ def load_run(path: str | Path, smooth: int = 20) -> Run:
 
     def curve(tag: str) -> Curve:
         picked = [r for r in rows if r.get(tag) is not None]
-        return Curve(np.array([r["step"] for r in picked], dtype=float),
-                     np.array([(r["time"] - start) / 3600 for r in picked], dtype=float),
-                     np.array([r[tag] for r in picked], dtype=float))
+        return Curve(
+            np.array([r["step"] for r in picked], dtype=float),
+            np.array([(r["time"] - start) / 3600 for r in picked], dtype=float),
+            np.array([r[tag] for r in picked], dtype=float),
+        )
 
     train = curve(TRAIN_TAG)
     train.values = trailing_mean(train.values, smooth)
@@ -98,8 +100,9 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
         key = json.dumps(config, sort_keys=True, default=str)
         groups.setdefault(key, []).append(run)
         keys[key] = config
-    differing = sorted({k for c in keys.values() for k in c if len({json.dumps(d.get(k), default=str)
-                                                                   for d in keys.values()}) > 1})
+    differing = sorted(
+        {k for c in keys.values() for k in c if len({json.dumps(d.get(k), default=str) for d in keys.values()}) > 1}
+    )
     labelled = {}
     for key, members in groups.items():
         config = keys[key]
@@ -108,8 +111,9 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     return labelled
 
 
-def mean_sd(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 100
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_sd(
+    curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 100
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, mean, sd)`` over curves ``(x_i, y_i)`` linearly interpolated onto ``points`` values of x
     spanning the range every curve covers (population sd: 0 for a single run). Empty arrays when
     some curve has no data or the curves share no range."""
@@ -132,8 +136,9 @@ def read_random_return(path: str | Path) -> tuple[float, int]:
     return float(data["return_mean"]), int(data.get("episodes", len(data.get("returns", []))))
 
 
-def plot_groups(groups: Mapping[str, Sequence[Run]], out: str | Path, random: tuple[float, int] | None = None,
-                title: str = "") -> Path:
+def plot_groups(
+    groups: Mapping[str, Sequence[Run]], out: str | Path, random: tuple[float, int] | None = None, title: str = ""
+) -> Path:
     """A 2x2 figure (train / eval return against agent steps / wall-clock hours), mean +- sd per
     group, a dashed line at the random policy's return; written to ``out`` (PNG, PDF, SVG...)."""
     from matplotlib.figure import Figure  # the plots extra; no pyplot: no GUI backend, no global state

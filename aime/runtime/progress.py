@@ -39,8 +39,14 @@ class RunEstimate:
             seconds, or sooner once it has covered ``announce_fraction`` of the training steps left.
     """
 
-    def __init__(self, total: int, warmup: int, start: tuple[int, float], announce_after: float = 60.0,
-                 announce_fraction: float = 0.05) -> None:
+    def __init__(
+        self,
+        total: int,
+        warmup: int,
+        start: tuple[int, float],
+        announce_after: float = 60.0,
+        announce_fraction: float = 0.05,
+    ) -> None:
         self.total, self.warmup = total, warmup
         self.start_steps, self.start_time = start
         self.origin: tuple[int, float] | None = None  # (step, time) where training began (this session)
@@ -86,9 +92,11 @@ class RunEstimate:
         elapsed = self.now[1] - self.start_time
         remaining = self.remaining()
         finish = time.strftime("%a %H:%M", time.localtime(time.time() + remaining))
-        return (f"expected duration: {format_duration(elapsed + remaining)} for agent steps "
-                f"{self.start_steps:,} -> {self.total:,} ({format_duration(remaining)} left at "
-                f"{self.rate():.2f} steps/s after warm-up; finishes around {finish})")
+        return (
+            f"expected duration: {format_duration(elapsed + remaining)} for agent steps "
+            f"{self.start_steps:,} -> {self.total:,} ({format_duration(remaining)} left at "
+            f"{self.rate():.2f} steps/s after warm-up; finishes around {finish})"
+        )
 
 
 class Progress:
@@ -108,13 +116,29 @@ class Progress:
 
     FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"  # tqdm puts ", " before the postfix
 
-    def __init__(self, total: int, initial: int, warmup: int, enabled: bool = True, file: Any = None,
-                 clock: Callable[[], float] = time.monotonic, min_interval: float = 0.2,
-                 announce: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        initial: int,
+        warmup: int,
+        enabled: bool = True,
+        file: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        min_interval: float = 0.2,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
         self.clock, self.min_interval = clock, min_interval
         self.estimate = RunEstimate(total, warmup, (initial, clock()))
-        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=not enabled,
-                        bar_format=self.FORMAT, file=file, mininterval=min_interval)
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not enabled,
+            bar_format=self.FORMAT,
+            file=file,
+            mininterval=min_interval,
+        )
         self.announce = announce or (lambda line: tqdm.write(line, file=file))
         self.status = "no episode finished yet"
         self.shown_at = -float("inf")
@@ -124,8 +148,11 @@ class Progress:
         now = self.clock()
         self.estimate.observe(steps, now)
         self.bar.n = steps
-        returns = (f"return last {last_return:.1f}, mean({len(recent)}) {np.mean(recent):.1f}" if recent
-                   else "no episode finished yet")
+        returns = (
+            f"return last {last_return:.1f}, mean({len(recent)}) {np.mean(recent):.1f}"
+            if recent
+            else "no episode finished yet"
+        )
         self.bar.set_postfix_str(f"{updates:,} updates, {returns}, {self.estimate.postfix()}", refresh=False)
         line = self.estimate.announcement()
         if line:

@@ -57,8 +57,9 @@ class EpisodeRecorder:
         fps: the videos' frame rate.
     """
 
-    def __init__(self, out: str | Path, video: str | None = None, max_frames: int = 500, upscale: int = 3,
-                 fps: int = 15) -> None:
+    def __init__(
+        self, out: str | Path, video: str | None = None, max_frames: int = 500, upscale: int = 3, fps: int = 15
+    ) -> None:
         if video not in (None, *VIDEO_FORMATS):
             raise ValueError(f"video must be one of {', '.join(VIDEO_FORMATS)}, got {video!r}")
         if max_frames < 1:
@@ -76,8 +77,9 @@ class EpisodeRecorder:
         if rows.size == 0:
             return
         attention = extras.get("attention")
-        images = compose_frames(obs[rows], None if attention is None else attention[torch.as_tensor(rows)],
-                                self.upscale)
+        images = compose_frames(
+            obs[rows], None if attention is None else attention[torch.as_tensor(rows)], self.upscale
+        )
         for row, image in zip(rows, images):
             self._add(int(episode[row]), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), bool(last[row]))
 

@@ -88,9 +88,7 @@ class ReplayBuffer:
         S = self.num_streams
         obs = np.asarray(obs)
         if obs.shape != (S, *self.obs_shape) or obs.dtype != np.uint8:
-            raise ValueError(
-                f"obs: expected uint8 {(S, *self.obs_shape)}, got {obs.dtype} {tuple(obs.shape)}"
-            )
+            raise ValueError(f"obs: expected uint8 {(S, *self.obs_shape)}, got {obs.dtype} {tuple(obs.shape)}")
         columns = {"action": action, "reward": reward, "is_first": is_first, "is_terminal": is_terminal}
         for name, value in columns.items():
             if np.shape(value) != (S,):
@@ -123,9 +121,7 @@ class ReplayBuffer:
             raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
         windows = self.num_windows(seq_len)
         if windows == 0:
-            raise ValueError(
-                f"cannot sample windows of length {seq_len}: each stream holds {self.filled} rows"
-            )
+            raise ValueError(f"cannot sample windows of length {seq_len}: each stream holds {self.filled} rows")
         stream = self.rng.integers(0, self.num_streams, size=batch_size)
         start = self.rng.integers(0, windows, size=batch_size)  # logical: 0 is the oldest row
         oldest = self.head if self.filled == self.length else 0
@@ -213,16 +209,17 @@ class ReplayBuffer:
         filled, head, total = int(meta["filled"]), int(meta["head"]), int(meta["total_added"])
         # the counters of a ring written by add() follow from how many rows it was ever given
         if not (total >= 0 and filled == min(total, self.length) and head == total % self.length):
-            raise ValueError(f"{directory}/state.json: inconsistent counters filled={filled}, head={head}, "
-                             f"total_added={total} for {self.length} rows per stream")
+            raise ValueError(
+                f"{directory}/state.json: inconsistent counters filled={filled}, head={head}, "
+                f"total_added={total} for {self.length} rows per stream"
+            )
         for name in FIELDS:
             data = _read_array(directory / f"{name}.npy")
             target = getattr(self, name)
             expected = (self.num_streams, filled, *target.shape[2:])
             if data.shape != expected or data.dtype != target.dtype:
                 raise ValueError(
-                    f"{directory}/{name}.npy: expected {target.dtype} {expected}, "
-                    f"got {data.dtype} {tuple(data.shape)}"
+                    f"{directory}/{name}.npy: expected {target.dtype} {expected}, got {data.dtype} {tuple(data.shape)}"
                 )
             target[:, :filled] = data
         self.head, self.filled, self.total_added = head, filled, total
@@ -233,8 +230,16 @@ class ReplayBuffer:
 
 
 # the keys of state.json and the types they must have (bool is not accepted as an int)
-STATE_KEYS = {"format_version": int, "capacity": int, "num_streams": int, "obs_shape": list, "head": int,
-              "filled": int, "total_added": int, "rng": dict}
+STATE_KEYS = {
+    "format_version": int,
+    "capacity": int,
+    "num_streams": int,
+    "obs_shape": list,
+    "head": int,
+    "filled": int,
+    "total_added": int,
+    "rng": dict,
+}
 
 
 def _flush(f) -> None:

@@ -92,7 +92,7 @@ def image_summaries(model: VRNN, batch: dict[str, Tensor], rows: int = 2, contex
         context = max(1, min(context, t - 1))
         predicted = model.open_loop(obs, action, is_first, context)["frames"].clamp(0, 1)
         horizon = predicted.shape[1]
-        images["imagination/open_loop"] = open_loop_grid(real[:, context:context + horizon], predicted)[None]
+        images["imagination/open_loop"] = open_loop_grid(real[:, context : context + horizon], predicted)[None]
 
         if model.attention_on:
             frames = obs[:, step]

@@ -47,8 +47,10 @@ class ConvDecoder(nn.Module):
         self.project = nn.Linear(feat_dim, 4 * depth * 7 * 7)
         self.net = nn.Sequential(  # one Sequential, split at 21x21 in forward: checkpoints keep their keys
             nn.SiLU(),
-            nn.ConvTranspose2d(4 * depth, 2 * depth, 3, stride=3), nn.SiLU(),  # 7 -> 21
-            nn.ConvTranspose2d(2 * depth + int(reads_attention), depth, 4, stride=2, padding=1), nn.SiLU(),  # 21 -> 42
+            nn.ConvTranspose2d(4 * depth, 2 * depth, 3, stride=3),
+            nn.SiLU(),  # 7 -> 21
+            nn.ConvTranspose2d(2 * depth + int(reads_attention), depth, 4, stride=2, padding=1),
+            nn.SiLU(),  # 21 -> 42
             nn.ConvTranspose2d(depth, 3, 4, stride=2, padding=1),  # 42 -> 84
         )
 
@@ -62,8 +64,9 @@ class ConvDecoder(nn.Module):
             x = torch.cat([x, (attention.to(x.dtype) * r2).clamp_min(1e-3).log().unsqueeze(1)], 1)
         return self.net[3:](x) + 0.5
 
-    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None,
-             attention: Tensor | None = None) -> Tensor:
+    def loss(
+        self, feat: Tensor, target: Tensor, weights: Tensor | None = None, attention: Tensor | None = None
+    ) -> Tensor:
         return image_loss(self(feat, attention), target, weights)
 
     def aux_losses(self, feat: Tensor, target: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:
@@ -86,8 +89,9 @@ class FieldImageDecoder(nn.Module):
         if not 0 <= train_pixels <= image_size * image_size:
             raise ValueError(f"train_pixels must lie in [0, {image_size * image_size}], got {train_pixels}")
         self.image_size, self.train_pixels = image_size, train_pixels
-        self.field = FieldDecoder(feat_dim, 3, num_neurons=(4 * depth, 4 * depth), hidden_dims=(2 * depth,),
-                                  modulate=("beliefs",))
+        self.field = FieldDecoder(
+            feat_dim, 3, num_neurons=(4 * depth, 4 * depth), hidden_dims=(2 * depth,), modulate=("beliefs",)
+        )
 
     def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
         return self.field.render(feat, self.image_size, self.image_size) + 0.5
@@ -97,8 +101,9 @@ class FieldImageDecoder(nn.Module):
         grid = make_coordinate_grid(self.image_size, self.image_size, device=feat.device, dtype=feat.dtype)
         return self.field(grid[index], feat) + 0.5
 
-    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None,
-             attention: Tensor | None = None) -> Tensor:
+    def loss(
+        self, feat: Tensor, target: Tensor, weights: Tensor | None = None, attention: Tensor | None = None
+    ) -> Tensor:
         n, c, h, w = target.shape
         if not self.training or self.train_pixels in (0, h * w):
             return image_loss(self(feat), target, weights)
@@ -122,8 +127,16 @@ class NCARefinementDecoder(nn.Module):
     gradient cut from the previous one), on ``refine_frames`` frames per batch to bound memory.
     """
 
-    def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84, reads_attention: bool = False,
-                 steps: int = 4, refine_frames: int = 8, hidden: int = 16) -> None:
+    def __init__(
+        self,
+        feat_dim: int,
+        depth: int = 32,
+        image_size: int = 84,
+        reads_attention: bool = False,
+        steps: int = 4,
+        refine_frames: int = 8,
+        hidden: int = 16,
+    ) -> None:
         super().__init__()
         if steps < 1 or refine_frames < 1:
             raise ValueError(f"steps and refine_frames must be >= 1, got {steps} and {refine_frames}")
@@ -134,8 +147,9 @@ class NCARefinementDecoder(nn.Module):
     def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
         return nca_refine(self.nca, self.coarse(feat, attention), self.steps).state
 
-    def loss(self, feat: Tensor, target: Tensor, weights: Tensor | None = None,
-             attention: Tensor | None = None) -> Tensor:
+    def loss(
+        self, feat: Tensor, target: Tensor, weights: Tensor | None = None, attention: Tensor | None = None
+    ) -> Tensor:
         return self.coarse.loss(feat, target, weights, attention)
 
     def aux_losses(self, feat: Tensor, target: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:

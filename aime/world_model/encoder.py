@@ -31,16 +31,26 @@ class Encoder(nn.Module):
         norm: pyramid normalisation, ``"group"`` (the seed's) or ``"none"`` (cheaper on CPU).
     """
 
-    def __init__(self, embed_dim: int, depth: int = 32, feature_channels: int = 64, readout_dim: int = 0,
-                 image_size: int = 84, norm: str = "group") -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int = 32,
+        feature_channels: int = 64,
+        readout_dim: int = 0,
+        image_size: int = 84,
+        norm: str = "group",
+    ) -> None:
         super().__init__()
         self.image_size = image_size
         widths = (feature_channels // 2, 3 * feature_channels // 4)  # 32/48/64 for 64 features, as the seed
         self.trunk = FeaturePyramid(3, feature_channels, norm, widths).to(memory_format=torch.channels_last)
         self.resolution = ((image_size + 1) // 2 + 1) // 2
         self.down = nn.Sequential(
-            nn.Conv2d(feature_channels, 2 * depth, 4, 2, 1), nn.SiLU(),
-            nn.Conv2d(2 * depth, 4 * depth, 4, 2, 1), nn.SiLU(), nn.Flatten(),
+            nn.Conv2d(feature_channels, 2 * depth, 4, 2, 1),
+            nn.SiLU(),
+            nn.Conv2d(2 * depth, 4 * depth, 4, 2, 1),
+            nn.SiLU(),
+            nn.Flatten(),
         )
         with torch.no_grad():
             flat = self.down(torch.zeros(1, feature_channels, self.resolution, self.resolution)).shape[-1]

@@ -56,8 +56,9 @@ def motion_components(moving: Tensor, dilation: int = 2) -> Tensor:
     return labels[:, 0].long()
 
 
-def slot_grouping_loss(slot_maps: Tensor, motion: Tensor, moving_cells: int = 16, threshold: float = 0.1,
-                       dilation: int = 2) -> tuple[Tensor, Tensor]:
+def slot_grouping_loss(
+    slot_maps: Tensor, motion: Tensor, moving_cells: int = 16, threshold: float = 0.1, dilation: int = 2
+) -> tuple[Tensor, Tensor]:
     """The motion-grouping loss of each map (module docstring): the purity of the slots of moving cells.
 
     For a moving cell ``i`` of component ``G``, ``purity_i = sum_k r_k(i) m_k(G) / sum_k r_k(i) m_k``,

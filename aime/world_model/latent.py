@@ -77,8 +77,9 @@ class GaussianLatent(nn.Module):
 class CategoricalLatent(nn.Module):
     """``stoch`` categoricals of ``classes`` classes; ``z`` is their flattened one-hots."""
 
-    def __init__(self, deter: int, embed: int, hidden: int, stoch: int, classes: int,
-                 unimix: float = 0.01, **_) -> None:
+    def __init__(
+        self, deter: int, embed: int, hidden: int, stoch: int, classes: int, unimix: float = 0.01, **_
+    ) -> None:
         super().__init__()
         self.groups, self.classes, self.unimix = stoch, classes, unimix
         self.size = stoch * classes
@@ -119,8 +120,17 @@ class StickBreakingLatent(nn.Module):
     to the prior (``dyn``) half.
     """
 
-    def __init__(self, deter: int, embed: int, hidden: int, stoch: int, mixture_components: int = 15,
-                 min_std: float = 0.1, threshold: float = 0.01, **_) -> None:
+    def __init__(
+        self,
+        deter: int,
+        embed: int,
+        hidden: int,
+        stoch: int,
+        mixture_components: int = 15,
+        min_std: float = 0.1,
+        threshold: float = 0.01,
+        **_,
+    ) -> None:
         super().__init__()
         if mixture_components < 2:
             raise ValueError(f"mixture_components must be >= 2, got {mixture_components}")
@@ -180,9 +190,7 @@ class StickBreakingLatent(nn.Module):
         # dyn: the mixture learns to cover the (fixed) posterior sample
         dyn = q_sg.log_prob(z_sg) - mixture_log_prob(z_sg, log_pi, prior["means"], prior["stds"])
         # rep: the posterior moves towards the (fixed) mixture
-        rep = q.log_prob(z) - mixture_log_prob(
-            z, log_pi.detach(), prior["means"].detach(), prior["stds"].detach()
-        )
+        rep = q.log_prob(z) - mixture_log_prob(z, log_pi.detach(), prior["means"].detach(), prior["stds"].detach())
         shape, rate = self.alpha_posterior()
         alpha = (shape / rate).expand_as(prior["a"])
         sticks = kl_kumaraswamy_beta(prior["a"], prior["b"], torch.ones_like(alpha), alpha).sum(-1)

@@ -59,7 +59,6 @@ def entropy_of_map(probs: Tensor) -> Tensor:
     return -(probs * probs.clamp_min(1e-12).log()).sum((-2, -1))
 
 
-
 def motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
     """Where the frames change: ``|o_t - o_{t-1}|`` summed over channels, average-pooled to the grid.
 
@@ -127,9 +126,11 @@ def slot_compactness(slot_maps: Tensor, attention: Tensor) -> Tensor:
     coords = torch.linspace(-1.0, 1.0, r, device=slot_maps.device, dtype=slot_maps.dtype)
     p = slot_maps / slot_maps.sum((-2, -1), keepdim=True).clamp_min(1e-12)
     px, py = p.sum(-2), p.sum(-1)  # marginals over columns and rows: [..., K, R]
-    var = (px * coords.square()).sum(-1) - (px * coords).sum(-1).square() \
-        + (py * coords.square()).sum(-1) - (py * coords).sum(-1).square()  # [..., K]
+    var = (
+        (px * coords.square()).sum(-1)
+        - (px * coords).sum(-1).square()
+        + (py * coords.square()).sum(-1)
+        - (py * coords).sum(-1).square()
+    )  # [..., K]
     share = (slot_maps * attention.unsqueeze(-3)).sum((-2, -1))  # [..., K]
     return (share * var).sum(-1)
-
-

@@ -159,16 +159,30 @@ class VRNN(nn.Module):
             self.register_buffer("position_code", fourier_grid(attention_resolution), persistent=False)
         position_dim = self.position_code.shape[0] if self.readout_position else 0
         post_in = embed_dim + (readout_dim + position_dim + hidden if attention else 0)
-        self.latent = make_latent(latent, deter=deter, embed=post_in, hidden=hidden, stoch=stoch,
-                                  classes=classes, mixture_components=mixture_components)
+        self.latent = make_latent(
+            latent,
+            deter=deter,
+            embed=post_in,
+            hidden=hidden,
+            stoch=stoch,
+            classes=classes,
+            mixture_components=mixture_components,
+        )
         if attention:
             self.context = PerceiverEncoder(features, context_dim)
             self.schema = AttentionSchema(
-                attention_resolution=attention_resolution, hidden_dim=deter, latent_dim=self.latent.size,
-                context_dim=context_dim, attention_dim=features, num_semantic_slots=num_slots,
-                posterior_map=posterior_map, posterior_position=slot_position,
+                attention_resolution=attention_resolution,
+                hidden_dim=deter,
+                latent_dim=self.latent.size,
+                context_dim=context_dim,
+                attention_dim=features,
+                num_semantic_slots=num_slots,
+                posterior_map=posterior_map,
+                posterior_position=slot_position,
                 enforce_diversity=False,  # computed once after the time loop, batched
-                posterior_norm=fpn_norm, position_bias=prior_position_bias, prior_dropout=attention_dropout,
+                posterior_norm=fpn_norm,
+                position_bias=prior_position_bias,
+                prior_dropout=attention_dropout,
                 dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
                 use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
                 token_pool=prior_token_pool if prior_position_bias == "none" else 1,
@@ -256,8 +270,12 @@ class VRNN(nn.Module):
                 pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)
             phi = self.phi(torch.cat([post.bottleneck, post.coords], -1))
             embed = torch.cat([embed, pooled, phi], -1)
-            extra = {"attention": attention, "coords": post.coords, "slot_maps": post.slot_maps,
-                     "slot_centers": post.slot_centers}
+            extra = {
+                "attention": attention,
+                "coords": post.coords,
+                "slot_maps": post.slot_maps,
+                "slot_centers": post.slot_centers,
+            }
         return self.latent.posterior(deter, embed), extra
 
     def decode(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
@@ -398,7 +416,7 @@ class VRNN(nn.Module):
         onehot = self._onehot(action)
         out = self.observe(obs[:, :context], onehot[:, :context], is_first[:, :context])
         start = dict(out["state"])
-        queue = iter(onehot[:, context - 1:].unbind(1))  # the action at the last context frame first
+        queue = iter(onehot[:, context - 1 :].unbind(1))  # the action at the last context frame first
         img = self.imagine(lambda feat: next(queue), start, t - context, attention=True)
         feat = img["feat"][:, 1:]
         frames = self.decode(feat, img["attention"][:, 1:] if "attention" in img else None)

@@ -7,16 +7,28 @@ from aime.agent.agent import Agent
 from aime.config import load_config
 from aime.runtime.replay import ReplayBuffer
 
-TINY = ["model.deter=16", "model.hidden=16", "model.cnn_depth=4", "model.context_dim=8", "train.batch_size=2",
-        "train.seq_len=4", "train.horizon=3"]
+TINY = [
+    "model.deter=16",
+    "model.hidden=16",
+    "model.cnn_depth=4",
+    "model.context_dim=8",
+    "train.batch_size=2",
+    "train.seq_len=4",
+    "train.horizon=3",
+]
 
 
 def filled_replay(steps=12, streams=2):
     rng = np.random.default_rng(0)
     buffer = ReplayBuffer(100, streams, (3, 84, 84))
     for t in range(steps):
-        buffer.add(rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8), rng.integers(0, 3, streams),
-                   rng.normal(size=streams), np.full(streams, t == 0), np.zeros(streams, bool))
+        buffer.add(
+            rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8),
+            rng.integers(0, 3, streams),
+            rng.normal(size=streams),
+            np.full(streams, t == 0),
+            np.zeros(streams, bool),
+        )
     return buffer
 
 

@@ -12,11 +12,24 @@ import torch
 from aime.agent.agent import Agent
 from aime.config import CHOICES, LossScales, ModelConfig, load_config
 
-TINY = ["model.deter=16", "model.stoch=4", "model.classes=4", "model.hidden=16", "model.cnn_depth=4",
-        "model.context_dim=8", "model.num_slots=2", "model.mixture_components=3", "train.batch_size=2",
-        "train.seq_len=4", "train.horizon=2"]
-FLAGS = [f"model.{f.name}={str(not f.default).lower()}" for f in dataclasses.fields(ModelConfig)
-         if isinstance(f.default, bool)]
+TINY = [
+    "model.deter=16",
+    "model.stoch=4",
+    "model.classes=4",
+    "model.hidden=16",
+    "model.cnn_depth=4",
+    "model.context_dim=8",
+    "model.num_slots=2",
+    "model.mixture_components=3",
+    "train.batch_size=2",
+    "train.seq_len=4",
+    "train.horizon=2",
+]
+FLAGS = [
+    f"model.{f.name}={str(not f.default).lower()}"
+    for f in dataclasses.fields(ModelConfig)
+    if isinstance(f.default, bool)
+]
 OFF_LOSSES = [f"train.loss_scales.{f.name}=0.1" for f in dataclasses.fields(LossScales) if f.default == 0]
 OPTIONS = [f"{key}={value}" for key, values in CHOICES.items() for value in values] + FLAGS + OFF_LOSSES
 
@@ -26,9 +39,13 @@ def batch(b=2, t=4, actions=3):
     rng = np.random.default_rng(0)
     is_first = np.zeros((b, t), bool)
     is_first[:, 0] = is_first[0, 2] = True
-    return {"obs": rng.integers(0, 256, (b, t, 3, 84, 84), dtype=np.uint8), "action": rng.integers(0, actions, (b, t)),
-            "reward": rng.normal(size=(b, t)).astype(np.float32), "is_first": is_first,
-            "is_terminal": np.zeros((b, t), bool)}
+    return {
+        "obs": rng.integers(0, 256, (b, t, 3, 84, 84), dtype=np.uint8),
+        "action": rng.integers(0, actions, (b, t)),
+        "reward": rng.normal(size=(b, t)).astype(np.float32),
+        "is_first": is_first,
+        "is_terminal": np.zeros((b, t), bool),
+    }
 
 
 def test_the_options_cover_every_choice_and_the_weights_that_are_off():

@@ -9,22 +9,43 @@ from aime.agent.agent import Agent, default_precision
 from aime.config import ConfigError, load_config
 from aime.runtime.replay import ReplayBuffer
 
-TINY = ["model.deter=16", "model.hidden=16", "model.cnn_depth=4", "model.context_dim=8", "train.batch_size=2",
-        "train.seq_len=4", "train.horizon=3"]
+TINY = [
+    "model.deter=16",
+    "model.hidden=16",
+    "model.cnn_depth=4",
+    "model.context_dim=8",
+    "train.batch_size=2",
+    "train.seq_len=4",
+    "train.horizon=3",
+]
 
 # bf16 keeps 8 bits of mantissa (~0.4% per rounding): one update's losses differ from fp32's by up to
 # ~2.5% on the tiny agent (measured: KL 1.1%, continuation 1.7%, attention dynamics 2.5%)
 RTOL, ATOL = 0.05, 1e-2
-COMPARED = ("losses/world_model", "losses/reconstruction", "losses/kl", "losses/reward", "losses/continuation",
-            "losses/attention_prior", "losses/actor", "losses/critic", "behavior/actor_entropy")
+COMPARED = (
+    "losses/world_model",
+    "losses/reconstruction",
+    "losses/kl",
+    "losses/reward",
+    "losses/continuation",
+    "losses/attention_prior",
+    "losses/actor",
+    "losses/critic",
+    "behavior/actor_entropy",
+)
 
 
 def filled_replay(steps: int = 12, streams: int = 2) -> ReplayBuffer:
     rng = np.random.default_rng(0)
     buffer = ReplayBuffer(100, streams, (3, 84, 84), seed=0)
     for t in range(steps):
-        buffer.add(rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8), rng.integers(0, 3, streams),
-                   rng.normal(size=streams), np.full(streams, t == 0), np.zeros(streams, bool))
+        buffer.add(
+            rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8),
+            rng.integers(0, 3, streams),
+            rng.normal(size=streams),
+            np.full(streams, t == 0),
+            np.zeros(streams, bool),
+        )
     return buffer
 
 

@@ -12,8 +12,15 @@ from aime.agent.behavior import ReturnNormalizer
 from aime.config import load_config
 from aime.runtime.replay import ReplayBuffer
 
-TINY = ["model.deter=16", "model.hidden=16", "model.cnn_depth=4", "model.context_dim=8", "train.batch_size=2",
-        "train.seq_len=4", "train.horizon=3"]
+TINY = [
+    "model.deter=16",
+    "model.hidden=16",
+    "model.cnn_depth=4",
+    "model.context_dim=8",
+    "train.batch_size=2",
+    "train.seq_len=4",
+    "train.horizon=3",
+]
 # every way a tensor's value reaches Python
 CONVERSIONS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
 
@@ -22,8 +29,13 @@ def batch(nan_reward: bool = False) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     buffer = ReplayBuffer(100, 2, (3, 84, 84), seed=0)
     for t in range(12):
-        buffer.add(rng.integers(0, 256, (2, 3, 84, 84), dtype=np.uint8), rng.integers(0, 3, 2),
-                   rng.normal(size=2), np.full(2, t == 0), np.zeros(2, bool))
+        buffer.add(
+            rng.integers(0, 256, (2, 3, 84, 84), dtype=np.uint8),
+            rng.integers(0, 3, 2),
+            rng.normal(size=2),
+            np.full(2, t == 0),
+            np.zeros(2, bool),
+        )
     out = buffer.sample(2, 4)
     if nan_reward:
         out["reward"][:] = np.nan

@@ -28,6 +28,7 @@ def random_maps(*shape: int, seed: int = 0) -> torch.Tensor:
 
 # --- centre of mass -------------------------------------------------------------------------------
 
+
 def test_center_of_mass_of_one_hot_maps():
     com = center_of_mass(one_hot_map(2, 21, 11, row=5, col=3))
     torch.testing.assert_close(com, torch.tensor([[-1 + 2 * 3 / 10, -1 + 2 * 5 / 20]] * 2))
@@ -62,6 +63,7 @@ def test_center_of_mass_rejects_bad_input():
 
 
 # --- attention dynamics -----------------------------------------------------------------------------
+
 
 def moving_blob_sequence(b: int = 2, t: int = 5, size: int = 11) -> torch.Tensor:
     """[B, T, H, W]: a one-hot that moves one column right and one row down each step."""
@@ -143,6 +145,7 @@ def test_dynamics_loss_rejects_bad_shapes():
 
 # --- slot diversity ---------------------------------------------------------------------------------
 
+
 def test_diversity_is_zero_for_disjoint_one_hot_maps():
     maps = torch.zeros(2, 4, 6, 6)
     for k in range(4):
@@ -163,6 +166,7 @@ def test_diversity_is_largest_for_identical_maps():
 
 # --- prior vs next posterior --------------------------------------------------------------------------
 
+
 def test_prior_cross_entropy_is_minimised_by_the_target():
     target = random_maps(3, 7, 7)
     entropy = -(target * target.log()).sum(dim=(-2, -1)).mean()
@@ -178,7 +182,9 @@ def test_prior_cross_entropy_logits_form_and_leading_dims():
     probs = logits.flatten(-2).softmax(-1).view_as(logits)
     torch.testing.assert_close(
         attention_prior_cross_entropy(logits, target, prior_is_logits=True),
-        attention_prior_cross_entropy(probs, target), rtol=1e-5, atol=1e-6,
+        attention_prior_cross_entropy(probs, target),
+        rtol=1e-5,
+        atol=1e-6,
     )
     with pytest.raises(ValueError, match=r"prior \(2, 3, 5, 5\) and target \(2, 3, 4, 4\)"):
         attention_prior_cross_entropy(logits, torch.rand(2, 3, 4, 4))

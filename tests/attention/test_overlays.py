@@ -205,13 +205,13 @@ def peaked(ratios: dict[tuple[int, int], float], b: int = 1) -> torch.Tensor:
 
 def cell_pixels(image: torch.Tensor, row: int, col: int, size: int = 4) -> torch.Tensor:
     """The [..., 3, size, size] block of 21x21 cell (row, col) in an image of 21 * size pixels."""
-    return image[..., row * size:(row + 1) * size, col * size:(col + 1) * size]
+    return image[..., row * size : (row + 1) * size, col * size : (col + 1) * size]
 
 
 def away_from_annotation(image: torch.Tensor) -> torch.Tensor:
     """Pixels below the top third and left of the right 15% (the text box and the colour bar)."""
     height, width = image.shape[-2:]
-    return image[..., height // 3:, : width - (15 * width) // 100]
+    return image[..., height // 3 :, : width - (15 * width) // 100]
 
 
 def test_uniform_attention_leaves_the_frame_untinted():
@@ -279,7 +279,7 @@ def test_annotation_changes_only_the_corner_and_the_colour_bar():
     corner = torch.zeros_like(changed)
     corner[:28, :50] = True
     bar = torch.zeros_like(changed)
-    bar[:, 84 - 6:] = True
+    bar[:, 84 - 6 :] = True
     assert changed[corner].any() and changed[bar].any()
     assert not changed[~(corner | bar)].any()
     # the text is written on a dark box
@@ -291,7 +291,7 @@ def test_annotation_changes_only_the_corner_and_the_colour_bar():
     changed3 = (annotated3 - plain3).abs().amax(dim=1)[0] > 1e-6
     allowed = torch.zeros_like(changed3)
     allowed[:70, :150] = True
-    allowed[:, 252 - 50:] = True
+    allowed[:, 252 - 50 :] = True
     assert changed3[:70, :150].any()
     assert not changed3[~allowed].any()
 
@@ -348,7 +348,7 @@ def test_tile_grid_places_tiles_row_major():
     for i in range(5):
         row, col = divmod(i, 2)
         y, x = 3 + row * 13, 3 + col * 15
-        torch.testing.assert_close(grid[:, y:y + 10, x:x + 12], tiles[i])
+        torch.testing.assert_close(grid[:, y : y + 10, x : x + 12], tiles[i])
     torch.testing.assert_close(grid[:, 29:39, 18:30], torch.full((3, 10, 12), 0.25))  # no 6th tile
     torch.testing.assert_close(grid[:, :3], torch.full((3, 3, grid.shape[-1]), 0.25))  # padding
     # upscaled (nearest), and uint8 tiles read as /255
@@ -377,7 +377,7 @@ def test_tile_grid_labels_draw_text_above_each_tile():
     def label_area(i: int) -> torch.Tensor:
         row, col = divmod(i, 2)
         y, x = 2 + row * (strip + 84 + 2), 2 + col * (84 + 2)
-        return labelled[:, y:y + strip, x:x + 84]
+        return labelled[:, y : y + strip, x : x + 84]
 
     for i in (0, 1, 3):
         area = label_area(i)
@@ -386,7 +386,7 @@ def test_tile_grid_labels_draw_text_above_each_tile():
         # and the tile itself is untouched below its label
         row, col = divmod(i, 2)
         y, x = 2 + row * (strip + 84 + 2) + strip, 2 + col * (84 + 2)
-        torch.testing.assert_close(labelled[:, y:y + 84, x:x + 84], tiles[i])
+        torch.testing.assert_close(labelled[:, y : y + 84, x : x + 84], tiles[i])
     assert (label_area(0) - label_area(1)).abs().max() > 0.5  # different text, different pixels
     torch.testing.assert_close(label_area(2), torch.full_like(label_area(2), 0.2))  # no label: background
     # multi-line labels get a taller strip

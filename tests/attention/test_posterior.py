@@ -19,8 +19,15 @@ def _inputs(b: int = 2, hidden_dim: int = 256, context_dim: int = 128, size: int
 
 
 def test_seed_shape_reference():
-    posterior = _posterior(image_size=84, attention_resolution=21, hidden_dim=256, context_dim=128,
-                           num_semantic_slots=4, attention_fusion_mode="weighted", enforce_diversity=True)
+    posterior = _posterior(
+        image_size=84,
+        attention_resolution=21,
+        hidden_dim=256,
+        context_dim=128,
+        num_semantic_slots=4,
+        attention_fusion_mode="weighted",
+        enforce_diversity=True,
+    )
     obs, h, c = _inputs(b=3)
     attn, coords = posterior(obs, h, c)
     assert attn.shape == (3, 21, 21)
@@ -84,15 +91,13 @@ def test_normalized_map_can_be_sharp_where_the_seeds_softmax_cannot(monkeypatch)
     maps = {}
     for map_mode in ("normalize", "softmax"):
         posterior = _posterior(attention_fusion_mode="max", num_semantic_slots=2, map_mode=map_mode).eval()
-        monkeypatch.setattr(posterior.slot_attention, "forward",
-                            lambda *a, **k: (torch.zeros(2, 2, 64), owned))
+        monkeypatch.setattr(posterior.slot_attention, "forward", lambda *a, **k: (torch.zeros(2, 2, 64), owned))
         maps[map_mode] = posterior(*_inputs())[0]
     # max fusion of complementary responsibilities is 1 everywhere: no slot stands out
     torch.testing.assert_close(maps["normalize"], torch.full((2, 21, 21), 1 / 441))
     for map_mode in ("normalize", "softmax"):
         posterior = _posterior(attention_fusion_mode="weighted", num_semantic_slots=2, map_mode=map_mode).eval()
-        monkeypatch.setattr(posterior.slot_attention, "forward",
-                            lambda *a, **k: (torch.zeros(2, 2, 64), owned))
+        monkeypatch.setattr(posterior.slot_attention, "forward", lambda *a, **k: (torch.zeros(2, 2, 64), owned))
         with torch.no_grad():  # all the fusion weight on slot 0
             posterior.fusion_head.weight.zero_()
             posterior.fusion_head.bias.copy_(torch.tensor([20.0, -20.0]))
@@ -154,8 +159,12 @@ def test_gradients_reach_every_parameter(mode):
     posterior = _posterior(attention_fusion_mode=mode, coord_noise_std=0.1).train()
     attn, coords = posterior(*_inputs())
     target = torch.rand_like(attn)
-    loss = ((attn - target) ** 2).sum() * 1e3 + coords.square().sum() \
-        + posterior.bottleneck_features.square().mean() + posterior.diversity_loss
+    loss = (
+        ((attn - target) ** 2).sum() * 1e3
+        + coords.square().sum()
+        + posterior.bottleneck_features.square().mean()
+        + posterior.diversity_loss
+    )
     loss.backward()
     for name, p in posterior.named_parameters():
         if name == "log_sharpness":  # the seed's softmax temperature: used by map_mode="softmax" only
@@ -199,8 +208,15 @@ def test_top_down_state_changes_the_attention():
 
 
 def test_other_configurations():
-    posterior = _posterior(image_size=64, attention_resolution=16, hidden_dim=32, context_dim=0,
-                           feature_channels=16, num_semantic_slots=3, norm="none")
+    posterior = _posterior(
+        image_size=64,
+        attention_resolution=16,
+        hidden_dim=32,
+        context_dim=0,
+        feature_channels=16,
+        num_semantic_slots=3,
+        norm="none",
+    )
     attn, coords = posterior(*_inputs(hidden_dim=32, context_dim=0, size=64))
     assert attn.shape == (2, 16, 16) and coords.shape == (2, 2)
     assert posterior.slot_attention_maps.shape == (2, 3, 16, 16)
@@ -275,8 +291,15 @@ def test_step_returns_a_typed_result_and_leaves_the_module_as_it_was():
     result = post.step(h, c, features=post.encode(obs))
     assert isinstance(result, PosteriorResult)
     assert post.slot_attention_maps is None and post.bottleneck_features is None  # step sets nothing
-    shapes = {"attention": (2, 21, 21), "coords": (2, 2), "slot_maps": (2, 3, 21, 21), "slot_centers": (2, 3, 2),
-              "slot_features": (2, 3, 64), "fusion_weights": (2, 3), "bottleneck": (2, 8)}
+    shapes = {
+        "attention": (2, 21, 21),
+        "coords": (2, 2),
+        "slot_maps": (2, 3, 21, 21),
+        "slot_centers": (2, 3, 2),
+        "slot_features": (2, 3, 64),
+        "fusion_weights": (2, 3),
+        "bottleneck": (2, 8),
+    }
     assert {k: tuple(getattr(result, k).shape) for k in shapes} == shapes
     # the seed's forward is the same step, with the results also left on the module
     attention, coords = post(obs, h, c)

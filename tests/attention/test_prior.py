@@ -14,8 +14,9 @@ R, HID, LAT = 7, 16, 8
 
 
 def small_prior(**kwargs) -> AttentionPrior:
-    defaults = dict(attention_resolution=R, hidden_dim=HID, latent_dim=LAT, feature_dim=16,
-                    num_heads=4, convgru_hidden_size=8)
+    defaults = dict(
+        attention_resolution=R, hidden_dim=HID, latent_dim=LAT, feature_dim=16, num_heads=4, convgru_hidden_size=8
+    )
     defaults.update(kwargs)
     return AttentionPrior(**defaults)
 
@@ -41,8 +42,7 @@ def test_seed_sizes_shapes_and_probabilities():
     assert info["motion_features"].shape == (2, 8, 21, 21)
     assert info["attention_logits"].shape == (2, 21, 21)
     # The map is the softmax of the logits over all positions.
-    expected = rearrange(rearrange(info["attention_logits"], "b h w -> b (h w)").softmax(-1),
-                         "b (h w) -> b h w", h=21)
+    expected = rearrange(rearrange(info["attention_logits"], "b h w -> b (h w)").softmax(-1), "b (h w) -> b h w", h=21)
     torch.testing.assert_close(probs, expected)
 
 
@@ -69,9 +69,7 @@ def test_spatial_state_is_explicit_and_carries_the_recurrence():
     # The returned state is the ConvGRU step from the given state.
     torch.testing.assert_close(info["spatial_features"], prior.conv_gru(prev.unsqueeze(1), None))
     second, info2 = prior(prev, h, z, spatial_state=info["spatial_features"])
-    torch.testing.assert_close(
-        info2["spatial_features"], prior.conv_gru(prev.unsqueeze(1), info["spatial_features"])
-    )
+    torch.testing.assert_close(info2["spatial_features"], prior.conv_gru(prev.unsqueeze(1), info["spatial_features"]))
     assert not torch.allclose(first, second)
 
 
@@ -112,8 +110,7 @@ def test_self_attention_uses_the_relative_bias():
     # Every pair of positions with the same offset gets the same bias.
     assert torch.equal(bias[:, 0, 1], bias[:, R, R + 1])
     x = torch.randn(2, n, 16)
-    q, k, v = rearrange(prior.self_qkv(prior.self_norm(x)), "b n (three h d) -> three b h n d",
-                        three=3, h=4)
+    q, k, v = rearrange(prior.self_qkv(prior.self_norm(x)), "b n (three h d) -> three b h n d", three=3, h=4)
     weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(4) + bias, dim=-1)
     expected = prior.self_out(rearrange(weights @ v, "b h n d -> b n (h d)"))
     torch.testing.assert_close(prior._self_attention(x), expected, rtol=1e-4, atol=1e-5)
@@ -264,8 +261,15 @@ def test_bad_input_shapes_raise_naming_expected_and_actual():
 
 def test_token_pool_runs_attention_on_pooled_cells():
     torch.manual_seed(0)
-    prior = AttentionPrior(hidden_dim=8, latent_dim=4, feature_dim=16, position_bias="none", token_pool=3,
-                           use_checkpoint=False, dropout=0.0).eval()
+    prior = AttentionPrior(
+        hidden_dim=8,
+        latent_dim=4,
+        feature_dim=16,
+        position_bias="none",
+        token_pool=3,
+        use_checkpoint=False,
+        dropout=0.0,
+    ).eval()
     prev = torch.softmax(torch.randn(2, 441), -1).view(2, 21, 21)
     probs, info = prior(prev, torch.randn(2, 8), torch.randn(2, 4))
     assert probs.shape == (2, 21, 21)

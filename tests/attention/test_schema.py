@@ -18,22 +18,39 @@ B, S, R, HID, LAT, CTX = 2, 32, 8, 16, 8, 12
 
 
 def small_schema(**kwargs) -> AttentionSchema:
-    defaults = dict(image_size=S, attention_resolution=R, hidden_dim=HID, latent_dim=LAT,
-                    context_dim=CTX, attention_dim=16, convgru_hidden_size=8)
+    defaults = dict(
+        image_size=S,
+        attention_resolution=R,
+        hidden_dim=HID,
+        latent_dim=LAT,
+        context_dim=CTX,
+        attention_dim=16,
+        convgru_hidden_size=8,
+    )
     defaults.update(kwargs)
     return AttentionSchema(**defaults)
 
 
 def step_inputs(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(B, 3, S, S, generator=g), torch.randn(B, HID, generator=g),
-            torch.randn(B, CTX, generator=g), torch.randn(B, LAT, generator=g))
+    return (
+        torch.rand(B, 3, S, S, generator=g),
+        torch.randn(B, HID, generator=g),
+        torch.randn(B, CTX, generator=g),
+        torch.randn(B, LAT, generator=g),
+    )
 
 
 def test_builds_both_networks_with_the_shared_arguments():
     torch.manual_seed(0)
-    schema = small_schema(num_semantic_slots=3, motion_kernels=5, position_bias="none",
-                          use_checkpoint=False, prior_dropout=0.0, posterior_norm="none")
+    schema = small_schema(
+        num_semantic_slots=3,
+        motion_kernels=5,
+        position_bias="none",
+        use_checkpoint=False,
+        prior_dropout=0.0,
+        posterior_norm="none",
+    )
     assert isinstance(schema.posterior_net, AttentionPosterior)
     assert isinstance(schema.prior_net, AttentionPrior)
     assert schema.posterior_net.feature_channels == schema.prior_net.feature_dim == 16
@@ -121,7 +138,9 @@ def test_diversity_and_prior_losses_delegate_to_the_loss_functions():
     logits = out["prior_info"]["attention_logits"]
     torch.testing.assert_close(
         schema.compute_prior_loss(logits, target, prior_is_logits=True),
-        schema.compute_prior_loss(out["prior"], target), rtol=1e-4, atol=1e-5,
+        schema.compute_prior_loss(out["prior"], target),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 

@@ -29,23 +29,23 @@ def test_usage_example_1_standalone_attention_posterior():
         context_dim=128,
         num_semantic_slots=4,
         attention_fusion_mode="weighted",
-        enforce_diversity=True
+        enforce_diversity=True,
     )
 
     # Forward pass
-    obs = torch.randn(2, 3, 84, 84)      # Batch of 2 images
-    h = torch.randn(2, 256)              # Hidden state from VRNN
-    c = torch.randn(2, 128)              # Context from Perceiver
+    obs = torch.randn(2, 3, 84, 84)  # Batch of 2 images
+    h = torch.randn(2, 256)  # Hidden state from VRNN
+    c = torch.randn(2, 128)  # Context from Perceiver
 
     attn_probs, coords = posterior(obs, h, c)
 
     print(f"Attention map: {attn_probs.shape}")  # [2, 21, 21]
-    print(f"Attention center: {coords.shape}")   # [2, 2]
+    print(f"Attention center: {coords.shape}")  # [2, 2]
 
     # Access per-slot information
     print(f"Slot attention maps: {posterior.slot_attention_maps.shape}")  # [2, 4, 21, 21]
-    print(f"Slot centers: {posterior.slot_centers.shape}")                # [2, 4, 2]
-    print(f"Diversity loss: {posterior.diversity_loss}")                  # scalar
+    print(f"Slot centers: {posterior.slot_centers.shape}")  # [2, 4, 2]
+    print(f"Diversity loss: {posterior.diversity_loss}")  # scalar
 
     assert attn_probs.shape == (2, 21, 21) and coords.shape == (2, 2)
     assert posterior.slot_attention_maps.shape == (2, 4, 21, 21)
@@ -62,13 +62,13 @@ def test_usage_example_2_standalone_attention_prior():
         hidden_dim=256,
         latent_dim=32,
         motion_kernels=8,
-        use_checkpoint=True  # Enable gradient checkpointing
+        use_checkpoint=True,  # Enable gradient checkpointing
     )
 
     # Forward pass
-    prev_attn = torch.randn(2, 21, 21)   # Attention at t-1
-    h = torch.randn(2, 256)              # Hidden state
-    z = torch.randn(2, 32)               # Latent state
+    prev_attn = torch.randn(2, 21, 21)  # Attention at t-1
+    h = torch.randn(2, 256)  # Hidden state
+    z = torch.randn(2, 32)  # Latent state
 
     pred_attn, info = prior(prev_attn, h, z)
 
@@ -86,11 +86,7 @@ def run_example_3():
 
     # Initialize
     attention_schema = AttentionSchema(
-        image_size=84,
-        attention_resolution=21,
-        hidden_dim=256,
-        latent_dim=32,
-        context_dim=128
+        image_size=84, attention_resolution=21, hidden_dim=256, latent_dim=32, context_dim=128
     )
 
     # Simulate sequence
@@ -109,16 +105,11 @@ def run_example_3():
 
         # Top-down prediction (if not first frame)
         if t > 0:
-            attn_prior, info = attention_schema.prior_net(
-                attention_sequence[t-1], h_t, z_t
-            )
-            predicted_movements.append(info['predicted_movement'])
+            attn_prior, info = attention_schema.prior_net(attention_sequence[t - 1], h_t, z_t)
+            predicted_movements.append(info["predicted_movement"])
 
     # Compute dynamics loss
-    dynamics_loss = attention_schema.compute_attention_dynamics_loss(
-        attention_sequence,
-        predicted_movements
-    )
+    dynamics_loss = attention_schema.compute_attention_dynamics_loss(attention_sequence, predicted_movements)
 
     print(f"Dynamics loss: {dynamics_loss.item()}")
     return attention_schema, attention_sequence, predicted_movements, dynamics_loss
@@ -137,8 +128,9 @@ def test_usage_example_4_visualization():
     # What example 4 takes from the examples before it: `obs` and `posterior` (example 1) and
     # `attention_schema` (example 3), after a posterior forward.
     torch.manual_seed(0)
-    attention_schema = AttentionSchema(image_size=84, attention_resolution=21, hidden_dim=256,
-                                       latent_dim=32, context_dim=128)
+    attention_schema = AttentionSchema(
+        image_size=84, attention_resolution=21, hidden_dim=256, latent_dim=32, context_dim=128
+    )
     posterior = attention_schema.posterior_net
     obs = torch.randn(2, 3, 84, 84)
     posterior(obs, torch.randn(2, 256), torch.randn(2, 128))
@@ -146,11 +138,11 @@ def test_usage_example_4_visualization():
 
     # Visualize multi-object attention
     vis_outputs = attention_schema.posterior_net.visualize_multi_object_attention(
-        observation=obs,                             # [B, 3, 84, 84]
+        observation=obs,  # [B, 3, 84, 84]
         slot_attention_maps=posterior.slot_attention_maps,  # [B, K, 21, 21]
-        slot_centers=posterior.slot_centers,         # [B, K, 2]
+        slot_centers=posterior.slot_centers,  # [B, K, 2]
         group_assignments=posterior.group_assignments,  # [B, 21, 21, K]
-        return_mode="all"
+        return_mode="all",
     )
 
     # vis_outputs contains:
@@ -170,13 +162,7 @@ def test_testing_section_basic_functionality():
     from aime.attention import AttentionSchema
 
     # Initialize
-    attention = AttentionSchema(
-        image_size=84,
-        attention_resolution=21,
-        hidden_dim=256,
-        latent_dim=32,
-        context_dim=128
-    )
+    attention = AttentionSchema(image_size=84, attention_resolution=21, hidden_dim=256, latent_dim=32, context_dim=128)
 
     # Test posterior
     obs = torch.randn(2, 3, 84, 84)
@@ -208,13 +194,7 @@ def test_attention_schema_shapes():
     """Comprehensive shape testing"""
     B = 4  # batch size
 
-    attention = AttentionSchema(
-        image_size=84,
-        attention_resolution=21,
-        hidden_dim=256,
-        latent_dim=32,
-        context_dim=128
-    )
+    attention = AttentionSchema(image_size=84, attention_resolution=21, hidden_dim=256, latent_dim=32, context_dim=128)
 
     print("Testing AttentionPosterior shapes...")
     obs = torch.randn(B, 3, 84, 84)
@@ -241,10 +221,10 @@ def test_attention_schema_shapes():
     pred_attn, info = attention.prior_net(prev_attn, h, z)
 
     assert pred_attn.shape == (B, 21, 21)
-    assert info['spatial_features'].shape == (B, 32, 21, 21)
-    assert info['motion_features'].shape == (B, 8, 21, 21)
-    assert len(info['predicted_movement']) == 2  # (dx, dy)
-    assert info['predicted_movement'][0].shape == (B, 21, 21)
+    assert info["spatial_features"].shape == (B, 32, 21, 21)
+    assert info["motion_features"].shape == (B, 8, 21, 21)
+    assert len(info["predicted_movement"]) == 2  # (dx, dy)
+    assert info["predicted_movement"][0].shape == (B, 21, 21)
 
     print("✓ All prior shapes correct")
 

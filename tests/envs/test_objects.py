@@ -117,8 +117,13 @@ def _alignment(game: str, rec: dict[str, np.ndarray], shift_axis: dict[str, int]
     for c, s in acc.items():
         n = max(s["n"], 1)
         out[c] = dict(
-            n=s["n"], in1=s["in1"] / n, in2=s["in2"] / n, pixels2=s["pixels2"] / n, shifted=s["shifted"] / n,
-            ghost=s["ghost"] / max(s["absent"], 1), absent=s["absent"],
+            n=s["n"],
+            in1=s["in1"] / n,
+            in2=s["in2"] / n,
+            pixels2=s["pixels2"] / n,
+            shifted=s["shifted"] / n,
+            ghost=s["ghost"] / max(s["absent"], 1),
+            absent=s["absent"],
         )
     return out
 

@@ -58,11 +58,18 @@ def square_game(rows=60, episode=20, seed=0) -> ObjectData:
         x += dx
         if not 4 <= x <= 74:
             dx, x = -dx, x - 2 * dx
-        obs[t, :, y:y + 6, x:x + 6] = 250
+        obs[t, :, y : y + 6, x : x + 6] = 250
         boxes[t, 0] = (x, y, x + 6, y + 6)
     is_first = np.arange(rows) % episode == 0
-    return ObjectData(obs, np.zeros(rows, np.int64), np.zeros(rows, np.float32), is_first, boxes,
-                      np.ones((rows, 1), bool), ("square",))
+    return ObjectData(
+        obs,
+        np.zeros(rows, np.int64),
+        np.zeros(rows, np.float32),
+        is_first,
+        boxes,
+        np.ones((rows, 1), bool),
+        ("square",),
+    )
 
 
 def test_window_error_is_zero_for_the_real_frame_and_equal_to_the_scene_without_the_object():
@@ -84,8 +91,9 @@ def test_episode_medians_are_the_static_scene():
 @pytest.mark.parametrize("attention", [True, False])
 def test_evaluate_objects_reports_the_figures_and_their_baselines(attention):
     torch.manual_seed(0)
-    model = VRNN(3, deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2,
-                 attention=attention)
+    model = VRNN(
+        3, deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2, attention=attention
+    )
     data = square_game()
     result = evaluate_objects(model, data, context=3, horizons=(1, 2), windows=8)
     row = result["classes"]["square"]
@@ -103,5 +111,5 @@ def test_evaluate_objects_reports_the_figures_and_their_baselines(attention):
     assert table.count("\n") == 2 and "| model | square |" in table
     other = {"classes": {"square": {**row, "lift_motion": row["lift_motion"] + 2}}, "frames": result["frames"]}
     seeds = format_seed_table({"model": [result, other]})
-    mean, sd = row["lift_motion"] + 1, 2 ** 0.5
+    mean, sd = row["lift_motion"] + 1, 2**0.5
     assert "| model | square | 2 | " in seeds and f"{mean:.2f} ± {sd:.2f}" in seeds

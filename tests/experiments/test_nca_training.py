@@ -75,7 +75,6 @@ def test_trainer_step_cuts_gradient_to_incoming_state_and_updates_f():
     assert all(not torch.equal(a, b) for a, b in zip(before, nca.parameters()))
 
 
-
 def test_config_validation():
     with pytest.raises(ValueError):
         ShortsightedConfig(epsilon=0.0)

@@ -162,10 +162,13 @@ def test_bump_needs_both_lateral_excitation_and_inhibition():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda: NeuralField(3, 6, output_size=2),
-    lambda: SimpleNeuralField(3, 2, pd_capacity_21, activation_nonlin=torch.tanh),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NeuralField(3, 6, output_size=2),
+        lambda: SimpleNeuralField(3, 2, pd_capacity_21, activation_nonlin=torch.tanh),
+    ],
+)
 def test_shapes_and_batching(make):
     torch.manual_seed(0)
     model = make()
@@ -235,10 +238,13 @@ def test_dt_scales_the_euler_step():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda d: NeuralField(2, 5, output_size=1, detach_hidden=d),
-    lambda d: SimpleNeuralField(2, 3, pd_cubic, detach_hidden=d),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: NeuralField(2, 5, output_size=1, detach_hidden=d),
+        lambda d: SimpleNeuralField(2, 3, pd_cubic, detach_hidden=d),
+    ],
+)
 def test_gradients_through_time_only_when_not_detached(make):
     torch.manual_seed(5)
     for detach in (True, False):
@@ -273,16 +279,19 @@ def test_neural_field_2d_backpropagates_through_time():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(hidden_size=1),
-    dict(tau_init=0.0),
-    dict(tau_init=-1.0),
-    dict(kappa_init=-0.1),
-    dict(conv_padding_mode="replicate"),
-    dict(conv_kernel_size=0),
-    dict(dt=0.0),
-    dict(activation_nonlin=[torch.tanh, torch.tanh]),  # 2 functions for 4 neurons
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(hidden_size=1),
+        dict(tau_init=0.0),
+        dict(tau_init=-1.0),
+        dict(kappa_init=-0.1),
+        dict(conv_padding_mode="replicate"),
+        dict(conv_kernel_size=0),
+        dict(dt=0.0),
+        dict(activation_nonlin=[torch.tanh, torch.tanh]),  # 2 functions for 4 neurons
+    ],
+)
 def test_invalid_neural_field_arguments_raise(kwargs):
     args = dict(input_size=2, hidden_size=4)
     args.update(kwargs)
@@ -371,9 +380,17 @@ def test_neural_field_matches_neuralfields_package(kwargs):
     ref.load_state_dict(ours.state_dict())  # and back
 
 
-@pytest.mark.parametrize("fcn_name", [
-    "pd_linear", "pd_cubic", "pd_capacity_21", "pd_capacity_21_abs", "pd_capacity_32", "pd_capacity_32_abs",
-])
+@pytest.mark.parametrize(
+    "fcn_name",
+    [
+        "pd_linear",
+        "pd_cubic",
+        "pd_capacity_21",
+        "pd_capacity_21_abs",
+        "pd_capacity_32",
+        "pd_capacity_32_abs",
+    ],
+)
 @pytest.mark.parametrize("act", [torch.sigmoid, torch.tanh])
 def test_simple_neural_field_matches_neuralfields_package(fcn_name, act):
     nf = pytest.importorskip("neuralfields")

@@ -102,7 +102,7 @@ def test_one_iteration_matches_weighted_mean_update():
     init = sa.slots_mu + seeds
     xn = sa.norm_input(x)
     q, k, v = sa.to_q(sa.norm_slots(init)), sa.to_k(xn), sa.to_v(xn)
-    resp = (q @ k.transpose(1, 2) / 8 ** 0.5).softmax(dim=1)
+    resp = (q @ k.transpose(1, 2) / 8**0.5).softmax(dim=1)
     updates = (resp / resp.sum(-1, keepdim=True)) @ v
     expected = sa.gru(updates.reshape(-1, 8), init.reshape(-1, 8)).reshape(2, 3, 8)
     expected = expected + sa.mlp(sa.norm_pre_ff(expected))
@@ -139,7 +139,7 @@ def test_three_iterations_equal_the_keys_and_values_form():
         slots = sa.slots_mu + seeds
         for _ in range(3):
             q = sa.to_q(sa.norm_slots(slots))
-            attn = (q @ k.transpose(1, 2) * 8 ** -0.5).softmax(dim=1)
+            attn = (q @ k.transpose(1, 2) * 8**-0.5).softmax(dim=1)
             w = attn + sa.eps
             updates = (w / w.sum(-1, keepdim=True)) @ v
             slots = sa.gru(updates.reshape(-1, 8), slots.reshape(-1, 8)).reshape(2, 3, 8)

@@ -21,12 +21,15 @@ def _blob_maps(centres, size=16, sigma=2.0) -> torch.Tensor:
     return torch.stack(maps)[:, None].repeat(1, 3, 1, 1)  # [B, 3, S, S]
 
 
-@pytest.mark.parametrize("cfg", [
-    dict(patch_size=3, num_samples=7, temperature=1.0, positive_radius=2.0, negative_radius=5.0),
-    dict(patch_size=1, num_samples=10, temperature=0.3, positive_radius=1.5, negative_radius=4.0),
-    dict(patch_size=5, num_samples=500, temperature=0.5, positive_radius=3.0, negative_radius=6.0),  # > H*W
-    dict(patch_size=3, num_samples=20, temperature=0.05, positive_radius=2.0, negative_radius=7.0),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(patch_size=3, num_samples=7, temperature=1.0, positive_radius=2.0, negative_radius=5.0),
+        dict(patch_size=1, num_samples=10, temperature=0.3, positive_radius=1.5, negative_radius=4.0),
+        dict(patch_size=5, num_samples=500, temperature=0.5, positive_radius=3.0, negative_radius=6.0),  # > H*W
+        dict(patch_size=3, num_samples=20, temperature=0.05, positive_radius=2.0, negative_radius=7.0),
+    ],
+)
 def test_vectorised_info_nce_equals_loop_reference(cfg):
     torch.manual_seed(0)
     x = torch.randn(3, 3, 10, 12, dtype=torch.float64)
@@ -60,8 +63,9 @@ def test_generator_reproduces_the_anchors_and_the_loss():
 
 
 def test_sampled_anchors_and_masks_follow_the_definition():
-    samples = sample_info_nce_anchors(4, 6, 7, 30, positive_radius=1.5, negative_radius=3.0,
-                                      generator=torch.Generator().manual_seed(0))
+    samples = sample_info_nce_anchors(
+        4, 6, 7, 30, positive_radius=1.5, negative_radius=3.0, generator=torch.Generator().manual_seed(0)
+    )
     a = samples.anchor_indices
     assert a.shape == (4, 30) and a.dtype == torch.long
     assert int(a.min()) >= 0 and int(a.max()) < 42
@@ -128,7 +132,7 @@ def test_spatial_diversity_lower_for_different_patterns_than_identical():
     assert l_diff < 0.5 * l_same
     # Colour-agnostic: the same layout in another colour is still "identical".
     recoloured = identical.clone()
-    recoloured[1] = torch.stack([identical[1, 0] * 3 ** 0.5, torch.zeros(16, 16), torch.zeros(16, 16)])
+    recoloured[1] = torch.stack([identical[1, 0] * 3**0.5, torch.zeros(16, 16), torch.zeros(16, 16)])
     assert torch.isclose(spatial_diversity_loss(recoloured, t), l_same)
     assert spatial_diversity_loss(identical[:1]) == 0
 
@@ -153,8 +157,14 @@ def test_pairwise_similarity_of_identical_patterns_is_maximal():
 def test_gradients_are_finite(zeros):
     # All-zero maps are the degenerate case (zero norms, |x| at its kink): still no NaN.
     x = (torch.zeros(3, 3, 12, 12) if zeros else torch.randn(3, 3, 12, 12) * 0.1).requires_grad_(True)
-    losses = latent_evolution_losses(x, num_samples=10, temperature=0.1, positive_radius=2.0, negative_radius=5.0,
-                                     generator=torch.Generator().manual_seed(0))
+    losses = latent_evolution_losses(
+        x,
+        num_samples=10,
+        temperature=0.1,
+        positive_radius=2.0,
+        negative_radius=5.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert set(losses) == {"magnitude", "coherence_infonce", "spatial_diversity"}
     total = sum(losses.values())
     assert torch.isfinite(total)

@@ -132,8 +132,9 @@ def test_commit_refuses_an_incomplete_staging_folder(tmp_path):
     assert step_of(current) == 16
 
 
-@pytest.mark.parametrize("cut", ["partial staging", "staged, not committed", "between the renames",
-                                 "old not deleted", "temp files"])
+@pytest.mark.parametrize(
+    "cut", ["partial staging", "staged, not committed", "between the renames", "old not deleted", "temp files"]
+)
 def test_recover_keeps_the_newest_complete_generation(tmp_path, cut):
     current = tmp_path / "checkpoint"
     stage(current, 16)
@@ -183,8 +184,11 @@ def test_a_pickle_payload_error_is_one_line_without_unsafe_advice(tmp_path):
     torch.save({"format_version": 1, "evil": Payload()}, tmp_path / "zip.pt")
     (tmp_path / "plain.pt").write_bytes(pickle.dumps({"evil": Payload()}))
     (tmp_path / "empty.pt").write_bytes(b"")
-    expected = {"zip.pt": "holds Python objects beyond tensors", "plain.pt": "is a plain pickle",
-                "empty.pt": "empty or cut short"}
+    expected = {
+        "zip.pt": "holds Python objects beyond tensors",
+        "plain.pt": "is a plain pickle",
+        "empty.pt": "empty or cut short",
+    }
     for name, fragment in expected.items():
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # torch's UserWarning about the pickle protocol is not shown

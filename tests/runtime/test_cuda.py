@@ -20,22 +20,41 @@ from aime.runtime.replay import ReplayBuffer
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["model.deter=16", "model.hidden=16", "model.cnn_depth=4", "model.context_dim=8", "train.batch_size=2",
-        "train.seq_len=4", "train.horizon=3"]
+TINY = [
+    "model.deter=16",
+    "model.hidden=16",
+    "model.cnn_depth=4",
+    "model.context_dim=8",
+    "train.batch_size=2",
+    "train.seq_len=4",
+    "train.horizon=3",
+]
 # the GPU draws other random numbers than the CPU (latent samples, imagined actions), and bf16 keeps 8
 # bits of mantissa: one update's losses on CUDA bf16 lie within 10% of CPU fp32's (CPU bf16 vs fp32
 # alone: within 2.5%, tests/agent/test_precision.py)
 RTOL, ATOL = 0.10, 0.05
-COMPARED = ("losses/world_model", "losses/reconstruction", "losses/kl", "losses/reward", "losses/continuation",
-            "losses/critic", "behavior/actor_entropy")
+COMPARED = (
+    "losses/world_model",
+    "losses/reconstruction",
+    "losses/kl",
+    "losses/reward",
+    "losses/continuation",
+    "losses/critic",
+    "behavior/actor_entropy",
+)
 
 
 def replay(batch: int, length: int, streams: int = 4) -> ReplayBuffer:
     rng = np.random.default_rng(0)
     buffer = ReplayBuffer(streams * (length + 4), streams, (3, 84, 84), seed=0)
     for t in range(length + 4):
-        buffer.add(rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8), rng.integers(0, 3, streams),
-                   rng.normal(size=streams), np.full(streams, t == 0), np.zeros(streams, bool))
+        buffer.add(
+            rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8),
+            rng.integers(0, 3, streams),
+            rng.normal(size=streams),
+            np.full(streams, t == 0),
+            np.zeros(streams, bool),
+        )
     return buffer
 
 
@@ -85,12 +104,40 @@ def test_two_atari100k_updates_on_cuda_match_cpu_fp32():
 
 
 def test_torchrun_with_one_process_trains_over_nccl(tmp_path):
-    args = ["--env", "Catch", "--preset", "debug", "--steps", "48", "--no-progress", "--logdir", str(tmp_path / "run"),
-            "--set", "device=cuda", "--set", "env.num_envs=2", "--set", "train.warmup_steps=16",
-            "--set", "train.batch_size=2", "--set", "train.seq_len=8", "--set", "eval.every=0",
-            "--set", "eval.episodes=1"]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-               str(ROOT / "scripts" / "train_agent.py"), *args]
+    args = [
+        "--env",
+        "Catch",
+        "--preset",
+        "debug",
+        "--steps",
+        "48",
+        "--no-progress",
+        "--logdir",
+        str(tmp_path / "run"),
+        "--set",
+        "device=cuda",
+        "--set",
+        "env.num_envs=2",
+        "--set",
+        "train.warmup_steps=16",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "train.seq_len=8",
+        "--set",
+        "eval.every=0",
+        "--set",
+        "eval.episodes=1",
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=1",
+        str(ROOT / "scripts" / "train_agent.py"),
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "device cuda" in result.stdout and "done: 48 agent steps" in result.stdout

@@ -21,8 +21,9 @@ product = torch.full((1 << 20,), 1e-30) * 1e-10
 print(flushed, int(product.ne(0).sum()), denormal_state().replace(' ', '_'))
 """
 
-x86_only = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                              reason="FTZ/DAZ are x86 MXCSR bits")
+x86_only = pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="FTZ/DAZ are x86 MXCSR bits"
+)
 
 
 def _run(mode: str) -> tuple[str, int, str]:

@@ -19,27 +19,35 @@ def test_auto_device_is_cuda_when_present_and_a_named_device_is_itself(monkeypat
 
 def test_cpu_flags_come_from_the_flags_line_of_proc_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu sse avx512f amx_bf16 avx512_bf16\n"
-                    "processor\t: 1\nflags\t\t: fpu\n")
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu sse avx512f amx_bf16 avx512_bf16\n"
+        "processor\t: 1\nflags\t\t: fpu\n"
+    )
     assert cpu_flags(info) == {"fpu", "sse", "avx512f", "amx_bf16", "avx512_bf16"}
     assert cpu_flags(tmp_path / "missing") == set()
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    ({"avx512f", "amx_bf16", "avx512_bf16"}, "CPU AMX"),
-    ({"avx512f", "avx512_bf16"}, "CPU AVX512-BF16"),
-    ({"avx512f", "avx2"}, None),
-    (set(), None),
-])
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx512f", "amx_bf16", "avx512_bf16"}, "CPU AMX"),
+        ({"avx512f", "avx512_bf16"}, "CPU AVX512-BF16"),
+        ({"avx512f", "avx2"}, None),
+        (set(), None),
+    ],
+)
 def test_cpu_bf16_names_the_best_native_unit(flags, expected):
     assert cpu_bf16(flags) == expected
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    ({"amx_bf16"}, Precision("bf16", "CPU AMX")),
-    ({"avx512_bf16"}, Precision("bf16", "CPU AVX512-BF16")),
-    ({"avx2"}, Precision("fp32", "auto: no native bf16 on this cpu")),
-])
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"amx_bf16"}, Precision("bf16", "CPU AMX")),
+        ({"avx512_bf16"}, Precision("bf16", "CPU AVX512-BF16")),
+        ({"avx2"}, Precision("fp32", "auto: no native bf16 on this cpu")),
+    ],
+)
 def test_auto_on_cpu_follows_the_flags(flags, expected):
     assert resolve_precision("auto", CPU, flags) == expected
 

@@ -15,8 +15,15 @@ from aime.config import load_config
 from aime.runtime import distributed
 from aime.runtime.replay import ReplayBuffer
 
-TINY = ["model.deter=16", "model.hidden=16", "model.cnn_depth=4", "model.context_dim=8", "train.batch_size=2",
-        "train.seq_len=4", "train.horizon=3"]
+TINY = [
+    "model.deter=16",
+    "model.hidden=16",
+    "model.cnn_depth=4",
+    "model.context_dim=8",
+    "train.batch_size=2",
+    "train.seq_len=4",
+    "train.horizon=3",
+]
 
 
 def test_single_process_helpers_are_no_ops(monkeypatch):
@@ -72,8 +79,13 @@ def _batch(seed: int, nan_reward: bool = False) -> dict:
     rng = np.random.default_rng(seed)
     buffer = ReplayBuffer(100, 2, (3, 84, 84), seed=seed)
     for t in range(8):
-        buffer.add(rng.integers(0, 256, (2, 3, 84, 84), dtype=np.uint8), rng.integers(0, 3, 2),
-                   rng.normal(size=2), np.full(2, t == 0), np.zeros(2, bool))
+        buffer.add(
+            rng.integers(0, 256, (2, 3, 84, 84), dtype=np.uint8),
+            rng.integers(0, 3, 2),
+            rng.normal(size=2),
+            np.full(2, t == 0),
+            np.zeros(2, bool),
+        )
     batch = buffer.sample(2, 4)
     if nan_reward:
         batch["reward"][:] = np.nan
@@ -81,8 +93,15 @@ def _batch(seed: int, nan_reward: bool = False) -> dict:
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
     torch.set_num_threads(1)
     assert distributed.init("cpu") == torch.device("cpu")
     out = {"rank": distributed.rank(), "world": distributed.world_size(), "main": distributed.is_main()}
@@ -143,8 +162,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("ranks")
-    context = mp.start_processes(_worker, args=(_free_port(), str(out_dir)), nprocs=2, start_method="fork",
-                                 join=False)
+    context = mp.start_processes(_worker, args=(_free_port(), str(out_dir)), nprocs=2, start_method="fork", join=False)
     deadline = time.monotonic() + 120
     while not context.join(timeout=1):  # raises if a rank failed
         if time.monotonic() > deadline:  # mismatched collectives hang rather than fail

@@ -44,8 +44,10 @@ def test_hyperparameters_write_the_hparams_summary_into_the_runs_own_event_file(
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     logger = Logger(tmp_path)
-    logger.hyperparameters({"model.deter": 512, "env.name": "Breakout", "eval.greedy": False, "device": "cpu"},
-                           metric_tags=["hparams/eval_return"])
+    logger.hyperparameters(
+        {"model.deter": 512, "env.name": "Breakout", "eval.greedy": False, "device": "cpu"},
+        metric_tags=["hparams/eval_return"],
+    )
     logger.scalars({"hparams/eval_return": 3.5}, step=100)
     logger.close()
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []  # no sub-run, unlike add_hparams

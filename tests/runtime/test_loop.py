@@ -114,8 +114,13 @@ def test_nonfinite_updates_are_counted_logged_and_stop_the_run_with_a_checkpoint
     cfg = load_config(["debug"], ["train.max_nonfinite_updates=3", "env.num_envs=2"])
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
     for _ in range(cfg.train.seq_len + 1):  # enough rows to sample a window
-        trainer.replay.add(np.zeros((2, 3, 84, 84), np.uint8), np.zeros(2, np.int64), np.zeros(2, np.float32),
-                           np.zeros(2, bool), np.zeros(2, bool))
+        trainer.replay.add(
+            np.zeros((2, 3, 84, 84), np.uint8),
+            np.zeros(2, np.int64),
+            np.zeros(2, np.float32),
+            np.zeros(2, bool),
+            np.zeros(2, bool),
+        )
     trainer.env_steps = trainer.replay.total_added * 2  # consistent with the replay, as a checkpoint requires
     outcomes = iter([False, False, True, False, False, False])
     trainer.agent.train_step = lambda batch: (dict(NONFINITE), False) if not next(outcomes) else ({"x": 1.0}, True)
@@ -140,8 +145,10 @@ def test_the_final_evaluation_is_skipped_when_the_periodic_one_evaluated_the_las
 
     # eval.every: at the last step (once, not twice), before it (then the final one), never (the final one)
     for every, expected in [(8, [8]), (6, [6, 8]), (0, [8])]:
-        cfg = load_config(["debug"], ["train.steps=8", "env.num_envs=2", "eval.episodes=1", f"eval.every={every}",
-                                      "eval.max_steps=20"])
+        cfg = load_config(
+            ["debug"],
+            ["train.steps=8", "env.num_envs=2", "eval.episodes=1", f"eval.every={every}", "eval.max_steps=20"],
+        )
         logdir = tmp_path / f"every{every}"
         Trainer(cfg, logdir, progress=False).run()
         steps = [r["step"] for r in metrics(logdir) if "eval/episodic_return" in r]

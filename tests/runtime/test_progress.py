@@ -29,8 +29,9 @@ def test_progress_bar_eta_from_the_training_rate_and_the_exact_step():
     assert "200/1000" in out.getvalue().split("\r")[-1]
     progress.show()  # before a slow phase (training, evaluation): the step the run is at
     drawn = out.getvalue().split("\r")[-1]  # tqdm's elapsed field is real time: not asserted
-    assert "| 204/1000 [" in drawn and drawn.endswith(", 50 updates, return last 1.0, mean(1) 1.0, 10.39 steps/s, "
-                                                      "ETA 1 min 17 s]")
+    assert "| 204/1000 [" in drawn and drawn.endswith(
+        ", 50 updates, return last 1.0, mean(1) 1.0, 10.39 steps/s, ETA 1 min 17 s]"
+    )
     clock.now = 100.0
     progress.advance(300, 60, 1.0, [1.0])
     assert len(lines) == 1  # announced once

@@ -182,13 +182,16 @@ def test_an_object_array_is_refused_without_advice_to_unpickle_it(saved):
     assert "allow_pickle" not in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"filled": 5}, "inconsistent counters"),  # 6 rows were written
-    ({"head": 2}, "inconsistent counters"),
-    ({"capacity": "20"}, "'capacity' must be a int"),
-    ({"rng": None}, "'rng' must be a dict"),
-    ({"rng": {"bit_generator": "nonsense"}}, "unusable sampling generator state"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"filled": 5}, "inconsistent counters"),  # 6 rows were written
+        ({"head": 2}, "inconsistent counters"),
+        ({"capacity": "20"}, "'capacity' must be a int"),
+        ({"rng": None}, "'rng' must be a dict"),
+        ({"rng": {"bit_generator": "nonsense"}}, "unusable sampling generator state"),
+    ],
+)
 def test_a_damaged_state_file_is_one_line(saved, change, message):
     path = saved / "state.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))

@@ -14,8 +14,15 @@ from aime.runtime.logger import EVENTS_PREFIX, LogError, plan_rollback
 from aime.runtime.loop import Trainer
 
 # Catch, 2 environments, no updates (warm-up outlasts the run), no evaluation or images
-TINY = ["env.num_envs=2", "train.warmup_steps=1000", "eval.episodes=0", "eval.every=0", "log.images_every=1000",
-        "log.scalars_every=8", "log.checkpoint_every=8"]
+TINY = [
+    "env.num_envs=2",
+    "train.warmup_steps=1000",
+    "eval.episodes=0",
+    "eval.every=0",
+    "log.images_every=1000",
+    "log.scalars_every=8",
+    "log.checkpoint_every=8",
+]
 
 
 def train(logdir, steps, resume=False):
@@ -96,11 +103,14 @@ def test_a_refused_resume_changes_no_log(run):
     assert (run / "metrics.jsonl").read_bytes() == before
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "fewer than"),
-    (lambda p: p.write_bytes(b"[" + p.read_bytes()[1:]), "is damaged (line 1 is not JSON)"),
-    (lambda p: p.unlink(), "is missing"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "fewer than"),
+        (lambda p: p.write_bytes(b"[" + p.read_bytes()[1:]), "is damaged (line 1 is not JSON)"),
+        (lambda p: p.unlink(), "is missing"),
+    ],
+)
 def test_damaged_logs_are_refused(run, damage, message):
     damage(run / "metrics.jsonl")
     payload = ckpt.load_agent_state(run / "checkpoint" / "agent.pt")

@@ -75,12 +75,14 @@ def test_grids_carry_their_labels(model):
     assert strip >= 8
     # the real frame sits under its label, enlarged
     tile = 84 * GRID_UPSCALE
-    torch.testing.assert_close(recon[:, 2 + strip:2 + strip + tile, 2:2 + tile], unlabelled[:, 2:2 + tile, 2:2 + tile])
+    torch.testing.assert_close(
+        recon[:, 2 + strip : 2 + strip + tile, 2 : 2 + tile], unlabelled[:, 2 : 2 + tile, 2 : 2 + tile]
+    )
     # white text on a black strip above it
-    label = recon[:, 2:2 + strip, 2:2 + tile]
+    label = recon[:, 2 : 2 + strip, 2 : 2 + tile]
     assert (label.amin(dim=0) > 0.8).sum() >= 10 and (label.amax(dim=0) < 0.05).float().mean() > 0.5
     for tag, rows in (("attention/slots", 30), ("imagination/open_loop", 12)):
-        first_label = images[tag][0, :, 2:2 + rows, 2:80]  # inside the first tile's label strip
+        first_label = images[tag][0, :, 2 : 2 + rows, 2:80]  # inside the first tile's label strip
         assert (first_label.amin(dim=0) > 0.8).any(), tag
 
 
@@ -91,7 +93,7 @@ def test_attention_overlays_are_annotated(model):
         corner = image[:, :, :20, :60]
         assert (corner.amin(dim=1) > 0.8).any(), tag  # text
         bar = image[:, :, 30:200, -4]  # inside the colour bar: bright at the top, dark below
-        assert (bar[:, :, :20].mean() > bar[:, :, -20:].mean() + 0.2), tag
+        assert bar[:, :, :20].mean() > bar[:, :, -20:].mean() + 0.2, tag
 
 
 def test_open_loop_grid_wraps_long_horizons_into_row_pairs():
@@ -109,7 +111,7 @@ def test_open_loop_grid_wraps_long_horizons_into_row_pairs():
 
     def tile(row: int, col: int) -> torch.Tensor:
         y, x = 2 + row * cell + strip, 2 + col * (84 + 2)
-        return grid[:, y:y + 84, x:x + 84]
+        return grid[:, y : y + 84, x : x + 84]
 
     # sequence 0: real h1..h6 / imagined h1..h6 / real h7..h11 / imagined h7..h11; then sequence 1
     torch.testing.assert_close(tile(0, 0), real[0, 0])
@@ -120,7 +122,7 @@ def test_open_loop_grid_wraps_long_horizons_into_row_pairs():
     torch.testing.assert_close(tile(7, 4), imagined[1, 10])
     # the missing 12th step leaves its cells empty (background), label strip included
     y, x = 2 + 2 * cell, 2 + 5 * (84 + 2)
-    torch.testing.assert_close(grid[:, y:y + strip + 84, x:x + 84], torch.full((3, strip + 84, 84), 0.2))
+    torch.testing.assert_close(grid[:, y : y + strip + 84, x : x + 84], torch.full((3, strip + 84, 84), 0.2))
     # at most 8 columns; short horizons stay on one row pair
     assert open_loop_grid(real[:, :8], imagined[:, :8]).shape[-1] == 8 * 84 + 9 * 2
     assert open_loop_grid(real[:, :9], imagined[:, :9]).shape[-1] == 5 * 84 + 6 * 2

@@ -29,9 +29,21 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
     json_path = tmp_path / "extra" / "bench.json"
     threads = torch.get_num_threads()
     try:
-        report = bench["main"](["--quick", "--image-size", "32", "--threads", "1", "--system-allocator",
-                                "--keep-denormals",
-                                "--out", str(tmp_path / "out"), "--json", str(json_path)])
+        report = bench["main"](
+            [
+                "--quick",
+                "--image-size",
+                "32",
+                "--threads",
+                "1",
+                "--system-allocator",
+                "--keep-denormals",
+                "--out",
+                str(tmp_path / "out"),
+                "--json",
+                str(json_path),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)  # --threads is process-wide; leave other tests alone
     printed = capsys.readouterr().out
@@ -96,14 +108,20 @@ def test_update_rows_time_the_agents_train_step(bench, monkeypatch):
     results = report["results"]
     # the real update: full, then the ablation, 2 repeats each and one more under the FLOP counter
     assert calls == [True, True, True, False, False, False]
-    gflop = {label: next(r for r in results if r["unit"] == "GFLOP" and f" {label}: arithmetic" in r["item"])
-             for label in ("full", "ablation")}
+    gflop = {
+        label: next(r for r in results if r["unit"] == "GFLOP" and f" {label}: arithmetic" in r["item"])
+        for label in ("full", "ablation")
+    }
     assert gflop["full"]["value"] > gflop["ablation"]["value"] > 0  # the schema adds arithmetic
     assert "GFLOP/s" in gflop["full"]["note"]
-    update = {label: next(r for r in results if r["unit"] == "s/update" and f" {label} (" in r["item"])
-              for label in ("full", "ablation")}
-    behavior = {label: next(r for r in results if r["unit"] == "s/update" and f"{label}: behaviour part" in r["item"])
-                for label in ("full", "ablation")}
+    update = {
+        label: next(r for r in results if r["unit"] == "s/update" and f" {label} (" in r["item"])
+        for label in ("full", "ablation")
+    }
+    behavior = {
+        label: next(r for r in results if r["unit"] == "s/update" and f"{label}: behaviour part" in r["item"])
+        for label in ("full", "ablation")
+    }
     assert len([r for r in results if r["unit"] == "s/update"]) == 4
     for label in ("full", "ablation"):
         assert update[label]["item"].startswith(f"Agent.train_step debug {label} (")
@@ -149,8 +167,9 @@ def test_env_rows_count_every_sub_env(bench, monkeypatch):
     steps = _slow_envs(bench, monkeypatch)
     report = bench["main"](["--quick", "--only", "env", "--env-steps", "16"])
     rows = {r["item"]: r for r in report["results"]}
-    assert list(rows) == [f"{game}, {kind}, random actions" for game in ("Breakout", "Catch")
-                          for kind in ("1 env", "8-env vector env")]
+    assert list(rows) == [
+        f"{game}, {kind}, random actions" for game in ("Breakout", "Catch") for kind in ("1 env", "8-env vector env")
+    ]
     # 16 agent steps per repeat: 16 steps of one env (Catch's 10-row episodes reset on the way), 2 of 8 envs
     assert steps == ([1] * 16 + [8] * 2) * 2
     for item, row in rows.items():
@@ -184,8 +203,10 @@ def test_acting_loop_rows_act_in_eight_breakout_envs(bench, monkeypatch):
     for i in (0, 3):  # each model starts from a reset: all first observations and no state, then its own state
         assert acts[i][3].all() and acts[i][4]
         assert not acts[i + 1][3].any() and not acts[i + 1][4]
-    timed = {label: next(r for r in results if r["unit"] == "agent steps/s" and r["item"].endswith(f"debug {label}"))
-             for label in ("full", "ablation")}
+    timed = {
+        label: next(r for r in results if r["unit"] == "agent steps/s" and r["item"].endswith(f"debug {label}"))
+        for label in ("full", "ablation")
+    }
     for row in timed.values():
         assert row["item"].startswith("Breakout x 8 envs + Agent.act")
         assert 0 < row["value"] <= 8 / _SlowEnv.DELAY + 0.1 and row["note"] == "median of 1 x 3 steps x 8 envs"

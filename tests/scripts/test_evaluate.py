@@ -26,8 +26,21 @@ def evaluate(*args):
 @pytest.mark.parametrize("video", ["gif", "mp4"])
 def test_every_episode_is_saved_with_its_last_frame_at_3x_and_as_a_video(tmp_path, video):
     frames, results = tmp_path / "frames", tmp_path / "random.json"
-    result = evaluate("--random", "--env", "Catch", "--episodes", "3", "--envs", "2", "--save-frames", str(frames),
-                      "--video", video, "--json", str(results))
+    result = evaluate(
+        "--random",
+        "--env",
+        "Catch",
+        "--episodes",
+        "3",
+        "--envs",
+        "2",
+        "--save-frames",
+        str(frames),
+        "--video",
+        video,
+        "--json",
+        str(results),
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(results.read_text())
     assert summary["episodes"] == 3 and summary["lengths"] == [9, 9, 9] and summary["capped"] == 0
@@ -51,8 +64,9 @@ def test_every_episode_is_saved_with_its_last_frame_at_3x_and_as_a_video(tmp_pat
 
 
 def test_a_cap_on_the_episode_steps_is_reported(tmp_path):
-    result = evaluate("--random", "--env", "Catch", "--episodes", "2", "--max-steps", "4", "--json",
-                      str(tmp_path / "r.json"))
+    result = evaluate(
+        "--random", "--env", "Catch", "--episodes", "2", "--max-steps", "4", "--json", str(tmp_path / "r.json")
+    )
     assert result.returncode == 0, result.stderr
     assert "2 of 2 episodes hit the cap of 4 agent steps" in result.stdout
     summary = json.loads((tmp_path / "r.json").read_text())

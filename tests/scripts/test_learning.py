@@ -42,8 +42,14 @@ def progress_line(logdir: Path, total: int, seconds: float) -> str:
     return line
 
 
-def run_reporting(args: list[str], logdir: Path, total: int, report: Callable[[str], None], every: float = 60.0,
-                  timeout: float = 1500.0) -> tuple[int, str, str]:
+def run_reporting(
+    args: list[str],
+    logdir: Path,
+    total: int,
+    report: Callable[[str], None],
+    every: float = 60.0,
+    timeout: float = 1500.0,
+) -> tuple[int, str, str]:
     """Run ``train_agent.py args``, passing each of its stdout lines and, every ``every`` seconds, a
     progress line to ``report``; returns ``(exit code, stdout, stderr)``."""
     out_path, err_path = logdir.parent / f"{logdir.name}.out", logdir.parent / f"{logdir.name}.err"
@@ -86,9 +92,31 @@ def test_debug_preset_learns_catch(tmp_path, say):
     logdir = tmp_path / "catch"
     say("a 4,000-step Catch run (about 15 minutes on 2 cores); progress every minute")
     code, _, stderr = run_reporting(
-        ["--env", "Catch", "--preset", "debug", "--steps", "4000", "--seed", "0", "--logdir", str(logdir),
-         "--no-progress", "--set", "eval.every=0", "--set", "eval.episodes=100", "--set", "log.images_every=0",
-         "--set", "log.checkpoint_every=0"], logdir, 4000, say)
+        [
+            "--env",
+            "Catch",
+            "--preset",
+            "debug",
+            "--steps",
+            "4000",
+            "--seed",
+            "0",
+            "--logdir",
+            str(logdir),
+            "--no-progress",
+            "--set",
+            "eval.every=0",
+            "--set",
+            "eval.episodes=100",
+            "--set",
+            "log.images_every=0",
+            "--set",
+            "log.checkpoint_every=0",
+        ],
+        logdir,
+        4000,
+        say,
+    )
     assert code == 0, stderr
     rows = [json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines()]
     final = [r for r in rows if "eval/episodic_return" in r]
@@ -101,9 +129,30 @@ def test_the_long_run_reports_its_lines_and_its_progress_while_it_runs(tmp_path)
     lines = []
     logdir = tmp_path / "short"
     code, stdout, stderr = run_reporting(
-        ["--env", "Catch", "--preset", "debug", "--steps", "400", "--logdir", str(logdir), "--no-progress",
-         "--set", "train.warmup_steps=400", "--set", "eval.episodes=0", "--set", "log.images_every=0",
-         "--set", "log.scalars_every=4"], logdir, 400, lines.append, every=0.05)
+        [
+            "--env",
+            "Catch",
+            "--preset",
+            "debug",
+            "--steps",
+            "400",
+            "--logdir",
+            str(logdir),
+            "--no-progress",
+            "--set",
+            "train.warmup_steps=400",
+            "--set",
+            "eval.episodes=0",
+            "--set",
+            "log.images_every=0",
+            "--set",
+            "log.scalars_every=4",
+        ],
+        logdir,
+        400,
+        lines.append,
+        every=0.05,
+    )
     assert code == 0, stderr
     progress = [line for line in lines if "/400 agent steps after" in line]
     assert progress, lines  # at least one progress line while the run was going

@@ -32,9 +32,11 @@ def make_run(path, seed, lr, evals, train=(), start=1000.0):
 
 @pytest.fixture
 def runs(tmp_path):
-    return [make_run(tmp_path / "a", 0, 1e-3, {100: 0.0, 200: 2.0}, train=[(10, 1.0), (20, 3.0)]),
-            make_run(tmp_path / "b", 1, 1e-3, {100: 2.0, 200: 4.0, 300: 9.0}, train=[(10, -1.0), (20, 1.0)]),
-            make_run(tmp_path / "c", 0, 3e-4, {100: 5.0, 200: 5.0})]
+    return [
+        make_run(tmp_path / "a", 0, 1e-3, {100: 0.0, 200: 2.0}, train=[(10, 1.0), (20, 3.0)]),
+        make_run(tmp_path / "b", 1, 1e-3, {100: 2.0, 200: 4.0, 300: 9.0}, train=[(10, -1.0), (20, 1.0)]),
+        make_run(tmp_path / "c", 0, 3e-4, {100: 5.0, 200: 5.0}),
+    ]
 
 
 def test_runs_are_grouped_by_config_except_seed_and_logdir_and_averaged(runs):
@@ -61,8 +63,12 @@ def test_cli_plots_runs_with_a_random_line_and_reports_bad_input(runs, tmp_path)
     random = tmp_path / "random.json"
     random.write_text(json.dumps({"env": "Catch", "episodes": 400, "return_mean": -0.6, "returns": [-0.6] * 400}))
     out = tmp_path / "curves.png"
-    result = subprocess.run(PLOT + [str(p) for p in runs] + ["--random", str(random), "--out", str(out)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        PLOT + [str(p) for p in runs] + ["--random", str(random), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert out.is_file() and "train.model_lr=0.001 (2 runs)" in result.stdout
     result = subprocess.run(PLOT + [str(tmp_path)], capture_output=True, text=True, timeout=60)

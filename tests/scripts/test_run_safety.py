@@ -23,9 +23,27 @@ SCRIPT = ROOT / "scripts" / "train_agent.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # Catch, 2 environments, no updates (warm-up outlasts the run), no evaluation or images:
 # a checkpoint every 16 agent steps, in a couple of seconds
-TINY = ["--env", "Catch", "--preset", "debug", "--no-progress", "--set", "env.num_envs=2",
-        "--set", "train.warmup_steps=1000", "--set", "eval.episodes=0", "--set", "eval.every=0",
-        "--set", "log.images_every=1000", "--set", "log.scalars_every=16", "--set", "log.checkpoint_every=16"]
+TINY = [
+    "--env",
+    "Catch",
+    "--preset",
+    "debug",
+    "--no-progress",
+    "--set",
+    "env.num_envs=2",
+    "--set",
+    "train.warmup_steps=1000",
+    "--set",
+    "eval.episodes=0",
+    "--set",
+    "eval.every=0",
+    "--set",
+    "log.images_every=1000",
+    "--set",
+    "log.scalars_every=16",
+    "--set",
+    "log.checkpoint_every=16",
+]
 
 
 def train_in_process(args, capsys):
@@ -73,8 +91,13 @@ def counters(run):
 def tiny_run(tmp_path_factory):
     """One finished run of 32 agent steps (checkpoints at 16 and 32), copied by each test that damages it."""
     run = tmp_path_factory.mktemp("safety") / "run"
-    result = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--steps", "32", "--logdir", str(run)],
-                            capture_output=True, text=True, env=ENV, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *TINY, "--steps", "32", "--logdir", str(run)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return run
 
@@ -141,13 +164,26 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-@pytest.mark.parametrize("phase, step", [
-    ("replay", 16), ("between", 16), ("agent", 16), ("staged", 32), ("swap", 32), ("retire", 32),
-])
+@pytest.mark.parametrize(
+    "phase, step",
+    [
+        ("replay", 16),
+        ("between", 16),
+        ("agent", 16),
+        ("staged", 32),
+        ("swap", 32),
+        ("retire", 32),
+    ],
+)
 def test_kill_during_a_save_resumes_from_the_newest_complete_checkpoint(phase, step, tmp_path, capsys):
     run = tmp_path / "run"
-    killed = subprocess.run([sys.executable, "-c", KILLER, phase, str(SCRIPT), *TINY, "--steps", "48",
-                             "--logdir", str(run)], capture_output=True, text=True, env=ENV, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, phase, str(SCRIPT), *TINY, "--steps", "48", "--logdir", str(run)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert ckpt.load_agent_state(ckpt.find_checkpoint(run))["counters"]["env_steps"] == step  # read-only
     assert max(row["step"] for row in metrics(run)) == 32  # the killed session logged up to its second save
@@ -166,8 +202,14 @@ def test_kill_during_a_save_resumes_from_the_newest_complete_checkpoint(phase, s
 
 # -- a damaged run directory -------------------------------------------------------------------
 # every file a run writes ("events" stands for its TensorBoard event file, whose name holds the time)
-RUN_FILES = ["config.yaml", "metrics.jsonl", "events", "checkpoint/agent.pt", "checkpoint/replay/state.json",
-             *(f"checkpoint/replay/{name}.npy" for name in ("obs", "action", "reward", "is_first", "is_terminal"))]
+RUN_FILES = [
+    "config.yaml",
+    "metrics.jsonl",
+    "events",
+    "checkpoint/agent.pt",
+    "checkpoint/replay/state.json",
+    *(f"checkpoint/replay/{name}.npy" for name in ("obs", "action", "reward", "is_first", "is_terminal")),
+]
 
 
 def run_file(run: Path, name: str) -> Path:
@@ -210,20 +252,30 @@ def test_a_pickle_payload_is_refused_in_one_line_without_unsafe_advice(run_copy)
         def __reduce__(self):
             return (print, ("this must never run",))
 
-    for name, write in [("torch", lambda f: torch.save({"format_version": 1, "x": Payload()}, f)),
-                        ("plain", lambda f: f.write(__import__("pickle").dumps({"x": Payload()})))]:
+    for name, write in [
+        ("torch", lambda f: torch.save({"format_version": 1, "x": Payload()}, f)),
+        ("plain", lambda f: f.write(__import__("pickle").dumps({"x": Payload()}))),
+    ]:
         with open(run_copy / "checkpoint" / "agent.pt", "wb") as f:
             write(f)
-        result = subprocess.run([sys.executable, str(SCRIPT), "--resume", str(run_copy)], capture_output=True,
-                                text=True, env=ENV, timeout=120)
+        result = subprocess.run(
+            [sys.executable, str(SCRIPT), "--resume", str(run_copy)],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=120,
+        )
         assert_one_line_error(result.returncode, result.stderr, "agent.pt is not a readable AIME checkpoint")
         assert "weights_only" not in result.stderr and "this must never run" not in result.stdout, name
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("seed: 0\nmodel: {deter: 64\n  stoch: [\n", "is not valid YAML"),
-    ("seed: !!python/object/apply:os.system ['echo pwned']\n", "only plain YAML values are allowed"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("seed: 0\nmodel: {deter: 64\n  stoch: [\n", "is not valid YAML"),
+        ("seed: !!python/object/apply:os.system ['echo pwned']\n", "only plain YAML values are allowed"),
+    ],
+)
 def test_a_config_yaml_that_is_not_plain_yaml_is_one_line(run_copy, text, fragment, capsys):
     (run_copy / "config.yaml").write_text(text)
     code, out, err = train_in_process(["--resume", str(run_copy)], capsys)
@@ -263,7 +315,9 @@ def test_a_fresh_run_refuses_a_non_empty_directory_and_accepts_an_empty_one(tmp_
 
 def test_a_replay_smaller_than_a_training_window_is_refused_at_start(tmp_path, capsys):
     # debug: 4 environment streams, windows of 10 steps: 20 rows give each stream 5
-    code, _, err = train_in_process(["--env", "Catch", "--preset", "debug", "--set", "replay.capacity=20",
-                                     "--logdir", str(tmp_path / "run")], capsys)
+    code, _, err = train_in_process(
+        ["--env", "Catch", "--preset", "debug", "--set", "replay.capacity=20", "--logdir", str(tmp_path / "run")],
+        capsys,
+    )
     assert_one_line_error(code, err, "replay.capacity", "the minimum is 40")
     assert not (tmp_path / "run").exists()

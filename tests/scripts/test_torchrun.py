@@ -18,11 +18,33 @@ from aime.runtime.replay import ReplayBuffer
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / "scripts" / "train_agent.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT]
-FAST = ["--preset", "debug", "--no-progress", "--set", "env.num_envs=2", "--set", "train.horizon=5",
-        "--set", "train.warmup_steps=32", "--set", "train.batch_size=2",
-        "--set", "train.seq_len=8", "--set", "train.train_ratio=16", "--set", "log.images_every=64",
-        "--set", "log.scalars_every=16", "--set", "eval.every=0", "--set", "eval.episodes=2",
-        "--set", "log.checkpoint_every=32"]
+FAST = [
+    "--preset",
+    "debug",
+    "--no-progress",
+    "--set",
+    "env.num_envs=2",
+    "--set",
+    "train.horizon=5",
+    "--set",
+    "train.warmup_steps=32",
+    "--set",
+    "train.batch_size=2",
+    "--set",
+    "train.seq_len=8",
+    "--set",
+    "train.train_ratio=16",
+    "--set",
+    "log.images_every=64",
+    "--set",
+    "log.scalars_every=16",
+    "--set",
+    "eval.every=0",
+    "--set",
+    "eval.episodes=2",
+    "--set",
+    "log.checkpoint_every=32",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
     ENV.pop(key, None)
@@ -57,8 +79,13 @@ def kill_group(proc):
 @pytest.fixture(scope="module")
 def torchrun_run(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("runs") / "ddp"
-    proc = subprocess.Popen(TORCHRUN + ["--env", "Catch", "--steps", "64", "--logdir", str(logdir), *FAST],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        TORCHRUN + ["--env", "Catch", "--steps", "64", "--logdir", str(logdir), *FAST],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         out, err = proc.communicate(timeout=300)
     finally:
@@ -76,14 +103,15 @@ def test_two_ranks_train_identical_replicas_on_their_own_data(torchrun_run):
     assert payload["counters"]["updates"] > 0
     assert any(k.startswith("world_model") for k in payload["agent"])
     r0, r1 = (ReplayBuffer.load(logdir / "checkpoint" / name) for name in ("replay", "replay_rank1"))
-    assert not np.array_equal(r0.action[:, :r0.filled], r1.action[:, :r1.filled])  # own seeds, own data
+    assert not np.array_equal(r0.action[:, : r0.filled], r1.action[:, : r1.filled])  # own seeds, own data
 
 
 def test_rank_0_alone_writes_logs(torchrun_run):
     logdir, _ = torchrun_run
     assert len(list(logdir.glob("events.out.tfevents.*"))) == 1
     assert sorted(p.name for p in logdir.iterdir()) == sorted(
-        ["checkpoint", "config.yaml", "metrics.jsonl", *(p.name for p in logdir.glob("events.out.tfevents.*"))])
+        ["checkpoint", "config.yaml", "metrics.jsonl", *(p.name for p in logdir.glob("events.out.tfevents.*"))]
+    )
     records = metrics(logdir)
     steps = [m["step"] for m in records if "losses/kl" in m]
     assert steps and len(steps) == len(set(steps))  # one logger: each step logged once
@@ -92,8 +120,13 @@ def test_rank_0_alone_writes_logs(torchrun_run):
 
 def test_resume_needs_the_same_number_of_processes(torchrun_run):
     logdir, _ = torchrun_run
-    result = subprocess.run([sys.executable, SCRIPT, "--resume", str(logdir), "--steps", "96"],
-                            capture_output=True, text=True, env=ENV, timeout=120)
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--resume", str(logdir), "--steps", "96"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
     assert result.returncode == 2 and "written by 2 process(es), this run has 1" in result.stderr
 
 
@@ -101,8 +134,13 @@ def test_distributed_resume_continues_and_sigterm_to_one_rank_stops_all(torchrun
     logdir, _ = torchrun_run
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(logdir), str(copy)], check=True)
-    proc = subprocess.Popen(TORCHRUN + ["--resume", str(copy), "--steps", "100000"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        TORCHRUN + ["--resume", str(copy), "--steps", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:  # wait until the resumed run trains past its checkpoint

@@ -17,10 +17,31 @@ from aime.runtime.summaries import ATTENTION_TAGS, IMAGE_TAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = [sys.executable, str(ROOT / "scripts" / "train_agent.py")]
-FAST = ["--preset", "debug", "--no-progress", "--set", "env.num_envs=2", "--set", "train.horizon=5",
-        "--set", "train.warmup_steps=32", "--set", "train.batch_size=2",
-        "--set", "train.seq_len=8", "--set", "train.train_ratio=16", "--set", "log.images_every=32",
-        "--set", "log.scalars_every=16", "--set", "eval.every=32", "--set", "log.checkpoint_every=32"]
+FAST = [
+    "--preset",
+    "debug",
+    "--no-progress",
+    "--set",
+    "env.num_envs=2",
+    "--set",
+    "train.horizon=5",
+    "--set",
+    "train.warmup_steps=32",
+    "--set",
+    "train.batch_size=2",
+    "--set",
+    "train.seq_len=8",
+    "--set",
+    "train.train_ratio=16",
+    "--set",
+    "log.images_every=32",
+    "--set",
+    "log.scalars_every=16",
+    "--set",
+    "eval.every=32",
+    "--set",
+    "log.checkpoint_every=32",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -48,8 +69,16 @@ def test_catch_run_writes_checkpoint_metrics_and_every_image(catch_run):
     payload = load_agent_state(logdir / "checkpoint" / "agent.pt")
     assert payload["counters"]["env_steps"] == 64 and payload["counters"]["updates"] > 0
     keys = set().union(*metrics(logdir))
-    assert {"charts/episodic_return", "charts/SPS", "losses/reconstruction", "losses/kl", "losses/actor",
-            "eval/episodic_return", "grad_norm/world_model", "lr/model"} <= keys
+    assert {
+        "charts/episodic_return",
+        "charts/SPS",
+        "losses/reconstruction",
+        "losses/kl",
+        "losses/actor",
+        "eval/episodic_return",
+        "grad_norm/world_model",
+        "lr/model",
+    } <= keys
     acc = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
     acc.Reload()
     assert set(IMAGE_TAGS) | set(ATTENTION_TAGS) <= set(acc.Tags()["images"])
@@ -77,9 +106,21 @@ def test_resume_continues_from_the_saved_step(catch_run, tmp_path):
 
 def test_evaluate_script_plays_episodes_and_saves_overlays(catch_run, tmp_path):
     logdir, _ = catch_run
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(logdir), "--episodes", "2",
-                             "--save-frames", str(tmp_path / "frames")], capture_output=True, text=True, env=ENV,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "evaluate.py"),
+            str(logdir),
+            "--episodes",
+            "2",
+            "--save-frames",
+            str(tmp_path / "frames"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "2 episodes" in result.stdout
     frames = sorted((tmp_path / "frames").glob("*.png"))
@@ -89,8 +130,9 @@ def test_evaluate_script_plays_episodes_and_saves_overlays(catch_run, tmp_path):
 def test_evaluate_random_policy_uses_the_runs_protocol(catch_run):
     logdir, _ = catch_run
     evaluate = [sys.executable, str(ROOT / "scripts" / "evaluate.py")]
-    result = subprocess.run(evaluate + [str(logdir), "--random", "--episodes", "400"], capture_output=True,
-                            text=True, env=ENV, timeout=120)
+    result = subprocess.run(
+        evaluate + [str(logdir), "--random", "--episodes", "400"], capture_output=True, text=True, env=ENV, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "Catch (random policy): 400 episodes" in result.stdout
     mean = float(result.stdout.split("return ")[1].split(" +-")[0])
@@ -101,8 +143,21 @@ def test_evaluate_random_policy_uses_the_runs_protocol(catch_run):
 
 def test_breakout_debug_run(tmp_path):
     logdir = tmp_path / "breakout"
-    result = run(["--env", "Breakout", "--steps", "48", "--logdir", str(logdir), *FAST,
-                  "--set", "env.max_episode_frames=200", "--set", "eval.episodes=2"])
+    result = run(
+        [
+            "--env",
+            "Breakout",
+            "--steps",
+            "48",
+            "--logdir",
+            str(logdir),
+            *FAST,
+            "--set",
+            "env.max_episode_frames=200",
+            "--set",
+            "eval.episodes=2",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     agent, cfg = load_agent(logdir)
     assert cfg.env.name == "Breakout" and agent.num_actions == 4
@@ -111,17 +166,39 @@ def test_breakout_debug_run(tmp_path):
     assert "eval/episodic_return" in keys and "attention/entropy_ratio" in keys
     # the object metrics against OCAtari's boxes, logged with the images
     objects = next(r for r in rows if "objects/attention_lift_ball" in r)
-    assert {"objects/attention_lift_paddle", "objects/best_slot_lift_ball", "objects/window_ratio_recon_ball",
-            "objects/window_ratio_h1_paddle", "objects/centroid_error_px_ball",
-            "objects/prior_lift_h1_ball"} <= set(objects)
+    assert {
+        "objects/attention_lift_paddle",
+        "objects/best_slot_lift_ball",
+        "objects/window_ratio_recon_ball",
+        "objects/window_ratio_h1_paddle",
+        "objects/centroid_error_px_ball",
+        "objects/prior_lift_h1_ball",
+    } <= set(objects)
     assert objects["objects/motion_map_lift_ball"] > 10  # the trivial baseline sits on the moving ball
 
 
 def test_sigterm_saves_a_loadable_checkpoint(tmp_path):
     logdir = tmp_path / "term"
-    proc = subprocess.Popen(TRAIN + ["--env", "Catch", "--steps", "100000", "--logdir", str(logdir), *FAST,
-                                     "--set", "log.checkpoint_every=100000", "--set", "eval.every=0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        TRAIN
+        + [
+            "--env",
+            "Catch",
+            "--steps",
+            "100000",
+            "--logdir",
+            str(logdir),
+            *FAST,
+            "--set",
+            "log.checkpoint_every=100000",
+            "--set",
+            "eval.every=0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until training is under way
         path = logdir / "metrics.jsonl"
@@ -139,13 +216,16 @@ def test_sigterm_saves_a_loadable_checkpoint(tmp_path):
     assert ReplayBuffer.load(logdir / "checkpoint" / "replay").total_added * 2 == payload["counters"]["env_steps"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--env", "Breakot"], "close matches: Breakout"),
-    (["--preset", "fastest"], "unknown preset 'fastest'"),
-    (["--set", "model.detr=3"], "Did you mean 'model.deter'"),
-    (["--steps", "-5"], "must be >= 0"),
-    (["--logdir", "/proc/forbidden/run"], "not writable"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "Breakot"], "close matches: Breakout"),
+        (["--preset", "fastest"], "unknown preset 'fastest'"),
+        (["--set", "model.detr=3"], "Did you mean 'model.deter'"),
+        (["--steps", "-5"], "must be >= 0"),
+        (["--logdir", "/proc/forbidden/run"], "not writable"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = run(args + ["--no-progress"])
     assert result.returncode == 2

@@ -79,8 +79,13 @@ def test_record_follows_the_replay_row_convention(script):
 def test_eval_windows_skip_episode_boundaries(script):
     first = np.zeros((1, 12), dtype=bool)
     first[0, [0, 5]] = True
-    held_out = {"obs": np.zeros((1, 12, 3, 2, 2), np.uint8), "action": np.arange(12)[None],
-                "reward": np.zeros((1, 12), np.float32), "is_first": first, "is_terminal": np.zeros_like(first)}
+    held_out = {
+        "obs": np.zeros((1, 12, 3, 2, 2), np.uint8),
+        "action": np.arange(12)[None],
+        "reward": np.zeros((1, 12), np.float32),
+        "is_first": first,
+        "is_terminal": np.zeros_like(first),
+    }
     windows = script["eval_windows"](held_out, 4, 100)
     # starts 0..1 lie in the first episode (rows 0-4), 5..8 in the second (rows 5-11)
     assert windows["action"][:, 0].tolist() == [0, 1, 5, 6, 7, 8]

@@ -11,9 +11,13 @@ SMALL = dict(deter=16, stoch=2, classes=3, hidden=16, cnn_depth=4, context_dim=8
 
 def batch(b=2, t=3):
     g = torch.Generator().manual_seed(0)
-    out = {"obs": torch.randint(0, 256, (b, t, 3, 84, 84), dtype=torch.uint8, generator=g),
-           "action": torch.randint(0, 3, (b, t), generator=g), "reward": torch.randn(b, t, generator=g),
-           "is_first": torch.zeros(b, t, dtype=torch.bool), "is_terminal": torch.zeros(b, t, dtype=torch.bool)}
+    out = {
+        "obs": torch.randint(0, 256, (b, t, 3, 84, 84), dtype=torch.uint8, generator=g),
+        "action": torch.randint(0, 3, (b, t), generator=g),
+        "reward": torch.randn(b, t, generator=g),
+        "is_first": torch.zeros(b, t, dtype=torch.bool),
+        "is_terminal": torch.zeros(b, t, dtype=torch.bool),
+    }
     out["is_first"][:, 0] = True
     return out
 
@@ -69,9 +73,13 @@ def test_each_decoder_trains_in_the_world_model(decoder):
     total.backward()
     # zero-initialised output layers (reward head, NCA update) pass no gradient upstream at step 0
     zero_init = ("reward.net", "decoder.nca")
-    dead = [n for n, m in model.named_modules() if list(m.parameters(recurse=False))
-            and not n.startswith(zero_init)
-            and all(p.grad is None or p.grad.abs().sum() == 0 for p in m.parameters(recurse=False))]
+    dead = [
+        n
+        for n, m in model.named_modules()
+        if list(m.parameters(recurse=False))
+        and not n.startswith(zero_init)
+        and all(p.grad is None or p.grad.abs().sum() == 0 for p in m.parameters(recurse=False))
+    ]
     assert not dead, dead
     if decoder == "nca":
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.nca.parameters())
@@ -91,7 +99,7 @@ def test_conv_decoder_draws_where_the_attention_map_points():
         maps[torch.arange(n), cells[:, 0], cells[:, 1]] = 1.0
         frames = torch.zeros(n, 3, 84, 84)
         for i, (y, x) in enumerate(cells.tolist()):
-            frames[i, :, 4 * y:4 * y + 4, 4 * x:4 * x + 4] = 1.0
+            frames[i, :, 4 * y : 4 * y + 4, 4 * x : 4 * x + 4] = 1.0
         return maps / maps.sum((-2, -1), keepdim=True), frames
 
     for _ in range(160):

@@ -64,7 +64,7 @@ def test_motion_saliency_marks_the_cells_that_changed():
 def test_current_motion_saliency_keeps_the_new_place_and_drops_the_old():
     obs = torch.zeros(1, 4, 3, 84, 84, dtype=torch.uint8)
     for t, col in enumerate((0, 8, 16, 24)):  # a 4x4 square moving right by two cells per frame
-        obs[0, t, :, 40:44, col:col + 4] = 255
+        obs[0, t, :, 40:44, col : col + 4] = 255
     maps, moved = objectives.current_motion_saliency(obs, 21)
     assert maps.shape == (1, 2, 21, 21) and moved.all()
     assert maps[0, 0, 10, 4] == 1.0 and maps[0, 1, 10, 6] == 1.0  # only where the square is now
@@ -90,4 +90,3 @@ def test_slot_compactness_is_low_when_each_attended_slot_holds_one_object():
     assert compact.abs() < 1e-6 and spread > 0.3  # slot 0's two points: variance of a 2-point split
     # the background slot carries none of the attention, so its spread does not count
     torch.testing.assert_close(objectives.slot_compactness(two_slots[[2, 0, 1]], attention), compact)
-

@@ -33,7 +33,7 @@ def moving_square_video(b=4, t=8, seed=0):
     for i in range(b):
         for j in range(t):
             x = int(x0[i]) + 4 * j
-            obs[i, j, :, y0[i]:y0[i] + 12, x:x + 12] = 255
+            obs[i, j, :, y0[i] : y0[i] + 12, x : x + 12] = 255
     batch = make_batch(b, t)
     batch["obs"], batch["reward"] = obs, torch.zeros(b, t)
     return batch
@@ -116,8 +116,15 @@ def test_each_latent_trains_a_step(latent):
     before = [p.detach().clone() for p in model.parameters()]
     total, terms, _ = model.loss(make_batch())
     assert torch.isfinite(total)
-    expected = {"reconstruction", "kl", "reward", "continuation", "slot_diversity", "attention_prior",
-                "attention_dynamics"}
+    expected = {
+        "reconstruction",
+        "kl",
+        "reward",
+        "continuation",
+        "slot_diversity",
+        "attention_prior",
+        "attention_dynamics",
+    }
     assert expected <= set(terms)
     opt.zero_grad()
     total.backward()
@@ -261,7 +268,7 @@ def test_motion_target_teaches_the_posterior_to_look_at_what_moves(target):
         for i in range(b):
             for j in range(t):
                 x, y = int(x0[i]) + 4 * j, int(y0[i])
-                obs[i, j, :, y:y + 8, x:x + 8] = 255
+                obs[i, j, :, y : y + 8, x : x + 8] = 255
                 boxes[i, j] = torch.tensor([x, y, x + 8, y + 8])
         batch = make_batch(b, t)
         batch["obs"], batch["reward"], batch["action"] = obs, torch.zeros(b, t), torch.zeros(b, t, dtype=torch.long)
@@ -307,4 +314,4 @@ def test_readout_position_tells_the_posterior_where_the_attention_rests():
     _, extra = model._posterior_step(torch.zeros(2, 32), frame)
     start = frame["embed"].shape[-1] + 8  # [embed, attention-pooled readout, position, phi]
     where = extra["attention"].flatten(1) @ fourier_grid(21).flatten(1).T  # [2, 16]
-    torch.testing.assert_close(seen[0][:, start:start + 16], where)
+    torch.testing.assert_close(seen[0][:, start : start + 16], where)

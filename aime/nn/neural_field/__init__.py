@@ -40,7 +40,6 @@ References:
     on hierarchical dynamical systems", IROS, 2012.
 """
 
-
 from aime.nn.neural_field.dynamics import (
     PotentialsDynamicsType,
     pd_capacity_21,

@@ -196,4 +196,3 @@ class SimpleNeuralField(PotentialBased):
 
     def _internal_stimuli(self, activations_prev: torch.Tensor) -> torch.Tensor:
         return self.prev_activations_embedding(activations_prev)
-

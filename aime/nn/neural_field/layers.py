@@ -217,4 +217,3 @@ def init_param_(m: nn.Module, **kwargs: Any) -> None:
         if kwargs.get("self_centric_init", False):
             m.weight.fill_(-0.5)
             m.weight.fill_diagonal_(1.0)
-

@@ -82,9 +82,7 @@ class PotentialBased(nn.Module, ABC):
             input_embedding if input_embedding is not None else nn.Linear(input_size, hidden_size, bias=False)
         )
         self.output_embedding = (
-            output_embedding
-            if output_embedding is not None
-            else nn.Linear(hidden_size, self.output_size, bias=False)
+            output_embedding if output_embedding is not None else nn.Linear(hidden_size, self.output_size, bias=False)
         )
         # Last stimuli, kept for recording rollouts (not part of the state dict, as in the package).
         self.register_buffer("_stimuli_external", torch.zeros(hidden_size), persistent=False)
@@ -161,9 +159,7 @@ class PotentialBased(nn.Module, ABC):
     def _internal_stimuli(self, activations_prev: torch.Tensor) -> torch.Tensor:
         """Lateral stimuli ``[B, H]`` from the previous activations ``[B, H]``."""
 
-    def init_hidden(
-        self, batch_size: int | None = None, potentials_init: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def init_hidden(self, batch_size: int | None = None, potentials_init: torch.Tensor | None = None) -> torch.Tensor:
         """Initial potentials.
 
         Args:

@@ -22,11 +22,15 @@ def make_coordinate_grid(
     """
     if not (isinstance(height, int) and isinstance(width, int)) or height < 1 or width < 1:
         raise ValueError(f"expected positive integer height and width, got {height!r}, {width!r}")
-    ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype) if height > 1 else torch.zeros(
-        1, device=device, dtype=dtype
+    ys = (
+        torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype)
+        if height > 1
+        else torch.zeros(1, device=device, dtype=dtype)
     )
-    xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype) if width > 1 else torch.zeros(
-        1, device=device, dtype=dtype
+    xs = (
+        torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype)
+        if width > 1
+        else torch.zeros(1, device=device, dtype=dtype)
     )
     yy, xx = torch.meshgrid(ys, xs, indexing="ij")  # [H, W] each
     return rearrange(torch.stack([xx, yy], dim=-1), "h w c -> (h w) c")  # [H*W, 2]

@@ -50,8 +50,16 @@ class SpatialNet(nn.Module):
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.in_dim, self.out_dim = in_dim, out_dim
         self.blocks = build_blocks(
-            in_dim, out_dim, num_neurons, hidden_dims, similarity, init, hidden_init, sigma_init,
-            hidden_sigma_init, generator,
+            in_dim,
+            out_dim,
+            num_neurons,
+            hidden_dims,
+            similarity,
+            init,
+            hidden_init,
+            sigma_init,
+            hidden_sigma_init,
+            generator,
         )
 
     def forward(self, x: torch.Tensor, return_attention: bool = False):
