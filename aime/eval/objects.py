@@ -17,7 +17,11 @@ Measured against ground-truth object boxes (OCAtari's RAM extraction, recorded b
   objects will be?
 - baselines beside each: the uniform map (lift 1), a motion map (``|o_t - o_{t-1}|`` pooled to
   the grid), the current-motion map (``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)``, the
-  ``current_motion`` training target) and, for the window ratios, the copy-last-context-frame predictor.
+  ``current_motion`` training target) and, for the window ratios, the copy-last-context-frame predictor
+  and the **cell oracle** (:func:`cell_oracle`): the real frame averaged over each cell of the
+  attention grid where an object's window lies, the static scene elsewhere. It is what a model
+  that knows which ``S/R``-pixel cell each object is in, and nothing finer, would draw; a window
+  ratio below it needs the object's place to finer than a cell.
 
 Averages: lifts and centroid errors are means over the frames where the object is visible; window
 ratios are ratios of summed errors over those frames (a per-frame ratio explodes where the median
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from aime.attention.overlays import entropy_ratio
@@ -43,6 +48,7 @@ __all__ = [
     "map_lift",
     "centroid_pixels",
     "window_error",
+    "cell_oracle",
     "episode_medians",
     "windows_in_episodes",
     "format_seed_table",
@@ -211,6 +217,10 @@ def evaluate_objects(
             add("visible", visible[:, ev].flatten(0, 1))
             add("err_recon", window_error(recon, real[:, ev], window))
             add("err_median", window_error(median[:, ev], real[:, ev], window))
+            oracle = cell_oracle(
+                real[:, ev].flatten(0, 1), median[:, ev].flatten(0, 1), window.flatten(0, 1), size // res
+            )
+            add("err_cell_oracle", window_error(oracle.unflatten(0, window.shape[:2]), real[:, ev], window))
             add("mse_recon", (recon - real[:, ev]).square().mean((-3, -2, -1)).flatten())
             ahead = model.open_loop(obs, action, is_first, context)
             predicted = ahead["frames"].clamp(0, 1)  # [W, H, ...]
@@ -251,6 +261,31 @@ def evaluate_objects(
     return _summarise(cat, data.classes, horizons)
 
 
+def cell_oracle(real: Tensor, median: Tensor, window: Tensor, cell: int) -> Tensor:
+    """The frame a model draws that knows each object's ``cell x cell`` pixel cell and nothing finer.
+
+    Inside the cells that an object's window touches, the real frame averaged over the cell (the
+    MSE-best frame when the object may lie anywhere in its cell); elsewhere the static scene.
+
+    Args:
+        real: ``[N, 3, S, S]`` frames in [0, 1].
+        median: ``[N, 3, S, S]`` the static scene (the episode's per-pixel median frame).
+        window: ``[N, C, S, S]`` bool, the objects' windows (:func:`box_window`).
+        cell: side of a cell in pixels (``S // R`` for the attention grid).
+    Returns:
+        ``[N, 3, S, S]``.
+    """
+    if cell < 1:
+        raise ValueError(f"cell_oracle: cell must be >= 1 pixel, got {cell}")
+    size = real.shape[-1]
+    pooled = F.avg_pool2d(real, cell, ceil_mode=True)
+    touched = F.max_pool2d(window.float().amax(1, keepdim=True), cell, ceil_mode=True)
+    pooled, touched = (
+        F.interpolate(x, scale_factor=cell, mode="nearest")[..., :size, :size] for x in (pooled, touched)
+    )
+    return median + touched * (pooled - median)
+
+
 def window_error(pred: Tensor, real: Tensor, window: Tensor) -> Tensor:
     """Squared error inside each class's window: ``[W, E, 3, S, S]`` x2, ``[W, E, C, S, S]`` -> ``[W*E, C]``."""
     err = (pred - real).square().sum(-3)  # [W, E, S, S]
@@ -289,6 +324,7 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
             row["lift_best_slot"] = mean(cat["lift_best_slot"][:, c], vis)
             row["centroid_error_px"] = mean(cat["centroid_error_px"][:, c], vis)
         row["window_ratio_recon"] = ratio(cat["err_recon"][:, c], cat["err_median"][:, c], vis)
+        row["window_ratio_cell_oracle"] = ratio(cat["err_cell_oracle"][:, c], cat["err_median"][:, c], vis)
         for h in horizons:
             vis_h = cat[f"visible_h{h}"][:, c].bool()
             row[f"window_ratio_h{h}"] = ratio(cat[f"err_h{h}"][:, c], cat[f"err_median_h{h}"][:, c], vis_h)
@@ -306,6 +342,7 @@ COLUMNS = (
     ("lift_prior_h1", "prior lift h1"),
     ("lift_prior_h5", "prior lift h5"),
     ("window_ratio_recon", "window ratio recon"),
+    ("window_ratio_cell_oracle", "cell oracle"),
     ("window_ratio_h1", "window ratio h1"),
     ("window_ratio_copy_h1", "copy-last h1"),
     ("window_ratio_h5", "window ratio h5"),

@@ -11,6 +11,7 @@ from aime.eval.objects import (
     ObjectData,
     box_cells,
     box_window,
+    cell_oracle,
     centroid_pixels,
     episode_medians,
     evaluate_objects,
@@ -82,6 +83,24 @@ def test_window_error_is_zero_for_the_real_frame_and_equal_to_the_scene_without_
     torch.testing.assert_close(window_error(scene, real, window), torch.full((4, 1), expected))
 
 
+def test_cell_oracle_spreads_a_dot_over_its_cell_and_keeps_the_scene_elsewhere():
+    scene = torch.full((1, 3, 84, 84), 0.5)
+    real = scene.clone()
+    real[..., 10, 10] = 1.0  # a one-pixel object in the 4x4 cell [8:12, 8:12]
+    window = box_window(torch.tensor([[[8.0, 8.0, 12.0, 12.0]]]), 84, margin=0)  # [1, 1, 84, 84]: the cell
+    oracle = cell_oracle(real, scene, window, cell=4)
+    torch.testing.assert_close(oracle[..., 8:12, 8:12], torch.full((1, 3, 4, 4), 0.5 + 0.5 / 16))
+    outside = torch.ones(84, 84, dtype=torch.bool)
+    outside[8:12, 8:12] = False
+    assert (oracle[..., outside] == 0.5).all()
+    # a point's share of its cell is 1/cell^2: the oracle removes that share of the scene's error
+    ratio = window_error(oracle[None], real[None], window[None]) / window_error(scene[None], real[None], window[None])
+    torch.testing.assert_close(ratio, torch.tensor([[1 - 1 / 16]]))
+    assert window_error(cell_oracle(real, scene, window, cell=1)[None], real[None], window[None]).item() == 0
+    with pytest.raises(ValueError, match="cell must be >= 1"):
+        cell_oracle(real, scene, window, cell=0)
+
+
 def test_episode_medians_are_the_static_scene():
     data = square_game()
     medians = episode_medians(data.obs, data.is_first)
@@ -103,6 +122,7 @@ def test_evaluate_objects_reports_the_figures_and_their_baselines(attention):
     # an untrained decoder draws a grey field near the scene grey, and no square
     assert 0.5 < row["window_ratio_recon"] < 1.5 and 0.5 < row["window_ratio_h1"] < 1.5
     assert 0 < row["window_ratio_copy_h1"] < 3  # the square moved 4 px: copy-last misses most of it
+    assert 0 < row["window_ratio_cell_oracle"] < 1  # the 6x6 square fills part of the 4x4 cells it touches
     assert ("lift" in row) == attention and ("entropy_ratio" in result["frames"]) == attention
     if attention:
         assert 0.5 < row["lift"] < 3  # an untrained posterior is near uniform
