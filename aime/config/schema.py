@@ -1,0 +1,215 @@
+"""The configuration's schema: the dataclass tree rooted at :class:`Config`, and the value choices.
+
+Every field carries its default and, in the docstring written under it, its meaning (``--help``
+shows it). Loading, presets, overrides and validation are in :mod:`aime.config.loading`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A preset, key or value that does not fit the configuration schema."""
+
+
+@dataclass
+class EnvConfig:
+    """Environment and the Atari-100k protocol options (see ``envs.make``)."""
+
+    name: str = "Breakout"
+    """Game: a short name (``Breakout``), a full id (``ALE/Breakout-v5``) or ``Catch``."""
+    num_envs: int = 8
+    """Parallel training environments (one vector env)."""
+    eval_envs: int = 4
+    """Parallel evaluation environments."""
+    frame_skip: int = 4
+    """Agent steps repeat the action this many frames; max-pool over the last two."""
+    noop_max: int = 30
+    """Up to this many no-op actions at the start of each episode."""
+    repeat_action_probability: float = 0.0
+    """Sticky actions: 0.0 as in the Atari-100k literature, 0.25 is ALE v5's recommendation."""
+    full_action_space: bool = False
+    """Use all 18 ALE actions instead of the game's minimal set."""
+    max_episode_frames: int = 108_000
+    """Episode time limit in emulator frames (truncation)."""
+    terminal_on_life_loss: bool = False
+    """Treat a lost life as terminal for learning (evaluation always plays full episodes)."""
+
+
+@dataclass
+class ModelConfig:
+    """World-model and behaviour sizes (refined by the world-model and agent issues)."""
+
+    deter: int = 512
+    """Deterministic recurrent state size (h)."""
+    stoch: int = 32
+    """Stochastic latent: number of variables (categorical) or dimensions (Gaussian)."""
+    classes: int = 32
+    """Classes per categorical variable."""
+    latent: str = "categorical"
+    """Latent kind: ``gaussian``, ``categorical`` or ``stickbreaking`` (DP mixture prior)."""
+    mixture_components: int = 15
+    """Truncation level K of the stick-breaking mixture prior."""
+    hidden: int = 512
+    """Width of the MLPs (heads, actor, critic)."""
+    cnn_depth: int = 32
+    """Base channel count of the convolutional encoder and decoder."""
+    context_dim: int = 128
+    """Size of the per-frame context vector c_t (Perceiver encoder)."""
+    rnn: str = "gru"
+    """Recurrent transition cell: ``gru`` or ``lstm``."""
+    decoder: str = "conv"
+    """Image decoder: ``conv``, ``field`` (SpatialNet) or ``nca`` (conv + NCA refinement)."""
+    attention: bool = True
+    """The attention schema; False gives the plain recurrent state-space model (the ablation)."""
+    num_slots: int = 4
+    """Slots of the attention posterior."""
+    attention_resolution: int = 21
+    """Side of the attention maps."""
+    attention_loss_fraction: float = 0.25
+    """The attention prior's and map head's losses are estimated on this random fraction of steps."""
+    fpn_norm: str = "group"
+    """Feature-pyramid normalisation: ``group`` (the seed's GroupNorm) or ``none`` (cheaper on CPU)."""
+    posterior_map: str = "normalize"
+    """Posterior map from the fused slot responsibilities: ``normalize`` (divided by their sum; can be
+    sharp) or ``softmax`` (the seed's form, which stays near uniform)."""
+    slot_position: str = "learned"
+    """Position code of the slot-attention tokens: ``learned`` (the seed's row and column embeddings,
+    near zero at first) or ``fourier`` (plus a linear map of the cells' Fourier features, so the slots
+    can tell apart two objects of one colour by where they are)."""
+    attention_target: str = "motion"
+    """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
+    pooled frame difference; weight ``train.loss_scales.attention_target``), ``current_motion``
+    (against ``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)``: a moving object's new place, not the one it
+    left) or ``none``."""
+    readout_position: bool = True
+    """Give the posterior over z where the attention rests (the map's average of Fourier features of
+    the cells), beside the attention-weighted readout. Breakout, 3 seeds: ball lift 77 +- 47 with it,
+    40 +- 19 without (docs/attention.md)."""
+    decoder_attention: bool = True
+    """The image decoder also reads the attention map (``log(R^2 A_t)`` as a channel at 21x21,
+    detached): the posterior's when filtering, the attention prior's prediction in imagination.
+    Breakout: the ball drawn where it is instead of smeared along its paths (docs/attention.md)."""
+    precision_strength: float = 1.0
+    """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off). 1 was
+    chosen on Breakout: the paddle drawn (window error ratio 0.50 against 0.97 at 0 and 0.64 at 4)."""
+
+
+@dataclass
+class LossScales:
+    """Every loss weight in one place; a weight of 0 switches that term off."""
+
+    reconstruction: float = 1.0
+    kl: float = 1.0
+    reward: float = 1.0
+    continuation: float = 1.0
+    attention_dynamics: float = 0.1
+    slot_diversity: float = 0.01
+    attention_prior: float = 0.1
+    attention_map: float = 0.1
+    attention_target: float = 1.0
+    slot_compactness: float = 0.0
+    slot_grouping: float = 0.0
+    """Motion grouping (``aime.world_model.grouping``): cells that move together share a slot, a
+    moving cell and the static scene or another moving thing do not."""
+    patch_coherence: float = 0.0
+    spatial_diversity: float = 0.0
+    nca_refinement: float = 0.0
+    actor: float = 1.0
+    critic: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """Training schedule and optimisation."""
+
+    steps: int = 100_000
+    """Agent steps (each is ``frame_skip`` emulator frames) summed over training environments."""
+    warmup_steps: int = 5_000
+    """Random-action steps collected before training starts."""
+    batch_size: int = 16
+    seq_len: int = 64
+    train_ratio: float = 512.0
+    """Replayed steps (batch_size * seq_len per update) per environment step."""
+    model_lr: float = 1e-4
+    actor_lr: float = 3e-5
+    critic_lr: float = 3e-5
+    grad_clip: float = 1000.0
+    horizon: int = 15
+    """Imagination horizon H."""
+    discount: float = 0.997
+    lambda_: float = 0.95
+    entropy: float = 3e-4
+    free_bits: float = 1.0
+    kl_balance: float = 0.8
+    loss_scales: LossScales = field(default_factory=LossScales)
+    max_nonfinite_updates: int = 20
+    """Consecutive non-finite losses after which the run stops (with a checkpoint)."""
+    compile: bool = False
+    """``torch.compile`` the networks that run batched or once per step (see ``aime.agent.agent.COMPILED``)."""
+    precision: str = "auto"
+    """``bf16``: the world model's and the behaviour's networks run under bf16 autocast (losses,
+    distributions, the return normaliser and optimiser state stay fp32); ``fp32``: no autocast;
+    ``auto``: bf16 where the device computes it natively (CUDA with bf16, a CPU with AMX or
+    AVX512-BF16), fp32 elsewhere (``aime.runtime.device.resolve_precision``)."""
+
+
+@dataclass
+class ReplayConfig:
+    capacity: int = 100_000
+    """Frames held in total across all environment streams."""
+
+
+@dataclass
+class EvalConfig:
+    every: int = 10_000
+    """Evaluate every this many agent steps (0: only at the end)."""
+    episodes: int = 10
+    greedy: bool = True
+    """Act with the policy's mode (True) or sample from it (False). The Atari presets sample: a greedy
+    policy that never presses FIRE after a lost life (Breakout) plays on until the time limit."""
+    max_steps: int = 27_000
+    """Cut an evaluation episode after this many agent steps (0: no cap); the episode counts with its
+    return so far and is reported (``eval/capped_episodes``, a line in the log). 27,000 agent steps
+    are the protocol's 108,000-frame limit at frame skip 4; a policy that never presses FIRE would
+    otherwise stall every evaluation until the environment's own limit."""
+
+
+@dataclass
+class LogConfig:
+    logdir: str = ""
+    """Run directory; empty means ``runs/{env}__{seed}__{time}``."""
+    scalars_every: int = 1_000
+    images_every: int = 10_000
+    checkpoint_every: int = 10_000
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    seed: int = 0
+    """Seeds environments (per env and per rank), model initialisation and replay sampling."""
+    device: str = "auto"
+    """``auto`` (cuda when present, else cpu), ``cpu``, ``cuda`` or ``cuda:N``."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+# Value choices checked after the tree is built: key path -> allowed values.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda"),
+    "model.latent": ("gaussian", "categorical", "stickbreaking"),
+    "model.rnn": ("gru", "lstm"),
+    "model.decoder": ("conv", "field", "nca"),
+    "model.fpn_norm": ("group", "none"),
+    "model.posterior_map": ("normalize", "softmax"),
+    "model.attention_target": ("motion", "current_motion", "none"),
+    "model.slot_position": ("learned", "fourier"),
+    "train.precision": ("auto", "fp32", "bf16"),
+}
