@@ -137,6 +137,7 @@ def attention_dynamics_loss(
     predicted_movements: Sequence | torch.Tensor,
     *,
     detach_target: bool = False,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Smooth-L1 between predicted and actual movement of the attention's centre of mass (seed 003).
 
@@ -152,10 +153,13 @@ def attention_dynamics_loss(
             ``[B, 2]`` or of ``[B, 2, H, W]``; or a tensor ``[B, T-1, 2]`` / ``[B, T-1, 2, H, W]``.
         detach_target: stop the gradient through the actual movement (the seed does not), so the
             loss trains only the predictor.
+        reduction: ``mean`` (the seed's scalar) or ``none``: ``[B, T-1]``, the x and y terms summed
+            per move (for a masked mean over moves that stay inside an episode).
 
     Returns:
-        A scalar.
+        A scalar, or ``[B, T-1]``.
     """
+    _check_reduction("attention_dynamics_loss", reduction)
     attention = _stack_attention(attention_sequence)
     movements = _stack_movements(predicted_movements)
     b, t = attention.shape[:2]
@@ -173,7 +177,9 @@ def attention_dynamics_loss(
     if detach_target:
         actual = actual.detach()
     movements = movements.to(actual.dtype)
-    return F.smooth_l1_loss(movements[..., 0], actual[..., 0]) + F.smooth_l1_loss(movements[..., 1], actual[..., 1])
+    per_move = F.smooth_l1_loss(movements, actual, reduction="none").sum(-1)  # [B, T-1]
+    # the mean over moves of the x and y sums is the seed's mean(x term) + mean(y term)
+    return per_move if reduction == "none" else per_move.mean()
 
 
 def attention_prior_cross_entropy(
@@ -182,6 +188,7 @@ def attention_prior_cross_entropy(
     *,
     prior_is_logits: bool = False,
     eps: float = 1e-8,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Cross-entropy of the prior's predicted map against the (next) posterior map.
 
@@ -195,10 +202,12 @@ def attention_prior_cross_entropy(
     Args:
         prior: ``[..., H, W]`` probabilities (or logits).
         target: ``[..., H, W]`` probabilities, same shape.
+        reduction: ``mean`` (a scalar) or ``none`` (``[...]``, one cross-entropy per map).
 
     Returns:
-        A scalar.
+        A scalar, or ``[...]``.
     """
+    _check_reduction("attention_prior_cross_entropy", reduction)
     if prior.dim() < 2 or tuple(prior.shape) != tuple(target.shape):
         raise ValueError(
             "attention_prior_cross_entropy: expected prior and target of one shape [..., H, W], "
@@ -209,4 +218,10 @@ def attention_prior_cross_entropy(
         log_prior = torch.log_softmax(flat_prior, dim=-1)
     else:
         log_prior = torch.log(flat_prior.clamp_min(0.0) + eps)
-    return -(target.flatten(-2).to(log_prior.dtype) * log_prior).sum(dim=-1).mean()
+    per_map = -(target.flatten(-2).to(log_prior.dtype) * log_prior).sum(dim=-1)
+    return per_map if reduction == "none" else per_map.mean()
+
+
+def _check_reduction(name: str, reduction: str) -> None:
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"{name}: reduction must be 'mean' or 'none', got {reduction!r}")

@@ -32,7 +32,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from aime.attention.losses import center_of_mass, slot_diversity_loss
+from aime.attention.losses import (
+    attention_dynamics_loss,
+    attention_prior_cross_entropy,
+    slot_diversity_loss,
+)
 from aime.attention.overlays import entropy_ratio
 from aime.attention.positions import fourier_grid
 from aime.attention.schema import AttentionSchema
@@ -513,12 +517,13 @@ class VRNN(nn.Module):
         _, info = self.schema.prior_net(
             prev, out["deter"][:, :-1].flatten(0, 1)[pick], out["stoch"][:, :-1].flatten(0, 1)[pick]
         )
-        log_prior = torch.log_softmax(info["attention_logits"].float().flatten(1), -1)  # predictions of A_{t+1}
-        ce = -(nxt.detach().flatten(1) * log_prior).sum(-1)
+        ce = attention_prior_cross_entropy(  # the prior's prediction of A_{t+1}
+            info["attention_logits"].float(), nxt.detach(), prior_is_logits=True, reduction="none"
+        )
         terms["attention_prior"] = objectives.masked_mean(ce, valid[pick])
         dx, dy = info["predicted_movement"]
-        moved = torch.stack([dx, dy], -1).mean((1, 2))  # [K, 2]
-        err = F.smooth_l1_loss(moved, center_of_mass(nxt) - center_of_mass(prev), reduction="none").sum(-1)
+        moved = torch.stack([dx, dy], -1).mean((1, 2))[:, None]  # [K, 1, 2]: one move per pair
+        err = attention_dynamics_loss(torch.stack([prev, nxt], 1), moved, reduction="none")[:, 0]
         terms["attention_dynamics"] = objectives.masked_mean(err, valid[pick])
         frames = self._subset(attention.shape[0] * attention.shape[1], attention.device)
         head = torch.log_softmax(self.attention_head(out["feat"].flatten(0, 1)[frames]).flatten(1), -1)

@@ -188,3 +188,24 @@ def test_prior_cross_entropy_logits_form_and_leading_dims():
     )
     with pytest.raises(ValueError, match=r"prior \(2, 3, 5, 5\) and target \(2, 3, 4, 4\)"):
         attention_prior_cross_entropy(logits, torch.rand(2, 3, 4, 4))
+
+
+def test_per_item_reductions_average_to_the_seeds_scalars_and_bad_reductions_raise():
+    torch.manual_seed(0)
+    att = torch.softmax(torch.randn(3, 4, 25), -1).view(3, 4, 5, 5)
+    moves = torch.randn(3, 3, 2)
+    per_move = attention_dynamics_loss(att, moves, reduction="none")
+    assert per_move.shape == (3, 3)
+    torch.testing.assert_close(per_move.mean(), attention_dynamics_loss(att, moves))
+    # each move's loss is its own: changing one prediction changes one entry
+    other = moves.clone()
+    other[1, 2] += 1.0
+    changed = attention_dynamics_loss(att, other, reduction="none") != per_move
+    assert changed.sum() == 1 and changed[1, 2]
+    logits, target = torch.randn(3, 4, 5, 5), att
+    per_map = attention_prior_cross_entropy(logits, target, prior_is_logits=True, reduction="none")
+    assert per_map.shape == (3, 4)
+    torch.testing.assert_close(per_map.mean(), attention_prior_cross_entropy(logits, target, prior_is_logits=True))
+    for fn, args in ((attention_dynamics_loss, (att, moves)), (attention_prior_cross_entropy, (logits, target))):
+        with pytest.raises(ValueError, match="reduction must be 'mean' or 'none'"):
+            fn(*args, reduction="sum")
