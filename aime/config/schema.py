@@ -111,8 +111,8 @@ class LossScales:
     attention_target: float = 1.0
     slot_compactness: float = 0.0
     slot_grouping: float = 0.0
-    """Motion grouping (``aime.world_model.grouping``): cells that move together share a slot, a
-    moving cell and the static scene or another moving thing do not."""
+    """Motion grouping (``aime.world_model.grouping``): the slot of a moving cell should hold that
+    cell's moving object and nothing else (its purity), and two moving things are pushed apart."""
     patch_coherence: float = 0.0
     spatial_diversity: float = 0.0
     nca_refinement: float = 0.0
