@@ -79,6 +79,12 @@ def test_unknown_preset_and_bad_values():
         load_config([], ["model.deter"])
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         load_config([], ["env.repeat_action_probability=2"])
+    with pytest.raises(ConfigError, match=r"attention_dropout' must lie in \[0, 1\)"):
+        load_config([], ["model.attention_dropout=1.0"])
+    with pytest.raises(ConfigError, match="'model.prior_position_bias': 'absolute' is not one of none, relative"):
+        load_config([], ["model.prior_position_bias=absolute"])
+    with pytest.raises(ConfigError, match="'model.prior_token_pool' must be > 0"):
+        load_config([], ["model.prior_token_pool=0"])
 
 
 def test_save_and_load_round_trip(tmp_path):

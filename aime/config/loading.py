@@ -215,6 +215,8 @@ def validate(cfg: Config) -> None:
         "model.context_dim",
         "model.num_slots",
         "model.mixture_components",
+        "model.readout_dim",
+        "model.prior_token_pool",
         "train.batch_size",
         "train.seq_len",
         "train.horizon",
@@ -238,6 +240,7 @@ def validate(cfg: Config) -> None:
         "train.entropy",
         "train.free_bits",
         "model.precision_strength",
+        "model.embed_dim",
     ]
     for key in positive:
         if get_value(cfg, key) <= 0:
@@ -249,6 +252,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"config key 'model.attention_loss_fraction' must lie in (0, 1], got {cfg.model.attention_loss_fraction!r}"
         )
+    if not 0.0 <= cfg.model.attention_dropout < 1.0:
+        value = cfg.model.attention_dropout
+        raise ConfigError(f"config key 'model.attention_dropout' must lie in [0, 1), got {value!r}")
     for key in ("env.repeat_action_probability", "train.kl_balance", "train.lambda_", "train.discount"):
         if not 0.0 <= get_value(cfg, key) <= 1.0:
             raise ConfigError(f"config key {key!r} must lie in [0, 1], got {get_value(cfg, key)!r}")

@@ -94,6 +94,20 @@ class ModelConfig:
     precision_strength: float = 1.0
     """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off). 1 was
     chosen on Breakout: the paddle drawn (window error ratio 0.50 against 0.97 at 0 and 0.64 at 4)."""
+    embed_dim: int = 0
+    """Size of the encoder's global code; 0 means ``hidden``."""
+    readout_dim: int = 32
+    """Channels of the attention-weighted readout that the posterior over z gets (attention on)."""
+    prior_position_bias: str = "none"
+    """The attention prior's position code: ``none`` (absolute embedding only; keeps its attention on
+    the fused kernel, several times faster on CPU) or ``relative`` (the seed's learnable 2-D bias)."""
+    prior_token_pool: int = 3
+    """The prior's self-attention runs among ``p x p``-pooled positions (3: 7x7 tokens, 81x fewer
+    scores than the seed's global 441x441; 1: the seed's)."""
+    attention_dropout: float = 0.0
+    """Dropout inside the attention prior and on the posterior's slot features (the seed's 0.1 and
+    0.2; 0 here: acting runs in eval mode, so states filtered with dropout would differ from those
+    the policy acts on)."""
 
 
 @dataclass
@@ -211,5 +225,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.posterior_map": ("normalize", "softmax"),
     "model.attention_target": ("motion", "current_motion", "none"),
     "model.slot_position": ("learned", "fourier"),
+    "model.prior_position_bias": ("none", "relative"),
     "train.precision": ("auto", "fp32", "bf16"),
 }

@@ -53,16 +53,24 @@ from aime.world_model.latent import make_latent, stack_params
 State = dict[str, Tensor]
 ATTENTION_TARGETS = ("motion", "current_motion", "none")
 Policy = Callable[[Tensor], Tensor]  # feat [N, F] -> one-hot action [N, A]
+# the constructor's defaults are the configuration's: one source (readout_position and
+# decoder_attention excepted, below)
+_MODEL, _TRAIN = ModelConfig(), TrainConfig()
 
 
 class VRNN(nn.Module):
     """The world model. See the module docstring for the equations.
 
+    Every default is :class:`aime.config.ModelConfig`'s (and :class:`aime.config.TrainConfig`'s
+    ``free_bits``, ``kl_balance``), except ``readout_position`` and ``decoder_attention``: off here,
+    so a model built by hand is the seed's filtering model unless they are asked for.
+    :meth:`from_config` builds it from a configuration.
+
     Args:
         num_actions: size of the discrete action space.
         deter, stoch, classes, latent, mixture_components, hidden, cnn_depth, context_dim, rnn,
         decoder, attention, num_slots, attention_resolution: as in :class:`aime.config.ModelConfig`.
-        embed_dim: size of the encoder's global code (default ``hidden``).
+        embed_dim: size of the encoder's global code (0: ``hidden``).
         readout_dim: channels of the attention-weighted readout (attention on).
         precision_strength: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: plain).
         posterior_map: the posterior's map from its fused slot responsibilities, ``"normalize"``
@@ -99,35 +107,35 @@ class VRNN(nn.Module):
     def __init__(
         self,
         num_actions: int,
-        deter: int = 512,
-        stoch: int = 32,
-        classes: int = 32,
-        latent: str = "categorical",
-        mixture_components: int = 15,
-        hidden: int = 512,
-        cnn_depth: int = 32,
-        context_dim: int = 128,
-        rnn: str = "gru",
-        decoder: str = "conv",
-        attention: bool = True,
-        num_slots: int = 4,
-        attention_resolution: int = 21,
-        embed_dim: int | None = None,
-        readout_dim: int = 32,
-        precision_strength: float = 1.0,
-        posterior_map: str = "normalize",
-        slot_position: str = "learned",
-        attention_target: str = "motion",
+        deter: int = _MODEL.deter,
+        stoch: int = _MODEL.stoch,
+        classes: int = _MODEL.classes,
+        latent: str = _MODEL.latent,
+        mixture_components: int = _MODEL.mixture_components,
+        hidden: int = _MODEL.hidden,
+        cnn_depth: int = _MODEL.cnn_depth,
+        context_dim: int = _MODEL.context_dim,
+        rnn: str = _MODEL.rnn,
+        decoder: str = _MODEL.decoder,
+        attention: bool = _MODEL.attention,
+        num_slots: int = _MODEL.num_slots,
+        attention_resolution: int = _MODEL.attention_resolution,
+        embed_dim: int = _MODEL.embed_dim,
+        readout_dim: int = _MODEL.readout_dim,
+        precision_strength: float = _MODEL.precision_strength,
+        posterior_map: str = _MODEL.posterior_map,
+        slot_position: str = _MODEL.slot_position,
+        attention_target: str = _MODEL.attention_target,
         readout_position: bool = False,
         decoder_attention: bool = False,
-        fpn_norm: str = "group",
-        prior_position_bias: str = "none",
-        attention_dropout: float = 0.0,
-        prior_token_pool: int = 3,
-        attention_loss_fraction: float = 0.25,
+        fpn_norm: str = _MODEL.fpn_norm,
+        prior_position_bias: str = _MODEL.prior_position_bias,
+        attention_dropout: float = _MODEL.attention_dropout,
+        prior_token_pool: int = _MODEL.prior_token_pool,
+        attention_loss_fraction: float = _MODEL.attention_loss_fraction,
         loss_scales: LossScales | None = None,
-        free_bits: float = 1.0,
-        kl_balance: float = 0.8,
+        free_bits: float = _TRAIN.free_bits,
+        kl_balance: float = _TRAIN.kl_balance,
     ) -> None:
         super().__init__()
         if num_actions < 1:

@@ -1,9 +1,11 @@
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from aime.attention.positions import fourier_grid
-from aime.config import LossScales, load_config
+from aime.config import LossScales, ModelConfig, TrainConfig, load_config
 from aime.eval.objects import box_cells, map_lift
 from aime.world_model import objectives
 from aime.world_model.vrnn import VRNN
@@ -315,3 +317,17 @@ def test_readout_position_tells_the_posterior_where_the_attention_rests():
     start = frame["embed"].shape[-1] + 8  # [embed, attention-pooled readout, position, phi]
     where = extra["attention"].flatten(1) @ fourier_grid(21).flatten(1).T  # [2, 16]
     torch.testing.assert_close(seen[0][:, start : start + 16], where)
+
+
+def test_every_constructor_setting_is_a_config_key_with_the_configs_default():
+    model, train = ModelConfig(), TrainConfig()
+    by_hand = {"readout_position", "decoder_attention"}  # off when built by hand, on in the presets
+    for name, param in inspect.signature(VRNN.__init__).parameters.items():
+        if name in ("self", "num_actions", "loss_scales"):
+            continue
+        source = model if hasattr(model, name) else train
+        assert hasattr(source, name), f"VRNN({name}=...) cannot be set with --set"
+        if name not in by_hand:
+            assert param.default == getattr(source, name), name
+    built = VRNN.from_config(load_config(["debug"], ["model.prior_token_pool=1", "model.readout_dim=8"]).model, 3)
+    assert built.encoder.readout.out_channels == 8
