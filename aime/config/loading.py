@@ -252,6 +252,17 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"config key 'model.attention_loss_fraction' must lie in (0, 1], got {cfg.model.attention_loss_fraction!r}"
         )
+    size, res = cfg.model.image_size, cfg.model.attention_resolution
+    if size < 8 or size % 4 or (size // 4) % 3 and (size // 4) % 2:
+        raise ConfigError(
+            f"config key 'model.image_size' must be a multiple of 4, at least 8, whose quarter is a multiple of "
+            f"2 or 3 (84, 64, 96, ...), got {size!r}"
+        )
+    if res != size // 4:
+        raise ConfigError(
+            f"config key 'model.attention_resolution' must be image_size / 4 = {size // 4} "
+            f"(the feature pyramid downsamples by 4), got {res!r}"
+        )
     if not 0.0 <= cfg.model.attention_dropout < 1.0:
         value = cfg.model.attention_dropout
         raise ConfigError(f"config key 'model.attention_dropout' must lie in [0, 1), got {value!r}")

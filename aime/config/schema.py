@@ -66,7 +66,10 @@ class ModelConfig:
     num_slots: int = 4
     """Slots of the attention posterior."""
     attention_resolution: int = 21
-    """Side of the attention maps."""
+    """Side of the attention maps: ``ceil(image_size / 4)`` (the feature pyramid downsamples by 4)."""
+    image_size: int = 84
+    """Side of the square frames the model sees (the environments render at this size): 84 for the
+    Atari protocol; a multiple of 4 whose quarter is a multiple of 2 or 3 (64, 96, ...)."""
     attention_loss_fraction: float = 0.25
     """The attention prior's and map head's losses are estimated on this random fraction of steps."""
     fpn_norm: str = "group"

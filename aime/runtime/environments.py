@@ -15,11 +15,13 @@ from aime.config import Config
 
 
 def env_options(cfg: Config, evaluation: bool = False) -> dict[str, Any]:
-    """Keyword options of ``envs.make`` from ``cfg.env`` (Catch takes none of the Atari ones)."""
+    """Keyword options of ``envs.make`` from ``cfg.env``, and the frame size the model sees
+    (``cfg.model.image_size``); Catch takes none of the Atari options."""
     if cfg.env.name.lower() == "catch":
-        return {}
+        return {"size": cfg.model.image_size}
     e = cfg.env
     return {
+        "size": cfg.model.image_size,
         "frame_skip": e.frame_skip,
         "noop_max": e.noop_max,
         "repeat_action_probability": e.repeat_action_probability,

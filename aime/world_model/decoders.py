@@ -1,20 +1,22 @@
 """Image decoders from the model state ``s = [h, z]``, chosen by name (:data:`DECODERS`).
 
-- ``conv``: transposed convolutions ``s -> [4d, 7, 7] -> 21 -> 42 -> 84``.
+- ``conv``: transposed convolutions ``s -> [4d, 7, 7] -> 21 -> 42 -> 84`` (for 84x84 frames;
+  ``S/12 -> S/4`` by a stride-3 step, or ``S/8 -> S/4`` by a stride-2 step, for other sizes).
 - ``field``: a SpatialNet field (pixel coordinates -> RGB) conditioned on ``s`` (seed 000); it
   trains on a random subset of pixels per frame and renders full frames for evaluation.
 - ``nca``: the conv decoder's coarse frame refined over ``k`` steps by the convolutional-attention
   NCA with the shortsighted rule (seed 001).
 
-All decoders render frames ``[N, 3, 84, 84]`` on the scale of ``obs / 255`` (about [0, 1]) with
-``forward(feat [N, F], attention=None)``, and give the reconstruction loss with
+All decoders render frames ``[N, 3, S, S]`` (``S = image_size``, 84 for Atari) on the scale of
+``obs / 255`` (about [0, 1]) with ``forward(feat [N, F], attention=None)``, and give the reconstruction loss with
 ``loss(feat, target, weights, attention=None)``: squared error summed over pixels (``[N]``),
 precision-weighted by ``weights [N, H, W]`` if given. Extra terms (the NCA's refinement loss) come
 from ``aux_losses``.
 
 The conv decoders built with ``reads_attention=True`` also take an attention map
-``attention [N, R, R]`` (``R = 21``, summing to 1): ``log(R^2 A)`` joins the features as a channel
-at the 21x21 stage, so the decoder is told where the attention rests and can draw what is there.
+``attention [N, R, R]`` (``R = S / 4``, 21 for 84x84; summing to 1): ``log(R^2 A)`` joins the
+features as a channel at the ``R x R`` stage, so the decoder is told where the attention rests and
+can draw what is there.
 """
 
 from __future__ import annotations
@@ -28,38 +30,50 @@ from aime.world_model.objectives import image_loss
 
 
 class ConvDecoder(nn.Module):
-    """``feat [N, F]`` (and ``attention [N, 21, 21]``) -> ``[N, 3, S, S]`` by transposed
-    convolutions (S = 84 = 7 * 3 * 2 * 2).
+    """``feat [N, F]`` (and ``attention [N, R, R]``) -> ``[N, 3, S, S]`` by transposed
+    convolutions: ``[4d, r, r] -> R -> 2R -> 4R = S``, with ``r = R / 3`` (a stride-3 step; 84 =
+    7 * 3 * 2 * 2) where 3 divides ``R = S / 4``, else ``r = R / 2`` (a stride-2 step; 64 = 8 * 2 * 2 * 2).
 
     Args:
         feat_dim: ``F``.
         depth: channel base ``d``.
-        image_size: must be 84 (the architecture's fixed upsampling path).
+        image_size: ``S``, a multiple of 4 whose quarter ``R`` is a multiple of 2 or 3 (84, 64, 96, ...).
         reads_attention: ``forward`` also takes an attention map, read at the 21x21 stage as the
             channel ``log(R^2 A)`` (0 where the map is uniform, clamped below at ``log 1e-3``).
     """
 
     def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84, reads_attention: bool = False) -> None:
         super().__init__()
-        if image_size != 84:
-            raise ValueError(f"ConvDecoder: image_size must be 84, got {image_size}")
+        res = image_size // 4
+        if image_size % 4 or res % 3 and res % 2:
+            raise ValueError(
+                f"ConvDecoder: image_size must be a multiple of 4 whose quarter is a multiple of 2 or 3 "
+                f"(84, 64, 96, ...), got {image_size}"
+            )
         self.depth, self.reads_attention = depth, reads_attention
-        self.project = nn.Linear(feat_dim, 4 * depth * 7 * 7)
-        self.net = nn.Sequential(  # one Sequential, split at 21x21 in forward: checkpoints keep their keys
+        self.start = res // 3 if res % 3 == 0 else res // 2
+        first = (  # r -> R: stride 3 (84: 7 -> 21), or stride 2 (64: 8 -> 16)
+            nn.ConvTranspose2d(4 * depth, 2 * depth, 3, stride=3)
+            if res % 3 == 0
+            else nn.ConvTranspose2d(4 * depth, 2 * depth, 4, stride=2, padding=1)
+        )
+        self.project = nn.Linear(feat_dim, 4 * depth * self.start**2)
+        self.net = nn.Sequential(  # one Sequential, split at R x R in forward: checkpoints keep their keys
             nn.SiLU(),
-            nn.ConvTranspose2d(4 * depth, 2 * depth, 3, stride=3),
-            nn.SiLU(),  # 7 -> 21
+            first,
+            nn.SiLU(),
             nn.ConvTranspose2d(2 * depth + int(reads_attention), depth, 4, stride=2, padding=1),
             nn.SiLU(),  # 21 -> 42
             nn.ConvTranspose2d(depth, 3, 4, stride=2, padding=1),  # 42 -> 84
         )
 
     def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
-        x = self.net[:3](self.project(feat).unflatten(-1, (4 * self.depth, 7, 7)))  # [N, 2d, 21, 21]
+        x = self.net[:3](self.project(feat).unflatten(-1, (4 * self.depth, self.start, self.start)))  # [N, 2d, R, R]
         if self.reads_attention:
             if attention is None or attention.shape != (x.shape[0], *x.shape[-2:]):
                 got = None if attention is None else tuple(attention.shape)
-                raise ValueError(f"ConvDecoder: expected attention [{x.shape[0]}, 21, 21], got {got}")
+                r = x.shape[-1]
+                raise ValueError(f"ConvDecoder: expected attention [{x.shape[0]}, {r}, {r}], got {got}")
             r2 = attention.shape[-1] * attention.shape[-2]
             x = torch.cat([x, (attention.to(x.dtype) * r2).clamp_min(1e-3).log().unsqueeze(1)], 1)
         return self.net[3:](x) + 0.5

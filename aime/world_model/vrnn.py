@@ -16,9 +16,9 @@ the decoder and the heads run batched over ``B*T``. With ``attention=False`` the
 readout and ``phi`` are absent and the model is a plain recurrent state-space model with the same
 encoder, decoder and heads (the project's ablation baseline).
 
-Conventions: ``obs`` is ``uint8 [B, T, 3, 84, 84]``; ``action[:, t]`` is the action taken at
-``obs[:, t]`` (integer indices); ``reward[:, t]`` was received on arriving at ``obs[:, t]``;
-``is_first[:, t]`` resets the state before step ``t``.
+Conventions: ``obs`` is ``uint8 [B, T, 3, S, S]`` (``S = image_size``, 84 for Atari);
+``action[:, t]`` is the action taken at ``obs[:, t]`` (integer indices); ``reward[:, t]`` was
+received on arriving at ``obs[:, t]``; ``is_first[:, t]`` resets the state before step ``t``.
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ class VRNN(nn.Module):
         attention: bool = _MODEL.attention,
         num_slots: int = _MODEL.num_slots,
         attention_resolution: int = _MODEL.attention_resolution,
+        image_size: int = _MODEL.image_size,
         embed_dim: int = _MODEL.embed_dim,
         readout_dim: int = _MODEL.readout_dim,
         precision_strength: float = _MODEL.precision_strength,
@@ -165,7 +166,10 @@ class VRNN(nn.Module):
         embed_dim = embed_dim or hidden
         features = 2 * cnn_depth  # the seed's 64-channel pyramid at cnn_depth 32
 
-        self.encoder = Encoder(embed_dim, cnn_depth, features, readout_dim if attention else 0, norm=fpn_norm)
+        self.image_size = image_size
+        self.encoder = Encoder(
+            embed_dim, cnn_depth, features, readout_dim if attention else 0, image_size=image_size, norm=fpn_norm
+        )
         self.readout_position = readout_position and attention
         if self.readout_position:  # where the attention rests, as pooled Fourier features of the cells
             self.register_buffer("position_code", fourier_grid(attention_resolution), persistent=False)
@@ -183,6 +187,7 @@ class VRNN(nn.Module):
         if attention:
             self.context = PerceiverEncoder(features, context_dim)
             self.schema = AttentionSchema(
+                image_size=image_size,
                 attention_resolution=attention_resolution,
                 hidden_dim=deter,
                 latent_dim=self.latent.size,
@@ -210,7 +215,7 @@ class VRNN(nn.Module):
         if self.decoder_attention and decoder == "field":
             raise ValueError("decoder_attention needs the 'conv' or 'nca' decoder, got 'field'")
         extra = {"reads_attention": True} if self.decoder_attention else {}
-        self.decoder = DECODERS[decoder](self.feat_size, cnn_depth, **extra)
+        self.decoder = DECODERS[decoder](self.feat_size, cnn_depth, image_size, **extra)
         self.reward = RewardHead(self.feat_size, hidden)
         self.cont = ContinueHead(self.feat_size, hidden)
 
@@ -311,7 +316,7 @@ class VRNN(nn.Module):
         """Filter a batch of sequences.
 
         Args:
-            obs: ``uint8 [B, T, 3, 84, 84]``; action: ``[B, T]`` indices (or ``[B, T, A]`` one-hot);
+            obs: ``uint8 [B, T, 3, S, S]``; action: ``[B, T]`` indices (or ``[B, T, A]`` one-hot);
             is_first: ``[B, T]``; state: the state after the previous chunk (zeros if ``None``).
         Returns:
             dict with ``deter [B, T, D]`` (and the LSTM's ``cell [B, T, D]``), ``stoch [B, T, S]``,
@@ -360,13 +365,14 @@ class VRNN(nn.Module):
     def observe_step(
         self, state: State | None, obs: Tensor, is_first: Tensor, sample: bool = True
     ) -> tuple[State, dict]:
-        """One filtering step for acting: ``obs uint8 [B, 3, 84, 84]``, ``is_first [B]``.
+        """One filtering step for acting: ``obs uint8 [B, 3, S, S]``, ``is_first [B]``.
 
         ``state["action"]`` must hold the previous action (one-hot) — set it after choosing one.
         Returns the new state and the step's extras (``attention`` etc. with attention on).
         """
         if obs.dim() != 4:
-            raise ValueError(f"observe_step: expected obs [B, 3, 84, 84], got {tuple(obs.shape)}")
+            s = self.image_size
+            raise ValueError(f"observe_step: expected obs [B, 3, {s}, {s}], got {tuple(obs.shape)}")
         b = obs.shape[0]
         state = dict(state) if state is not None else self.initial_state(b, obs.device)
         state.pop("attention", None)
@@ -442,7 +448,7 @@ class VRNN(nn.Module):
         """The world-model loss on a batch of ``[B, T]`` windows.
 
         Args:
-            batch: ``obs uint8 [B, T, 3, 84, 84]``, ``action [B, T]``, ``reward [B, T]``,
+            batch: ``obs uint8 [B, T, 3, S, S]``, ``action [B, T]``, ``reward [B, T]``,
                 ``is_first [B, T]``, ``is_terminal [B, T]`` (tensors on the model's device).
         Returns:
             ``(total, terms, out)``: the weighted sum, every term (unweighted, detached) and the

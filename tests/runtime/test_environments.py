@@ -21,4 +21,6 @@ def test_env_options_for_atari_and_catch():
     train, evaluation = env_options(cfg), env_options(cfg, evaluation=True)
     assert train["terminal_on_life_loss"] and not evaluation["terminal_on_life_loss"]
     assert train["frame_skip"] == 4 and train["max_episode_frames"] == 108_000
-    assert env_options(load_config(["debug"])) == {}  # Catch takes none of the Atari options
+    assert train["size"] == 84
+    # Catch takes none of the Atari options, only the frame size
+    assert env_options(load_config(["debug"], ["model.image_size=64", "model.attention_resolution=16"])) == {"size": 64}

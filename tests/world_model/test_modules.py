@@ -18,8 +18,13 @@ def test_encoder_outputs_and_uint8_equals_float():
 
 def test_conv_decoder_shape():
     assert ConvDecoder(10, depth=4)(torch.randn(2, 10)).shape == (2, 3, 84, 84)
-    with pytest.raises(ValueError, match="84"):
-        ConvDecoder(10, image_size=64)
+    for size in (64, 96, 48):  # a stride-2 first step (R 16), stride 3 (R 24, R 12)
+        assert ConvDecoder(10, depth=4, image_size=size)(torch.randn(2, 10)).shape == (2, 3, size, size)
+    reads = ConvDecoder(10, depth=4, image_size=64, reads_attention=True)
+    assert reads(torch.randn(2, 10), torch.full((2, 16, 16), 1 / 256)).shape == (2, 3, 64, 64)
+    for size in (70, 20):  # not a multiple of 4; a quarter (5) that is neither even nor a multiple of 3
+        with pytest.raises(ValueError, match="multiple of 4 whose quarter"):
+            ConvDecoder(10, image_size=size)
 
 
 def test_reward_head_starts_at_zero_and_continue_head_shape():

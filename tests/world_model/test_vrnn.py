@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from aime.attention.positions import fourier_grid
-from aime.config import LossScales, ModelConfig, TrainConfig, load_config
+from aime.config import ConfigError, LossScales, ModelConfig, TrainConfig, load_config
 from aime.eval.objects import box_cells, map_lift
 from aime.world_model import objectives
 from aime.world_model.vrnn import VRNN
@@ -331,3 +331,36 @@ def test_every_constructor_setting_is_a_config_key_with_the_configs_default():
             assert param.default == getattr(source, name), name
     built = VRNN.from_config(load_config(["debug"], ["model.prior_token_pool=1", "model.readout_dim=8"]).model, 3)
     assert built.encoder.readout.out_channels == 8
+
+
+@pytest.mark.parametrize("decoder", ["conv", "nca"])
+def test_64x64_frames_end_to_end(decoder):
+    """A model of 64x64 frames (attention grid 16x16) filters, learns, predicts open loop and imagines."""
+    torch.manual_seed(0)
+    cfg = load_config(["debug"], ["model.image_size=64", "model.attention_resolution=16", f"model.decoder={decoder}"])
+    model = VRNN.from_config(cfg.model, 3, cfg.train, decoder_attention=decoder == "conv", readout_position=True)
+    b, t = 2, 4
+    obs = torch.randint(0, 256, (b, t, 3, 64, 64), dtype=torch.uint8)
+    batch = {
+        "obs": obs,
+        "action": torch.randint(0, 3, (b, t)),
+        "reward": torch.randn(b, t),
+        "is_first": torch.zeros(b, t, dtype=torch.bool),
+        "is_terminal": torch.zeros(b, t, dtype=torch.bool),
+    }
+    batch["is_first"][:, 0] = True
+    total, _, out = model.loss(batch)
+    total.backward()
+    assert torch.isfinite(total) and out["attention"].shape == (b, t, 16, 16)
+    assert model.decode(out["feat"][:, -1], out["attention"][:, -1]).shape == (b, 3, 64, 64)
+    ahead = model.open_loop(obs, batch["action"], batch["is_first"], context=2)
+    assert ahead["frames"].shape == (b, 2, 3, 64, 64)
+    with pytest.raises(ValueError, match=r"expected obs \[B, 3, 64, 64\]"):
+        model.observe_step(None, obs[:, 0, 0], torch.ones(b, dtype=torch.bool))
+
+
+def test_image_size_is_checked_against_the_attention_grid():
+    with pytest.raises(ConfigError, match="attention_resolution' must be image_size / 4 = 16"):
+        load_config(["debug"], ["model.image_size=64"])
+    with pytest.raises(ConfigError, match="'model.image_size' must be a multiple of 4"):
+        load_config(["debug"], ["model.image_size=70", "model.attention_resolution=18"])
