@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from aime.attention.posterior import FeaturePyramid
+from aime.nn.feature_pyramid import FeaturePyramid
 
 
 class Encoder(nn.Module):
