@@ -4,7 +4,8 @@ The CI learning test is ``tests/agent/test_learns_catch.py`` (the ``ci_catch`` p
 minutes on one core). Its training run is one process on one thread: when the test is selected,
 the session starts the run as the first test begins, moves the test to the end of the run order,
 and the test waits for the process there. The rest of the suite runs meanwhile, on the other core
-of a 2-core machine, so the suite's wall time is about the longer of the two, not their sum.
+of a 2-core machine (its torch on one thread), so the suite's wall time is about the longer of the
+two, not their sum.
 
 The earlier learning test, ``tests/scripts/test_learning.py::test_debug_preset_learns_catch``
 (the ``debug`` preset with the attention schema, 4,000 agent steps, about 13 minutes on one core),
@@ -97,7 +98,12 @@ def catch_learning_run(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def _start_the_learning_run_first(request):
-    """Start the background run at the first test when the learning test is selected."""
+    """Start the background run at the first test when the learning test is selected, and keep the
+    suite's own torch to one thread meanwhile: the run holds the other core, and three threads on
+    two cores make OpenMP's workers wait for each other."""
     if any(item.nodeid == CATCH_TEST for item in request.session.items):
         request.getfixturevalue("catch_learning_run")
+        import torch
+
+        torch.set_num_threads(1)
     yield
