@@ -10,7 +10,8 @@
 
 The feature pyramid is also the world model's encoder trunk: ``encode`` runs it alone (batched over
 ``B*T`` frames) and ``forward(..., features=...)`` reuses its output, so each frame is convolved
-once.
+once. (About 400 lines: the seed's ``forward`` API with its side attributes and visualisation stays
+beside ``step``, which the world model calls.)
 """
 
 from __future__ import annotations

@@ -19,12 +19,15 @@ encoder, decoder and heads (the project's ablation baseline).
 Conventions: ``obs`` is ``uint8 [B, T, 3, S, S]`` (``S = image_size``, 84 for Atari);
 ``action[:, t]`` is the action taken at ``obs[:, t]`` (integer indices); ``reward[:, t]`` was
 received on arriving at ``obs[:, t]``; ``is_first[:, t]`` resets the state before step ``t``.
+
+The module is above 400 lines because filtering, acting, imagination, open-loop prediction and the
+loss share one state convention and are read together; the schema's losses are
+:mod:`aime.world_model.schema_losses`, the loss terms :mod:`aime.world_model.objectives`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 
 import torch
@@ -32,11 +35,6 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from aime.attention.losses import (
-    attention_dynamics_loss,
-    attention_prior_cross_entropy,
-    slot_diversity_loss,
-)
 from aime.attention.overlays import entropy_ratio
 from aime.attention.positions import fourier_grid
 from aime.attention.schema import AttentionSchema
@@ -44,11 +42,12 @@ from aime.config import LossScales, ModelConfig, TrainConfig
 from aime.nn.mlp import mlp
 from aime.nn.perceiver import PerceiverEncoder
 from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
-from aime.world_model import grouping, objectives
+from aime.world_model import objectives
 from aime.world_model.decoders import DECODERS
 from aime.world_model.encoder import Encoder
 from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead
 from aime.world_model.latent import make_latent, stack_params
+from aime.world_model.schema_losses import schema_losses
 
 State = dict[str, Tensor]
 ATTENTION_TARGETS = ("motion", "current_motion", "none")
@@ -499,59 +498,20 @@ class VRNN(nn.Module):
         return terms
 
     def _attention_losses(self, out: dict, is_first: Tensor, obs: Tensor) -> dict[str, Tensor]:
-        """Schema losses over the sequence, batched; transitions into a new episode are masked."""
-        attention = out["attention"]  # [B, T, R, R]
-        # the slot maps are responsibilities in [0, 1]: the seed's softmax over positions would flatten
-        # them to near-uniform (loss ~0.997 whatever the maps); normalising by the sum measures overlap
-        with torch.autocast(attention.device.type, enabled=False):  # its correlation matmul in fp32, not bf16
-            terms = {"slot_diversity": slot_diversity_loss(out["slot_maps"].flatten(0, 1), from_logits=False)}
-        if attention.shape[1] < 2:
-            return terms
-        if self.scales.slot_compactness > 0:
-            terms["slot_compactness"] = objectives.slot_compactness(out["slot_maps"], attention).mean()
-        if self.scales.slot_grouping > 0 and attention.shape[1] > 2:
-            current, moved = objectives.current_motion_saliency(obs, self.resolution)  # [B, T-2, R, R]
-            loss, scored = grouping.slot_grouping_loss(out["slot_maps"][:, 2:].flatten(0, 1), current.flatten(0, 1))
-            keep = (moved & ~is_first[:, 2:] & ~is_first[:, 1:-1]).flatten() & scored
-            terms["slot_grouping"] = objectives.masked_mean(loss, keep)
-        if self.attention_target == "motion":
-            target, moved = objectives.motion_saliency(obs, self.resolution)  # [B, T-1, R, R], [B, T-1]
-            ce = -(target * attention[:, 1:].clamp_min(1e-12).log()).sum((-2, -1))
-            terms["attention_target"] = objectives.masked_mean(ce, moved & ~is_first[:, 1:])
-        elif self.attention_target == "current_motion" and attention.shape[1] > 2:
-            target, moved = objectives.current_motion_saliency(obs, self.resolution)  # [B, T-2, R, R]
-            ce = -(target * attention[:, 2:].clamp_min(1e-12).log()).sum((-2, -1))
-            terms["attention_target"] = objectives.masked_mean(ce, moved & ~is_first[:, 2:] & ~is_first[:, 1:-1])
-        # the prior's and the map head's losses are means over (b, t): an unbiased estimate from a
-        # random subset of the steps costs a fraction of the prior's 441-position passes
-        valid = (~is_first[:, 1:]).flatten()  # [B*(T-1)]: a step t -> t+1 inside one episode
-        pick = self._subset(valid.numel(), attention.device)
-        prev = attention[:, :-1].flatten(0, 1)[pick]  # [K, R, R]
-        nxt = attention[:, 1:].flatten(0, 1)[pick]
-        _, info = self.schema.prior_net(
-            prev, out["deter"][:, :-1].flatten(0, 1)[pick], out["stoch"][:, :-1].flatten(0, 1)[pick]
+        """The schema's losses of the sequence (:func:`aime.world_model.schema_losses.schema_losses`)."""
+        return schema_losses(
+            out,
+            is_first,
+            obs,
+            prior_net=self.schema.prior_net,
+            attention_head=self.attention_head,
+            scales=self.scales,
+            target=self.attention_target,
+            resolution=self.resolution,
+            fraction=self.attention_loss_fraction,
         )
-        ce = attention_prior_cross_entropy(  # the prior's prediction of A_{t+1}
-            info["attention_logits"].float(), nxt.detach(), prior_is_logits=True, reduction="none"
-        )
-        terms["attention_prior"] = objectives.masked_mean(ce, valid[pick])
-        dx, dy = info["predicted_movement"]
-        moved = torch.stack([dx, dy], -1).mean((1, 2))[:, None]  # [K, 1, 2]: one move per pair
-        err = attention_dynamics_loss(torch.stack([prev, nxt], 1), moved, reduction="none")[:, 0]
-        terms["attention_dynamics"] = objectives.masked_mean(err, valid[pick])
-        frames = self._subset(attention.shape[0] * attention.shape[1], attention.device)
-        head = torch.log_softmax(self.attention_head(out["feat"].flatten(0, 1)[frames]).flatten(1), -1)
-        terms["attention_map"] = -(attention.flatten(0, 1)[frames].detach().flatten(1) * head).sum(-1).mean()
-        return terms
 
     # -- helpers -------------------------------------------------------------------------------
-    def _subset(self, n: int, device: torch.device) -> Tensor:
-        """Indices of a random ``attention_loss_fraction`` of ``n`` items (all when it is 1)."""
-        k = max(1, math.ceil(self.attention_loss_fraction * n))
-        if k >= n:
-            return torch.arange(n, device=device)
-        return torch.randperm(n, device=device)[:k]
-
     def _onehot(self, action: Tensor) -> Tensor:
         if action.dim() == 2:
             return F.one_hot(action.long(), self.num_actions).float()

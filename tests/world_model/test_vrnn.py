@@ -8,6 +8,7 @@ from aime.attention.positions import fourier_grid
 from aime.config import ConfigError, LossScales, ModelConfig, TrainConfig, load_config
 from aime.eval.objects import box_cells, map_lift
 from aime.world_model import objectives
+from aime.world_model.schema_losses import random_subset
 from aime.world_model.vrnn import VRNN
 
 SMALL = dict(deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2)
@@ -249,7 +250,7 @@ def test_attention_losses_on_a_subset_estimate_the_full_ones():
     for name in ("attention_prior", "attention_map"):
         mean = torch.stack([e[name] for e in estimates]).mean()
         torch.testing.assert_close(mean, exact[name], rtol=0.02, atol=0)
-    assert part._subset(20, torch.device("cpu")).unique().numel() == 6
+    assert random_subset(20, 0.3, torch.device("cpu")).unique().numel() == 6
     with pytest.raises(ValueError, match="attention_loss_fraction"):
         VRNN(3, attention_loss_fraction=0.0, **SMALL)
 
