@@ -56,6 +56,7 @@ class PosteriorResult:
         slot_features: ``[B, K, d]``, the slots after dropout.
         fusion_weights: ``[B, K]`` (``None`` for the ``max`` fusion).
         bottleneck: ``[B, hidden_dim // 2]``, the slots projected for the world model.
+        slots: ``[B, K, d]``, the slots before dropout (what ``persistence`` carries to the next step).
     """
 
     attention: torch.Tensor
@@ -65,6 +66,7 @@ class PosteriorResult:
     slot_features: torch.Tensor
     fusion_weights: torch.Tensor | None
     bottleneck: torch.Tensor
+    slots: torch.Tensor | None = None
 
 
 def dominant_slot(slot_maps: torch.Tensor) -> torch.Tensor:
@@ -122,6 +124,8 @@ class AttentionPosterior(nn.Module):
             embedding of slot attention: a slot's keys then depend on where a token lies).
         fpn: the feature pyramid to use (``[B, input_channels, S, S] -> [B, d, R, R]``), e.g. the
             world model's encoder trunk; ``None`` builds the seed's :class:`FeaturePyramid`.
+        persistence: the previous step's slots seed this step's (SAVi; seed 003's future extension
+            2); see :meth:`step`. Off: the seed's posterior, seeded from ``(h, c)`` alone.
 
     Forward:
         observation: ``[B, input_channels, image_size, image_size]``, float in [0, 1] or uint8 in
@@ -164,6 +168,7 @@ class AttentionPosterior(nn.Module):
         map_mode: str = "normalize",
         position_code: str = "learned",
         fpn: nn.Module | None = None,
+        persistence: bool = False,
     ) -> None:
         super().__init__()
         int_args = (
@@ -229,6 +234,9 @@ class AttentionPosterior(nn.Module):
         self.slot_attention = SlotAttention(
             num_slots=k, dim=d, iters=slot_iters, hidden_dim=slot_mlp_hidden, seed_mode="add"
         )
+        self.persistence = persistence
+        if persistence:  # SAVi: the slots of t-1, through a small predictor, seed the slots of t
+            self.slot_carry = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
         self.dropout = nn.Dropout(dropout_p)
         if attention_fusion_mode == "weighted":
             self.fusion_head = nn.Linear(k * d, k)
@@ -337,9 +345,13 @@ class AttentionPosterior(nn.Module):
         context: torch.Tensor,
         features: torch.Tensor | None = None,
         inputs: torch.Tensor | None = None,
+        prev_slots: torch.Tensor | None = None,
     ) -> PosteriorResult:
         """One step from FPN ``features [B, d, R, R]`` or their ``prepare``d ``inputs [B, R*R, d]``,
-        ``hidden_state [B, H]`` and ``context [B, Ctx]``: a :class:`PosteriorResult`.
+        ``hidden_state [B, H]`` and ``context [B, Ctx]``: a :class:`PosteriorResult`. With
+        ``persistence``, ``prev_slots [B, K, d]`` (the previous step's ``slots``; zeros at an
+        episode's start) add ``slot_carry(prev_slots)`` to the slots' seeds, so slot ``k`` starts
+        where slot ``k`` ended (SAVi).
 
         Sets nothing on the module (the world model's time loop calls this).
         """
@@ -361,6 +373,12 @@ class AttentionPosterior(nn.Module):
             )
         top_down = torch.cat([hidden_state, context], dim=-1)  # [B, H + Ctx]
         seeds = rearrange(self.slot_modulator(top_down), "b (k d) -> b k d", k=k)
+        if self.persistence and prev_slots is not None:
+            if tuple(prev_slots.shape) != (b, k, d):
+                raise ValueError(
+                    f"AttentionPosterior: expected prev_slots of shape {(b, k, d)}, got {tuple(prev_slots.shape)}"
+                )
+            seeds = seeds + self.slot_carry(prev_slots)
         slots, attn = self.slot_attention(None, seed_slots=seeds, noise=self.training, inputs=inputs)
 
         slot_maps = rearrange(attn, "b k (h w) -> b k h w", h=r)  # [B, K, R, R]
@@ -389,7 +407,7 @@ class AttentionPosterior(nn.Module):
             centers_in = centers_in + self.coord_noise_std * torch.randn_like(centers_in)
         coords = self.spatial_regularizer(rearrange(centers_in, "b k two -> b (k two)"))  # [B, 2]
         bottleneck = self.bottleneck_projector(rearrange(slot_features, "b k d -> b (k d)"))
-        return PosteriorResult(attention, coords, slot_maps, slot_centers, slot_features, weights, bottleneck)
+        return PosteriorResult(attention, coords, slot_maps, slot_centers, slot_features, weights, bottleneck, slots)
 
     def visualize_multi_object_attention(
         self,

@@ -47,6 +47,7 @@ class AttentionSchema(nn.Module):
             ``"softmax"`` (the seed's form).
         posterior_position: the posterior's ``position_code``, ``"learned"`` (the seed's) or
             ``"fourier"``.
+        slot_persistence: the posterior's ``persistence`` (slots of ``t-1`` seed those of ``t``).
         motion_kernels, num_heads, use_relative_position_bias, use_checkpoint,
         convgru_hidden_size, convgru_kernel_size, position_bias, context_tokens, dropout_mode, token_pool:
             the prior's
@@ -78,6 +79,7 @@ class AttentionSchema(nn.Module):
         posterior_norm: str = "group",
         posterior_map: str = "normalize",
         posterior_position: str = "learned",
+        slot_persistence: bool = False,
         motion_kernels: int = 8,
         num_heads: int = 4,
         use_relative_position_bias: bool = True,
@@ -110,6 +112,7 @@ class AttentionSchema(nn.Module):
             norm=posterior_norm,
             map_mode=posterior_map,
             position_code=posterior_position,
+            persistence=slot_persistence,
             fpn=fpn,
         )
         self.prior_net = AttentionPrior(

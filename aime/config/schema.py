@@ -81,6 +81,9 @@ class ModelConfig:
     """Position code of the slot-attention tokens: ``learned`` (the seed's row and column embeddings,
     near zero at first) or ``fourier`` (plus a linear map of the cells' Fourier features, so the slots
     can tell apart two objects of one colour by where they are)."""
+    slot_persistence: bool = False
+    """The slots of step ``t-1``, through a small predictor, seed the slots of step ``t`` (SAVi; seed
+    003's future extension 2), so a slot can keep the object it held; zero at an episode's start."""
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``), ``current_motion``

@@ -74,6 +74,8 @@ class VRNN(nn.Module):
         precision_strength: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: plain).
         posterior_map: the posterior's map from its fused slot responsibilities, ``"normalize"``
             (divided by their sum; can be sharp) or ``"softmax"`` (the seed's; stays near uniform).
+        slot_persistence: the slots of ``t-1`` seed those of ``t`` (SAVi); the state then carries
+            ``slots [B, K, d]``, zeroed at an episode's start.
         slot_position: the posterior tokens' position code, ``"learned"`` (the seed's row and column
             embeddings) or ``"fourier"`` (plus a linear map of the cells' Fourier features).
         attention_target: where the posterior is taught to look, ``"motion"`` (cross-entropy of
@@ -125,6 +127,7 @@ class VRNN(nn.Module):
         precision_strength: float = _MODEL.precision_strength,
         posterior_map: str = _MODEL.posterior_map,
         slot_position: str = _MODEL.slot_position,
+        slot_persistence: bool = _MODEL.slot_persistence,
         attention_target: str = _MODEL.attention_target,
         readout_position: bool = False,
         decoder_attention: bool = False,
@@ -146,6 +149,7 @@ class VRNN(nn.Module):
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         self.num_actions, self.deter_size, self.rnn_kind = num_actions, deter, rnn
         self.attention_on = attention
+        self.slot_persistence = slot_persistence and attention
         if fpn_norm not in ("group", "none"):
             raise ValueError(f"fpn_norm must be 'group' or 'none', got {fpn_norm!r}")
         self.resolution = attention_resolution
@@ -195,6 +199,7 @@ class VRNN(nn.Module):
                 num_semantic_slots=num_slots,
                 posterior_map=posterior_map,
                 posterior_position=slot_position,
+                slot_persistence=slot_persistence,
                 enforce_diversity=False,  # computed once after the time loop, batched
                 posterior_norm=fpn_norm,
                 position_bias=prior_position_bias,
@@ -241,6 +246,9 @@ class VRNN(nn.Module):
         if self.attention_on:
             r = self.resolution
             state["attention"] = torch.full((batch, r, r), 1.0 / (r * r), device=device)
+        if self.slot_persistence:
+            net = self.schema.posterior_net
+            state["slots"] = torch.zeros(batch, net.num_semantic_slots, net.feature_channels, device=device)
         return state
 
     def feat(self, state: State) -> Tensor:
@@ -256,10 +264,10 @@ class VRNN(nn.Module):
         return {"deter": self.cell(x, state["deter"])}
 
     def _reset(self, state: State, is_first: Tensor) -> State:
-        """Zero ``h``, ``z``, the previous action (and the LSTM cell), ``[B, D]`` each, where a
-        sequence starts a new episode; a mask multiply, since it runs inside the time loop."""
-        keep = (~is_first.bool()).to(state["deter"].dtype).unsqueeze(-1)  # [B, 1]
-        return {k: v * keep for k, v in state.items()}
+        """Zero ``h``, ``z``, the previous action (and the LSTM cell, the carried slots ``[B, K, d]``)
+        where a sequence starts a new episode; a mask multiply, since it runs inside the time loop."""
+        keep = (~is_first.bool()).to(state["deter"].dtype)  # [B]
+        return {k: v * keep.view(-1, *([1] * (v.dim() - 1))) for k, v in state.items()}
 
     def _encode(self, obs: Tensor) -> dict[str, Tensor]:
         """Everything per-frame, batched over ``B*T``: ``obs [B, T, 3, S, S]`` -> ``[B, T, ...]``."""
@@ -273,13 +281,15 @@ class VRNN(nn.Module):
             out["context"] = self.context(features)
         return {k: v.unflatten(0, (b, t)) for k, v in out.items()}
 
-    def _posterior_step(self, deter: Tensor, frame: dict[str, Tensor]) -> tuple[dict, dict]:
+    def _posterior_step(
+        self, deter: Tensor, frame: dict[str, Tensor], prev_slots: Tensor | None = None
+    ) -> tuple[dict, dict]:
         """The in-loop part: attention posterior and q(z | h, e) for one step of every sequence."""
         extra: dict[str, Tensor] = {}
         embed = frame["embed"]
         if self.attention_on:
             net = self.schema.posterior_net
-            post = net.step(deter, frame["context"], inputs=frame["tokens"])
+            post = net.step(deter, frame["context"], inputs=frame["tokens"], prev_slots=prev_slots)
             attention = post.attention
             pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
             if self.readout_position:
@@ -292,6 +302,8 @@ class VRNN(nn.Module):
                 "slot_maps": post.slot_maps,
                 "slot_centers": post.slot_centers,
             }
+            if self.slot_persistence:
+                extra["slots"] = post.slots
         return self.latent.posterior(deter, embed), extra
 
     def decode(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
@@ -340,8 +352,10 @@ class VRNN(nn.Module):
             state["action"] = prev_action
             state = self._reset(state, is_first[:, i])
             state.update(self._transition(state, state.pop("action")))
-            post, extra = self._posterior_step(state["deter"], per_step[i])
+            post, extra = self._posterior_step(state["deter"], per_step[i], state.get("slots"))
             state["stoch"] = self.latent.sample(post)
+            if "slots" in extra:
+                state["slots"] = extra["slots"]
             step = {"deter": state["deter"], "stoch": state["stoch"], "post": post, **extra}
             if "cell" in state:  # an LSTM's recurrent state is (h, c): imagination starts from both
                 step["cell"] = state["cell"]
@@ -357,6 +371,8 @@ class VRNN(nn.Module):
             last["cell"] = state["cell"]
         if self.attention_on:
             last["attention"] = out["attention"][:, -1]
+        if self.slot_persistence:
+            last["slots"] = state["slots"]
         out["state"] = last
         return out
 
@@ -378,8 +394,10 @@ class VRNN(nn.Module):
         state = self._reset(state, is_first)
         state.update(self._transition(state, state.pop("action")))
         frame = {k: v[:, 0] for k, v in self._encode(obs[:, None]).items()}
-        post, extra = self._posterior_step(state["deter"], frame)
+        post, extra = self._posterior_step(state["deter"], frame, state.get("slots"))
         state["stoch"] = self.latent.sample(post) if sample else self.latent.mode(post)
+        if "slots" in extra:
+            state["slots"] = extra["slots"]
         state["action"] = torch.zeros(b, self.num_actions, device=obs.device)
         if self.attention_on:
             state["attention"] = extra["attention"]

@@ -365,3 +365,31 @@ def test_image_size_is_checked_against_the_attention_grid():
         load_config(["debug"], ["model.image_size=64"])
     with pytest.raises(ConfigError, match="'model.image_size' must be a multiple of 4"):
         load_config(["debug"], ["model.image_size=70", "model.attention_resolution=18"])
+
+
+def test_slot_persistence_carries_the_slots_through_observe_chunks_and_acting():
+    """With slot_persistence the slots of t-1 seed those of t: the state carries them across chunks
+    and acting steps, they restart at an episode's start, and they change what the posterior sees."""
+    torch.manual_seed(0)
+    model = VRNN(3, latent="gaussian", slot_persistence=True, **SMALL).eval()
+    model.latent.sample = model.latent.mode
+    with torch.no_grad():  # a carry that matters: without it the test could not tell
+        model.schema.posterior_net.slot_carry[1].weight.mul_(20)
+    batch = make_batch(t=6)
+    batch["is_first"][1, 4] = True
+    whole = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    assert whole["slots"].shape == (2, 6, 2, 16) and whole["state"]["slots"].shape == (2, 2, 16)
+    first = model.observe(batch["obs"][:, :3], batch["action"][:, :3], batch["is_first"][:, :3])
+    second = model.observe(batch["obs"][:, 3:], batch["action"][:, 3:], batch["is_first"][:, 3:], first["state"])
+    torch.testing.assert_close(second["slot_maps"], whole["slot_maps"][:, 3:])
+    cold = dict(first["state"], slots=torch.zeros_like(first["state"]["slots"]))
+    forgot = model.observe(batch["obs"][:, 3:], batch["action"][:, 3:], batch["is_first"][:, 3:], cold)
+    assert not torch.allclose(forgot["slot_maps"][0, 0], whole["slot_maps"][0, 3], atol=1e-4)
+    torch.testing.assert_close(forgot["slot_maps"][1, 1:], whole["slot_maps"][1, 4:])  # the reset at t=4
+    state = None
+    for t in range(6):
+        state, extra = model.observe_step(state, batch["obs"][:, t], batch["is_first"][:, t])
+        torch.testing.assert_close(state["slots"], whole["slots"][:, t], rtol=1e-4, atol=1e-4)
+        state["action"] = F.one_hot(batch["action"][:, t], 3).float()
+    without = VRNN(3, **SMALL)
+    assert "slot_carry" not in "".join(without.state_dict()) and "slots" not in without.initial_state(1)
