@@ -4,6 +4,6 @@
 ratios of reconstructions and open-loop predictions, on frames with OCAtari object boxes.
 """
 
-from aime.eval.objects import ObjectData, evaluate_objects, format_table
+from aime.eval.objects import ObjectData, cell_oracle, evaluate_objects, format_seed_table, format_table
 
-__all__ = ["ObjectData", "evaluate_objects", "format_table"]
+__all__ = ["ObjectData", "cell_oracle", "evaluate_objects", "format_seed_table", "format_table"]

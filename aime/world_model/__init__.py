@@ -3,13 +3,16 @@
 - ``vrnn``: ``VRNN`` (``VRNN.from_config(cfg.model, num_actions, cfg.train)``);
 - ``encoder``: ``Encoder``; ``latent``: Gaussian, categorical and stick-breaking latents (``LATENTS``);
 - ``decoders``: conv, SpatialNet-field and NCA-refinement decoders (``DECODERS``);
-- ``heads``: reward, continue and attention-map heads; ``objectives``: the loss terms.
+- ``heads``: reward, continue and attention-map heads; ``objectives``: the loss terms;
+- ``schema_losses``: the attention schema's losses over a sequence; ``grouping``: motion grouping.
 """
 
 from aime.world_model.decoders import DECODERS, ConvDecoder, FieldImageDecoder, NCARefinementDecoder
 from aime.world_model.encoder import Encoder
+from aime.world_model.grouping import motion_components, slot_grouping_loss
 from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead
 from aime.world_model.latent import LATENTS, CategoricalLatent, GaussianLatent, StickBreakingLatent
+from aime.world_model.schema_losses import schema_losses
 from aime.world_model.vrnn import VRNN
 
 __all__ = [
@@ -26,4 +29,7 @@ __all__ = [
     "NCARefinementDecoder",
     "RewardHead",
     "StickBreakingLatent",
+    "motion_components",
+    "schema_losses",
+    "slot_grouping_loss",
 ]
