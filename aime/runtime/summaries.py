@@ -100,7 +100,7 @@ def image_summaries(model: VRNN, batch: dict[str, Tensor], rows: int = 2, contex
                 frames, out["attention"][:, step], upscale=OVERLAY_UPSCALE
             )
             nxt = min(step + 1, t - 1)
-            prior, _ = model.schema.prior_net(out["attention"][:, step], out["deter"][:, step], out["stoch"][:, step])
+            prior = model.perception.predict(out["attention"][:, step], out["deter"][:, step], out["stoch"][:, step])
             images["attention/prior"] = attention_heatmap_overlay(obs[:, nxt], prior, upscale=OVERLAY_UPSCALE)
 
             maps, centers = out["slot_maps"][:, step].float(), out["slot_centers"][:, step]

@@ -41,7 +41,7 @@ class Encoder(nn.Module):
         norm: str = "group",
     ) -> None:
         super().__init__()
-        self.image_size = image_size
+        self.image_size, self.feature_channels = image_size, feature_channels
         widths = (feature_channels // 2, 3 * feature_channels // 4)  # 32/48/64 for 64 features, as the seed
         self.trunk = FeaturePyramid(3, feature_channels, norm, widths).to(memory_format=torch.channels_last)
         self.resolution = ((image_size + 1) // 2 + 1) // 2

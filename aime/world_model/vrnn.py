@@ -9,12 +9,13 @@ Per step ``t`` (deterministic ``h``, stochastic ``z``, action ``a``)::
     q(z_t | h_t, e_t)                                         posterior
     Â_{t+1} = AttentionPrior(A_t, h_t, z_t)                   where it will look next
 
-The transition never sees an observation-only quantity, so :meth:`VRNN.imagine` runs it from any
+The transition never perception_args an observation-only quantity, so :meth:`VRNN.imagine` runs it from any
 state with actions alone. Only the cell, the slot attention of the posterior and the posterior over
 z run inside the time loop; the encoder, the context encoder, the prior over z, the attention prior,
 the decoder and the heads run batched over ``B*T``. With ``attention=False`` the schema, the
 readout and ``phi`` are absent and the model is a plain recurrent state-space model with the same
-encoder, decoder and heads (the project's ablation baseline).
+encoder, decoder and heads (the project's ablation baseline). Which of the two runs is a choice of
+:data:`aime.world_model.perception.PERCEPTIONS`: the model calls one interface, with no branches.
 
 Conventions: ``obs`` is ``uint8 [B, T, 3, S, S]`` (``S = image_size``, 84 for Atari);
 ``action[:, t]`` is the action taken at ``obs[:, t]`` (integer indices); ``reward[:, t]`` was
@@ -32,29 +33,24 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 
-from aime.attention.overlays import entropy_ratio
-from aime.attention.positions import fourier_grid
-from aime.attention.schema import AttentionSchema
 from aime.config import LossScales, ModelConfig, TrainConfig
-from aime.nn.mlp import mlp
-from aime.nn.perceiver import PerceiverEncoder
 from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
 from aime.world_model import objectives
 from aime.world_model.decoders import DECODERS
 from aime.world_model.encoder import Encoder
-from aime.world_model.heads import AttentionMapHead, ContinueHead, RewardHead
+from aime.world_model.heads import ContinueHead, RewardHead
 from aime.world_model.latent import make_latent, stack_params
-from aime.world_model.schema_losses import schema_losses
+from aime.world_model.perception import PERCEPTIONS
 
 State = dict[str, Tensor]
-ATTENTION_TARGETS = ("motion", "current_motion", "none")
 Policy = Callable[[Tensor], Tensor]  # feat [N, F] -> one-hot action [N, A]
 # the constructor's defaults are the configuration's: one source (readout_position and
 # decoder_attention excepted, below)
 _MODEL, _TRAIN = ModelConfig(), TrainConfig()
+# checkpoints written before perception was a module hold the schema's modules at the top level
+_PERCEPTION_MODULES = ("context.", "schema.", "phi.", "attention_head.")
 
 
 class VRNN(nn.Module):
@@ -83,7 +79,7 @@ class VRNN(nn.Module):
             grid, weighted by ``loss_scales.attention_target``), ``"current_motion"`` (the same
             against ``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)``: where moving things are now, not where
             they were) or ``"none"``. A training target
-            only: the posterior still sees the frame, ``h`` and ``c`` alone.
+            only: the posterior still perception_args the frame, ``h`` and ``c`` alone.
         readout_position: the posterior over z also gets where the attention rests: the map's
             average of Fourier features of the cells' positions (the pooled readout keeps what is
             attended, not where).
@@ -148,74 +144,59 @@ class VRNN(nn.Module):
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         self.num_actions, self.deter_size, self.rnn_kind = num_actions, deter, rnn
-        self.attention_on = attention
-        self.slot_persistence = slot_persistence and attention
         if fpn_norm not in ("group", "none"):
             raise ValueError(f"fpn_norm must be 'group' or 'none', got {fpn_norm!r}")
         self.resolution = attention_resolution
         if precision_strength < 0:
             raise ValueError(f"precision_strength must be >= 0, got {precision_strength}")
         self.precision_strength = precision_strength
-        if attention_target not in ATTENTION_TARGETS:
-            raise ValueError(
-                f"attention_target must be one of {', '.join(ATTENTION_TARGETS)}, got {attention_target!r}"
-            )
-        self.attention_target = attention_target
-        if not 0.0 < attention_loss_fraction <= 1.0:
-            raise ValueError(f"attention_loss_fraction must lie in (0, 1], got {attention_loss_fraction}")
-        self.attention_loss_fraction = attention_loss_fraction
         self.scales = loss_scales or LossScales()
         self.free_bits, self.kl_balance = free_bits, kl_balance
         embed_dim = embed_dim or hidden
-        features = 2 * cnn_depth  # the seed's 64-channel pyramid at cnn_depth 32
+        perception = PERCEPTIONS["schema" if attention else "plain"]
+        perception_args = dict(
+            embed_dim=embed_dim,
+            readout_dim=readout_dim,
+            hidden=hidden,
+            deter=deter,
+            context_dim=context_dim,
+            num_slots=num_slots,
+            attention_resolution=attention_resolution,
+            image_size=image_size,
+            posterior_map=posterior_map,
+            slot_position=slot_position,
+            slot_persistence=slot_persistence,
+            attention_target=attention_target,
+            readout_position=readout_position,
+            fpn_norm=fpn_norm,
+            prior_position_bias=prior_position_bias,
+            attention_dropout=attention_dropout,
+            prior_token_pool=prior_token_pool,
+            attention_loss_fraction=attention_loss_fraction,
+            loss_scales=self.scales,
+        )
 
         self.image_size = image_size
-        self.encoder = Encoder(
-            embed_dim, cnn_depth, features, readout_dim if attention else 0, image_size=image_size, norm=fpn_norm
-        )
-        self.readout_position = readout_position and attention
-        if self.readout_position:  # where the attention rests, as pooled Fourier features of the cells
-            self.register_buffer("position_code", fourier_grid(attention_resolution), persistent=False)
-        position_dim = self.position_code.shape[0] if self.readout_position else 0
-        post_in = embed_dim + (readout_dim + position_dim + hidden if attention else 0)
+        features = 2 * cnn_depth  # the seed's 64-channel pyramid at cnn_depth 32
+        readout = readout_dim if perception.uses_readout else 0
+        self.encoder = Encoder(embed_dim, cnn_depth, features, readout, image_size=image_size, norm=fpn_norm)
         self.latent = make_latent(
             latent,
             deter=deter,
-            embed=post_in,
+            embed=perception.output_size(**perception_args),
             hidden=hidden,
             stoch=stoch,
             classes=classes,
             mixture_components=mixture_components,
         )
-        if attention:
-            self.context = PerceiverEncoder(features, context_dim)
-            self.schema = AttentionSchema(
-                image_size=image_size,
-                attention_resolution=attention_resolution,
-                hidden_dim=deter,
-                latent_dim=self.latent.size,
-                context_dim=context_dim,
-                attention_dim=features,
-                num_semantic_slots=num_slots,
-                posterior_map=posterior_map,
-                posterior_position=slot_position,
-                slot_persistence=slot_persistence,
-                enforce_diversity=False,  # computed once after the time loop, batched
-                posterior_norm=fpn_norm,
-                position_bias=prior_position_bias,
-                prior_dropout=attention_dropout,
-                dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
-                use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
-                token_pool=prior_token_pool if prior_position_bias == "none" else 1,
-                fpn=self.encoder.trunk,  # one convolutional pass per frame: the encoder's pyramid
-            )
-            self.phi = mlp(deter // 2 + 2, hidden, hidden, layers=1)
-            # imagined states get an attention map from s alone (a SpatialNet field head)
-            self.attention_head = AttentionMapHead(deter + self.latent.size, attention_resolution)
+        # built after the latent (the schema's prior reads z), registered where the schema's modules
+        # were, so parameters, their order and their initialisation are those of earlier versions
+        self.perception = perception(encoder=self.encoder, latent_size=self.latent.size, **perception_args)
+        self.register_load_state_dict_pre_hook(_rename_perception_keys)
         self.feat_size = deter + self.latent.size
         self.img_in = nn.Sequential(nn.Linear(self.latent.size + num_actions, hidden), nn.LayerNorm(hidden), nn.SiLU())
         self.cell = nn.GRUCell(hidden, deter) if rnn == "gru" else nn.LSTMCell(hidden, deter)
-        self.decoder_attention = decoder_attention and attention
+        self.decoder_attention = decoder_attention and self.perception.attends
         if self.decoder_attention and decoder == "field":
             raise ValueError("decoder_attention needs the 'conv' or 'nca' decoder, got 'field'")
         extra = {"reads_attention": True} if self.decoder_attention else {}
@@ -232,9 +213,22 @@ class VRNN(nn.Module):
         kwargs.update(overrides)
         return cls(num_actions, **kwargs)
 
+    @property
+    def attention_on(self) -> bool:
+        """Whether perception attends (the schema; ``False`` for the ablation's plain encoder)."""
+        return self.perception.attends
+
+    @property
+    def schema(self) -> nn.Module:
+        """The attention schema (``posterior_net``, ``prior_net``); only with attention on."""
+        if not self.perception.attends:
+            raise AttributeError("VRNN.schema: this model's perception is the plain encoder (attention off)")
+        return self.perception.schema
+
     # -- state ---------------------------------------------------------------------------------
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> State:
-        """Zeros: ``deter [B, D]``, ``stoch [B, S]``, ``action [B, A]`` (and ``cell`` for LSTM)."""
+        """Zeros: ``deter [B, D]``, ``stoch [B, S]``, ``action [B, A]`` (and ``cell`` for LSTM), and
+        what perception carries (the schema's uniform ``attention [B, R, R]``, its ``slots``)."""
         device = device or next(self.parameters()).device
         state = {
             "deter": torch.zeros(batch, self.deter_size, device=device),
@@ -243,12 +237,7 @@ class VRNN(nn.Module):
         }
         if self.rnn_kind == "lstm":
             state["cell"] = torch.zeros(batch, self.deter_size, device=device)
-        if self.attention_on:
-            r = self.resolution
-            state["attention"] = torch.full((batch, r, r), 1.0 / (r * r), device=device)
-        if self.slot_persistence:
-            net = self.schema.posterior_net
-            state["slots"] = torch.zeros(batch, net.num_semantic_slots, net.feature_channels, device=device)
+        state.update(self.perception.initial_state(batch, device))
         return state
 
     def feat(self, state: State) -> Tensor:
@@ -273,37 +262,13 @@ class VRNN(nn.Module):
         """Everything per-frame, batched over ``B*T``: ``obs [B, T, 3, S, S]`` -> ``[B, T, ...]``."""
         b, t = obs.shape[:2]
         features, embed, readout = self.encoder(obs.flatten(0, 1))
-        out = {"embed": embed, "features": features}
-        if self.attention_on:
-            # everything of the posterior that does not depend on h: batched here, not in the loop
-            out["tokens"] = self.schema.posterior_net.prepare(features)
-            out["readout"] = rearrange(readout, "n r h w -> n r (h w)")
-            out["context"] = self.context(features)
+        # everything of perception that does not depend on h: batched here, not in the loop
+        out = {"embed": embed, "features": features, **self.perception.prepare(features, readout)}
         return {k: v.unflatten(0, (b, t)) for k, v in out.items()}
 
-    def _posterior_step(
-        self, deter: Tensor, frame: dict[str, Tensor], prev_slots: Tensor | None = None
-    ) -> tuple[dict, dict]:
-        """The in-loop part: attention posterior and q(z | h, e) for one step of every sequence."""
-        extra: dict[str, Tensor] = {}
-        embed = frame["embed"]
-        if self.attention_on:
-            net = self.schema.posterior_net
-            post = net.step(deter, frame["context"], inputs=frame["tokens"], prev_slots=prev_slots)
-            attention = post.attention
-            pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
-            if self.readout_position:
-                pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)
-            phi = self.phi(torch.cat([post.bottleneck, post.coords], -1))
-            embed = torch.cat([embed, pooled, phi], -1)
-            extra = {
-                "attention": attention,
-                "coords": post.coords,
-                "slot_maps": post.slot_maps,
-                "slot_centers": post.slot_centers,
-            }
-            if self.slot_persistence:
-                extra["slots"] = post.slots
+    def _posterior_step(self, deter: Tensor, frame: dict[str, Tensor], state: State) -> tuple[dict, dict]:
+        """The in-loop part: perception (the attention posterior) and q(z | h, e) for one step."""
+        embed, extra = self.perception.step(deter, frame["embed"], frame, state)
         return self.latent.posterior(deter, embed), extra
 
     def decode(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
@@ -343,7 +308,7 @@ class VRNN(nn.Module):
         frames = self._encode(obs)
         state = dict(state) if state is not None else self.initial_state(b, obs.device)
         prev_action = state.pop("action")
-        state.pop("attention", None)
+        carried = self.perception.state_keys  # e.g. the last map, the slots: from each step's extras
         steps: list[dict] = []
         # one unbind per tensor, not a slice per step: the backward of T slices writes T full-size
         # zero gradients and adds them up (quadratic in T), unbind's backward is one stack
@@ -352,10 +317,9 @@ class VRNN(nn.Module):
             state["action"] = prev_action
             state = self._reset(state, is_first[:, i])
             state.update(self._transition(state, state.pop("action")))
-            post, extra = self._posterior_step(state["deter"], per_step[i], state.get("slots"))
+            post, extra = self._posterior_step(state["deter"], per_step[i], state)
             state["stoch"] = self.latent.sample(post)
-            if "slots" in extra:
-                state["slots"] = extra["slots"]
+            state.update({k: extra[k] for k in carried})
             step = {"deter": state["deter"], "stoch": state["stoch"], "post": post, **extra}
             if "cell" in state:  # an LSTM's recurrent state is (h, c): imagination starts from both
                 step["cell"] = state["cell"]
@@ -369,10 +333,7 @@ class VRNN(nn.Module):
         last = {"deter": state["deter"], "stoch": state["stoch"], "action": action[:, -1]}
         if "cell" in state:
             last["cell"] = state["cell"]
-        if self.attention_on:
-            last["attention"] = out["attention"][:, -1]
-        if self.slot_persistence:
-            last["slots"] = state["slots"]
+        last.update({k: state[k] for k in carried})
         out["state"] = last
         return out
 
@@ -390,17 +351,13 @@ class VRNN(nn.Module):
             raise ValueError(f"observe_step: expected obs [B, 3, {s}, {s}], got {tuple(obs.shape)}")
         b = obs.shape[0]
         state = dict(state) if state is not None else self.initial_state(b, obs.device)
-        state.pop("attention", None)
         state = self._reset(state, is_first)
         state.update(self._transition(state, state.pop("action")))
         frame = {k: v[:, 0] for k, v in self._encode(obs[:, None]).items()}
-        post, extra = self._posterior_step(state["deter"], frame, state.get("slots"))
+        post, extra = self._posterior_step(state["deter"], frame, state)
         state["stoch"] = self.latent.sample(post) if sample else self.latent.mode(post)
-        if "slots" in extra:
-            state["slots"] = extra["slots"]
+        state.update({k: extra[k] for k in self.perception.state_keys})
         state["action"] = torch.zeros(b, self.num_actions, device=obs.device)
-        if self.attention_on:
-            state["attention"] = extra["attention"]
         return state, extra
 
     def imagine(self, policy: Policy, start: State, horizon: int, attention: bool = False) -> dict[str, Tensor]:
@@ -415,13 +372,13 @@ class VRNN(nn.Module):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         state = {k: v for k, v in start.items() if k in ("deter", "stoch", "cell")}
-        track = attention and self.attention_on
+        track = attention and self.perception.attends
         maps = [start["attention"]] if track else []
         steps, actions = [state], []
         for _ in range(horizon):
             act = policy(self.feat(state))
             if track:
-                maps.append(self.schema.prior_net(maps[-1], state["deter"], state["stoch"])[0])
+                maps.append(self.perception.predict(maps[-1], state["deter"], state["stoch"]))
             state = self._transition(state, act)
             state["stoch"] = self.latent.sample(self.latent.prior(state["deter"]))
             steps.append(state)
@@ -431,7 +388,7 @@ class VRNN(nn.Module):
         out["action"] = torch.stack(actions, 1)
         if track:
             out["attention"] = torch.stack(maps, 1)
-            out["attention_head"] = self.attention_head.probs(out["feat"])
+            out["attention_head"] = self.perception.head_maps(out["feat"])
         return out
 
     @torch.no_grad()
@@ -480,7 +437,7 @@ class VRNN(nn.Module):
         target = obs.flatten(0, 1).float() / 255.0
         flat = feat.flatten(0, 1)
         weights = None
-        if self.attention_on and self.precision_strength > 0:
+        if "attention" in out and self.precision_strength > 0:
             weights = objectives.attention_precision(
                 out["attention"].flatten(0, 1), obs.shape[-1], self.precision_strength
             )
@@ -493,17 +450,14 @@ class VRNN(nn.Module):
         terms["kl"] = objectives.balanced_kl(dyn, rep, self.free_bits, self.kl_balance).mean()
         terms["reward"] = -self.reward(feat).log_prob(batch["reward"].float()).mean()
         terms["continuation"] = objectives.continue_loss(self.cont(feat), batch["is_terminal"]).mean()
-        if self.attention_on:
-            terms.update(self._attention_losses(out, is_first, obs))
+        terms.update(self.perception.losses(out, is_first, obs))
         if self.scales.patch_coherence > 0 or self.scales.spatial_diversity > 0:
             terms.update(self._spatial_latent_losses(out["features"].flatten(0, 1).float()))
         total = sum(getattr(self.scales, name) * value for name, value in terms.items())
         metrics = {name: value.detach() for name, value in terms.items()}
         metrics["kl_value"] = rep.detach().mean()
         metrics.update({f"latent_{k}": v for k, v in stats.items()})
-        if self.attention_on:
-            metrics["attention_entropy"] = objectives.entropy_of_map(out["attention"]).mean().detach()
-            metrics["attention/entropy_ratio"] = entropy_ratio(out["attention"]).mean()
+        metrics.update(self.perception.metrics(out))
         return total, metrics, out
 
     def _spatial_latent_losses(self, features: Tensor) -> dict[str, Tensor]:
@@ -514,20 +468,6 @@ class VRNN(nn.Module):
         if self.scales.spatial_diversity > 0:
             terms["spatial_diversity"] = spatial_diversity_loss(features)
         return terms
-
-    def _attention_losses(self, out: dict, is_first: Tensor, obs: Tensor) -> dict[str, Tensor]:
-        """The schema's losses of the sequence (:func:`aime.world_model.schema_losses.schema_losses`)."""
-        return schema_losses(
-            out,
-            is_first,
-            obs,
-            prior_net=self.schema.prior_net,
-            attention_head=self.attention_head,
-            scales=self.scales,
-            target=self.attention_target,
-            resolution=self.resolution,
-            fraction=self.attention_loss_fraction,
-        )
 
     # -- helpers -------------------------------------------------------------------------------
     def _onehot(self, action: Tensor) -> Tensor:
@@ -545,3 +485,12 @@ class VRNN(nn.Module):
             )
         if tuple(is_first.shape) != bt:
             raise ValueError(f"is_first: expected {bt}, got {tuple(is_first.shape)}")
+
+
+def _rename_perception_keys(module: nn.Module, state_dict: dict, prefix: str, *_: object) -> None:
+    """Load-time hook: ``context.*``, ``schema.*``, ``phi.*``, ``attention_head.*`` of older
+    checkpoints become ``perception.*`` (the same parameters, in the same order)."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix) :]
+        if rest.startswith(_PERCEPTION_MODULES):
+            state_dict[f"{prefix}perception.{rest}"] = state_dict.pop(key)

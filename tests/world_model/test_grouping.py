@@ -88,7 +88,7 @@ def test_the_world_model_trains_its_slots_with_it():
     _, metrics, _ = model.loss(batch)
     assert "slot_grouping" in metrics and torch.isfinite(metrics["slot_grouping"])
     out = model.observe(batch["obs"], batch["action"], batch["is_first"])
-    terms = model._attention_losses(out, batch["is_first"], batch["obs"])
+    terms = model.perception.losses(out, batch["is_first"], batch["obs"])
     terms["slot_grouping"].backward()
     assert model.schema.posterior_net.slot_attention.to_q.weight.grad.abs().sum() > 0
     off = VRNN(3, fpn_norm="none", **SMALL)

@@ -104,7 +104,7 @@ def test_imagine_touches_no_observation():
     def forbidden(*args, **kwargs):
         raise AssertionError("imagination read an observation")
 
-    for module in (model.encoder, model.context, model.schema.posterior_net):
+    for module in (model.encoder, model.perception.context, model.schema.posterior_net):
         module.forward = forbidden
     start = {"deter": out["deter"][:, -1], "stoch": out["stoch"][:, -1], "attention": out["attention"][:, -1]}
     img = model.imagine(random_policy, start, horizon=5, attention=True)
@@ -245,8 +245,8 @@ def test_attention_losses_on_a_subset_estimate_the_full_ones():
     batch = make_batch(b=4, t=6)
     torch.manual_seed(1)
     out = full.observe(batch["obs"], batch["action"], batch["is_first"])
-    exact = full._attention_losses(out, batch["is_first"], batch["obs"])
-    estimates = [part._attention_losses(out, batch["is_first"], batch["obs"]) for _ in range(300)]
+    exact = full.perception.losses(out, batch["is_first"], batch["obs"])
+    estimates = [part.perception.losses(out, batch["is_first"], batch["obs"]) for _ in range(300)]
     for name in ("attention_prior", "attention_map"):
         mean = torch.stack([e[name] for e in estimates]).mean()
         torch.testing.assert_close(mean, exact[name], rtol=0.02, atol=0)
@@ -300,7 +300,7 @@ def test_the_current_motion_target_is_the_cross_entropy_against_the_new_places()
     batch = make_batch(2, 5)
     batch["is_first"][:, 3] = True  # steps 3 and 4 lean on a frame of the previous episode: masked
     out = model.observe(batch["obs"], batch["action"], batch["is_first"])
-    terms = model._attention_losses(out, batch["is_first"], batch["obs"])
+    terms = model.perception.losses(out, batch["is_first"], batch["obs"])
     target, _ = objectives.current_motion_saliency(batch["obs"], 21)  # [2, 3, 21, 21], steps 2..4
     ce = -(target[:, 0] * out["attention"][:, 2].log()).sum((-2, -1)).mean()
     torch.testing.assert_close(terms["attention_target"], ce)
@@ -312,12 +312,11 @@ def test_readout_position_tells_the_posterior_where_the_attention_rests():
     torch.manual_seed(0)
     model = VRNN(3, readout_position=True, readout_dim=8, **SMALL)
     frame = {k: v[:, 0] for k, v in model._encode(make_batch(t=1)["obs"]).items()}
-    seen = []
-    model.latent.posterior = lambda d, embed: seen.append(embed) or model.latent.prior(d)
-    _, extra = model._posterior_step(torch.zeros(2, 32), frame)
+    embed, extra = model.perception.step(torch.zeros(2, 32), frame["embed"], frame, {})
+    assert embed.shape[-1] == model.perception.embed_size
     start = frame["embed"].shape[-1] + 8  # [embed, attention-pooled readout, position, phi]
     where = extra["attention"].flatten(1) @ fourier_grid(21).flatten(1).T  # [2, 16]
-    torch.testing.assert_close(seen[0][:, start : start + 16], where)
+    torch.testing.assert_close(embed[:, start : start + 16], where)
 
 
 def test_every_constructor_setting_is_a_config_key_with_the_configs_default():

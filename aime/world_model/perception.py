@@ -1,0 +1,258 @@
+"""Perception: what the posterior over ``z`` sees of a frame, a choice in :data:`PERCEPTIONS`.
+
+Each entry turns the encoder's outputs into the posterior's input ``e_t`` for one step, and says
+what else it keeps, predicts and learns. :class:`aime.world_model.vrnn.VRNN` calls this interface
+alone, so a new way of looking (another attention form, a different readout) is a new entry, not a
+set of branches in the world model:
+
+- ``"plain"`` (:class:`PlainPerception`): ``e_t = embed_t``, the encoder's global code. The
+  project's ablation baseline (``model.attention: false``).
+- ``"schema"`` (:class:`SchemaPerception`): the attention schema of seed 003::
+
+      A_t, xy_t = AttentionPosterior(features_t, h_t, c_t)    c_t = PerceiverEncoder(features_t)
+      e_t = [embed_t, sum_n A_t[n] readout_t[:, n], phi(bottleneck_t, xy_t)]
+      Â_{t+1} = AttentionPrior(A_t, h_t, z_t)
+
+  with an attention-map head that gives imagined states a map from ``s = [h, z]`` alone.
+
+The interface (all shapes for a batch of ``B`` sequences or ``N`` frames):
+
+- ``embed_size``: the size of ``e_t``; ``uses_readout``: whether the encoder needs a readout;
+- ``state_keys``: the state entries it carries from step to step (``initial_state`` makes them);
+- ``prepare(features, readout)``: the per-frame work, batched over ``B*T`` before the time loop;
+- ``step(deter, embed, frame, state)``: the in-loop part, ``-> (e_t, extras)``;
+- ``predict(attention, deter, stoch)`` and ``head_maps(feat)``: maps for imagined states
+  (``attends`` says whether there are any);
+- ``losses(out, is_first, obs)`` and ``metrics(out)``: its own training terms and readings.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from aime.attention.overlays import entropy_ratio
+from aime.attention.positions import fourier_grid
+from aime.attention.schema import AttentionSchema
+from aime.config import LossScales
+from aime.nn.mlp import mlp
+from aime.nn.perceiver import PerceiverEncoder
+from aime.world_model import objectives
+from aime.world_model.encoder import Encoder
+from aime.world_model.heads import AttentionMapHead
+from aime.world_model.schema_losses import schema_losses
+
+State = dict[str, Tensor]
+ATTENTION_TARGETS = ("motion", "current_motion", "none")
+
+
+class PlainPerception(nn.Module):
+    """``e_t = embed_t``: the posterior over ``z`` sees the encoder's global code alone.
+
+    Args:
+        embed_dim: size of the encoder's global code.
+    """
+
+    attends = False
+    uses_readout = False
+    state_keys: tuple[str, ...] = ()
+
+    def __init__(self, embed_dim: int, **_: object) -> None:
+        super().__init__()
+        self.embed_size = self.output_size(embed_dim)
+
+    @staticmethod
+    def output_size(embed_dim: int, **_: object) -> int:
+        """The size of ``e_t`` for these arguments, before the module exists (the latent is built first)."""
+        return embed_dim
+
+    def initial_state(self, batch: int, device: torch.device | str) -> State:
+        """The carried entries at an episode's start (none)."""
+        return {}
+
+    def prepare(self, features: Tensor, readout: Tensor | None) -> dict[str, Tensor]:
+        """Per-frame work before the time loop (none): ``features [N, F, R, R]`` -> ``{}``."""
+        return {}
+
+    def step(self, deter: Tensor, embed: Tensor, frame: dict[str, Tensor], state: State) -> tuple[Tensor, dict]:
+        """``deter [B, D]``, ``embed [B, E]`` -> ``(embed [B, E], {})``."""
+        return embed, {}
+
+    def losses(self, out: dict, is_first: Tensor, obs: Tensor) -> dict[str, Tensor]:
+        """Its own loss terms (none)."""
+        return {}
+
+    def metrics(self, out: dict) -> dict[str, Tensor]:
+        """Its own readings (none)."""
+        return {}
+
+
+class SchemaPerception(nn.Module):
+    """The attention schema's perception (module docstring): attention, a readout of what it rests
+    on, and the prior's prediction of where it moves next.
+
+    Args:
+        encoder: the world model's :class:`Encoder` (its pyramid is the posterior's, one pass per frame).
+        embed_dim, readout_dim, hidden, deter, latent_size, context_dim, num_slots,
+        attention_resolution, image_size, posterior_map, slot_position, slot_persistence,
+        attention_target, readout_position, fpn_norm, prior_position_bias, attention_dropout,
+        prior_token_pool, attention_loss_fraction: as in :class:`aime.world_model.vrnn.VRNN`.
+        loss_scales: which optional schema losses are computed (those above 0).
+    """
+
+    attends = True
+    uses_readout = True
+
+    def __init__(
+        self,
+        *,
+        encoder: Encoder,
+        embed_dim: int,
+        readout_dim: int,
+        hidden: int,
+        deter: int,
+        latent_size: int,
+        context_dim: int,
+        num_slots: int,
+        attention_resolution: int,
+        image_size: int,
+        posterior_map: str,
+        slot_position: str,
+        slot_persistence: bool,
+        attention_target: str,
+        readout_position: bool,
+        fpn_norm: str,
+        prior_position_bias: str,
+        attention_dropout: float,
+        prior_token_pool: int,
+        attention_loss_fraction: float,
+        loss_scales: LossScales,
+    ) -> None:
+        super().__init__()
+        if attention_target not in ATTENTION_TARGETS:
+            raise ValueError(
+                f"attention_target must be one of {', '.join(ATTENTION_TARGETS)}, got {attention_target!r}"
+            )
+        if not 0.0 < attention_loss_fraction <= 1.0:
+            raise ValueError(f"attention_loss_fraction must lie in (0, 1], got {attention_loss_fraction}")
+        self.resolution, self.attention_target = attention_resolution, attention_target
+        self.attention_loss_fraction, self.scales = attention_loss_fraction, loss_scales
+        self.slot_persistence, self.readout_position = slot_persistence, readout_position
+        self.state_keys = ("attention", "slots") if slot_persistence else ("attention",)
+        if readout_position:  # where the attention rests, as pooled Fourier features of the cells
+            self.register_buffer("position_code", fourier_grid(attention_resolution), persistent=False)
+        self.embed_size = self.output_size(embed_dim, readout_dim, hidden, readout_position, attention_resolution)
+        features = encoder.feature_channels
+        self.context = PerceiverEncoder(features, context_dim)
+        self.schema = AttentionSchema(
+            image_size=image_size,
+            attention_resolution=attention_resolution,
+            hidden_dim=deter,
+            latent_dim=latent_size,
+            context_dim=context_dim,
+            attention_dim=features,
+            num_semantic_slots=num_slots,
+            posterior_map=posterior_map,
+            posterior_position=slot_position,
+            slot_persistence=slot_persistence,
+            enforce_diversity=False,  # computed once after the time loop, batched
+            posterior_norm=fpn_norm,
+            position_bias=prior_position_bias,
+            prior_dropout=attention_dropout,
+            dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
+            use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
+            token_pool=prior_token_pool if prior_position_bias == "none" else 1,
+            fpn=encoder.trunk,  # one convolutional pass per frame: the encoder's pyramid
+        )
+        self.phi = mlp(deter // 2 + 2, hidden, hidden, layers=1)
+        # imagined states get an attention map from s alone (a SpatialNet field head)
+        self.attention_head = AttentionMapHead(deter + latent_size, attention_resolution)
+
+    @staticmethod
+    def output_size(
+        embed_dim: int, readout_dim: int, hidden: int, readout_position: bool, attention_resolution: int, **_: object
+    ) -> int:
+        """The size of ``e_t``: the global code, the readout (and the position code), ``phi``."""
+        position_dim = fourier_grid(attention_resolution).shape[0] if readout_position else 0
+        return embed_dim + readout_dim + position_dim + hidden
+
+    def initial_state(self, batch: int, device: torch.device | str) -> State:
+        """A uniform map ``attention [B, R, R]`` (and zero carried slots ``slots [B, K, d]``)."""
+        r = self.resolution
+        state = {"attention": torch.full((batch, r, r), 1.0 / (r * r), device=device)}
+        if self.slot_persistence:
+            net = self.schema.posterior_net
+            state["slots"] = torch.zeros(batch, net.num_semantic_slots, net.feature_channels, device=device)
+        return state
+
+    def prepare(self, features: Tensor, readout: Tensor | None) -> dict[str, Tensor]:
+        """Everything of the posterior that does not depend on ``h``, batched over ``N = B*T``:
+        ``features [N, F, R, R]``, ``readout [N, C, R, R]`` -> ``tokens``, ``readout [N, C, R*R]``,
+        ``context [N, context_dim]``."""
+        return {
+            "tokens": self.schema.posterior_net.prepare(features),
+            "readout": rearrange(readout, "n c h w -> n c (h w)"),
+            "context": self.context(features),
+        }
+
+    def step(self, deter: Tensor, embed: Tensor, frame: dict[str, Tensor], state: State) -> tuple[Tensor, dict]:
+        """The attention posterior for one step: ``deter [B, D]``, ``embed [B, E]`` and the frame's
+        prepared entries -> ``(e_t [B, embed_size], extras)`` with ``attention [B, R, R]``,
+        ``coords [B, 2]``, ``slot_maps [B, K, R, R]``, ``slot_centers [B, K, 2]`` (and ``slots``)."""
+        net = self.schema.posterior_net
+        post = net.step(deter, frame["context"], inputs=frame["tokens"], prev_slots=state.get("slots"))
+        attention = post.attention
+        pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
+        if self.readout_position:
+            pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)
+        phi = self.phi(torch.cat([post.bottleneck, post.coords], -1))
+        extras = {
+            "attention": attention,
+            "coords": post.coords,
+            "slot_maps": post.slot_maps,
+            "slot_centers": post.slot_centers,
+        }
+        if self.slot_persistence:
+            extras["slots"] = post.slots
+        return torch.cat([embed, pooled, phi], -1), extras
+
+    def predict(self, attention: Tensor, deter: Tensor, stoch: Tensor) -> Tensor:
+        """The attention prior: where the map moves next, ``[B, R, R]`` from ``A_t``, ``h_t``, ``z_t``."""
+        return self.schema.prior_net(attention, deter, stoch)[0]
+
+    def head_maps(self, feat: Tensor) -> Tensor:
+        """The attention-map head's maps from states alone: ``feat [..., F]`` -> ``[..., R, R]``."""
+        return self.attention_head.probs(feat)
+
+    def losses(self, out: dict, is_first: Tensor, obs: Tensor) -> dict[str, Tensor]:
+        """The schema's terms of one observed sequence (:func:`schema_losses`)."""
+        return schema_losses(
+            out,
+            is_first,
+            obs,
+            prior_net=self.schema.prior_net,
+            attention_head=self.attention_head,
+            scales=self.scales,
+            target=self.attention_target,
+            resolution=self.resolution,
+            fraction=self.attention_loss_fraction,
+        )
+
+    def metrics(self, out: dict) -> dict[str, Tensor]:
+        """The posterior map's entropy and its ratio to a uniform map's (detached scalars)."""
+        return {
+            "attention_entropy": objectives.entropy_of_map(out["attention"]).mean().detach(),
+            "attention/entropy_ratio": entropy_ratio(out["attention"]).mean(),
+        }
+
+
+PERCEPTIONS: dict[str, type[nn.Module]] = {"plain": PlainPerception, "schema": SchemaPerception}
+
+
+def make_perception(kind: str, **kwargs) -> nn.Module:
+    """Build the perception of ``kind`` (a key of :data:`PERCEPTIONS`); ``"plain"`` ignores the
+    schema's arguments."""
+    if kind not in PERCEPTIONS:
+        raise ValueError(f"unknown perception {kind!r}; choose one of {', '.join(PERCEPTIONS)}")
+    return PERCEPTIONS[kind](**kwargs)
