@@ -4,7 +4,7 @@
   attention map ``[B, 21, 21]`` and centre ``[B, 2]``.
 - ``AttentionPrior`` (top-down): ``ConvGRUCell`` + motion kernels + self/cross-attention ->
   predicted next map ``[B, 21, 21]`` and movement ``(dx, dy)``.
-- ``AttentionSchema``: both, with the schema's losses.
+- ``AttentionSchema``: both, with the schema's losses; ``SchemaConfig``: its settings in one object.
 - Losses (``aime.attention.losses``) and image overlays (``aime.attention.overlays``).
 """
 
@@ -22,7 +22,7 @@ from aime.attention.overlays import (
 )
 from aime.attention.posterior import AttentionPosterior
 from aime.attention.prior import AttentionPrior
-from aime.attention.schema import AttentionSchema
+from aime.attention.schema import AttentionSchema, SchemaConfig
 from aime.nn.conv_gru import ConvGRUCell
 from aime.nn.slot_attention import SlotAttention
 
@@ -32,6 +32,7 @@ __all__ = [
     "AttentionPosterior",
     "AttentionPrior",
     "AttentionSchema",
+    "SchemaConfig",
     "center_of_mass",
     "attention_dynamics_loss",
     "slot_diversity_loss",

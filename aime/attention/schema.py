@@ -11,6 +11,7 @@ where it goes next, from the previous map and the state), with the schema's loss
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -25,118 +26,137 @@ from aime.attention.overlays import visualize_multi_object_attention
 from aime.attention.posterior import AttentionPosterior
 from aime.attention.prior import AttentionPrior
 
-__all__ = ["AttentionSchema"]
+__all__ = ["AttentionSchema", "SchemaConfig"]
+
+
+@dataclass(frozen=True)
+class SchemaConfig:
+    """Every setting of the schema in one object: the sizes both networks share, then the
+    posterior's, then the prior's (defaults: seed 003's).
+
+    Shared: ``image_size`` (side of the square frames), ``attention_resolution`` (side ``R`` of the
+    maps), ``hidden_dim`` (``h``), ``latent_dim`` (``z``), ``context_dim`` (``c``),
+    ``attention_dim`` (feature width of both networks), ``num_heads`` (the prior's; the posterior
+    ignores it).
+
+    Posterior (:class:`AttentionPosterior`): ``input_channels``, ``num_semantic_slots``,
+    ``attention_fusion_mode``, ``enforce_diversity``, ``dropout_p``, ``coord_noise_std``,
+    ``slot_iters``, ``slot_mlp_hidden``; ``posterior_norm`` (its pyramid's ``norm``, ``"group"`` or
+    ``"none"``), ``posterior_map`` (its ``map_mode``, ``"normalize"`` or the seed's ``"softmax"``),
+    ``posterior_position`` (its ``position_code``, ``"learned"`` or ``"fourier"``),
+    ``slot_persistence`` (its ``persistence``: the slots of ``t-1`` seed those of ``t``).
+
+    Prior (:class:`AttentionPrior`): ``motion_kernels``, ``use_relative_position_bias``,
+    ``use_checkpoint``, ``prior_dropout`` (its ``dropout``), ``convgru_hidden_size``,
+    ``convgru_kernel_size``, ``position_bias``, ``context_tokens``, ``dropout_mode``, ``token_pool``.
+    """
+
+    image_size: int = 84
+    attention_resolution: int = 21
+    hidden_dim: int = 256
+    latent_dim: int = 32
+    context_dim: int = 128
+    attention_dim: int = 64
+    num_heads: int = 4
+    input_channels: int = 3
+    num_semantic_slots: int = 4
+    attention_fusion_mode: str = "weighted"
+    enforce_diversity: bool = True
+    dropout_p: float = 0.2
+    coord_noise_std: float = 0.0
+    slot_iters: int = 3
+    slot_mlp_hidden: int = 128
+    posterior_norm: str = "group"
+    posterior_map: str = "normalize"
+    posterior_position: str = "learned"
+    slot_persistence: bool = False
+    motion_kernels: int = 8
+    use_relative_position_bias: bool = True
+    use_checkpoint: bool = True
+    prior_dropout: float = 0.1
+    convgru_hidden_size: int = 32
+    convgru_kernel_size: int = 5
+    position_bias: str | None = None
+    context_tokens: int = 4
+    dropout_mode: str = "residual"
+    token_pool: int = 1
+
+    def posterior_kwargs(self) -> dict[str, Any]:
+        """The :class:`AttentionPosterior` arguments."""
+        return dict(
+            image_size=self.image_size,
+            attention_resolution=self.attention_resolution,
+            hidden_dim=self.hidden_dim,
+            context_dim=self.context_dim,
+            input_channels=self.input_channels,
+            feature_channels=self.attention_dim,
+            num_semantic_slots=self.num_semantic_slots,
+            num_heads=self.num_heads,
+            attention_fusion_mode=self.attention_fusion_mode,
+            enforce_diversity=self.enforce_diversity,
+            dropout_p=self.dropout_p,
+            coord_noise_std=self.coord_noise_std,
+            slot_iters=self.slot_iters,
+            slot_mlp_hidden=self.slot_mlp_hidden,
+            norm=self.posterior_norm,
+            map_mode=self.posterior_map,
+            position_code=self.posterior_position,
+            persistence=self.slot_persistence,
+        )
+
+    def prior_kwargs(self) -> dict[str, Any]:
+        """The :class:`AttentionPrior` arguments."""
+        return dict(
+            attention_resolution=self.attention_resolution,
+            hidden_dim=self.hidden_dim,
+            latent_dim=self.latent_dim,
+            motion_kernels=self.motion_kernels,
+            num_heads=self.num_heads,
+            feature_dim=self.attention_dim,
+            use_relative_position_bias=self.use_relative_position_bias,
+            use_checkpoint=self.use_checkpoint,
+            dropout=self.prior_dropout,
+            convgru_hidden_size=self.convgru_hidden_size,
+            convgru_kernel_size=self.convgru_kernel_size,
+            position_bias=self.position_bias,
+            context_tokens=self.context_tokens,
+            dropout_mode=self.dropout_mode,
+            token_pool=self.token_pool,
+        )
 
 
 class AttentionSchema(nn.Module):
     """Bottom-up ``AttentionPosterior`` plus top-down ``AttentionPrior`` (seed 003).
 
+    Built from a :class:`SchemaConfig` (``AttentionSchema(SchemaConfig(hidden_dim=128))``) or from
+    its fields as keywords, the seed's form (``AttentionSchema(image_size=84, hidden_dim=256)``);
+    keywords given with a config replace its fields. Unknown settings raise ``ValueError``.
+
     Args:
-        image_size: side of the square frames (84).
-        attention_resolution: side ``R`` of the attention maps (21).
-        hidden_dim: size of the world model's deterministic state ``h`` (256).
-        latent_dim: size of the stochastic state ``z`` (32).
-        context_dim: size of the per-frame context ``c`` (128).
-        attention_dim: feature width of both networks (the posterior's ``feature_channels``,
-            the prior's ``feature_dim``; 64).
-        input_channels: image channels (3).
-        num_semantic_slots, attention_fusion_mode, enforce_diversity, dropout_p,
-        coord_noise_std, slot_iters, slot_mlp_hidden: the posterior's arguments.
-        posterior_norm: the posterior FPN's normalisation, ``"group"`` (seed) or ``"none"``.
-        posterior_map: the posterior's ``map_mode``, ``"normalize"`` (default; can be sharp) or
-            ``"softmax"`` (the seed's form).
-        posterior_position: the posterior's ``position_code``, ``"learned"`` (the seed's) or
-            ``"fourier"``.
-        slot_persistence: the posterior's ``persistence`` (slots of ``t-1`` seed those of ``t``).
-        motion_kernels, num_heads, use_relative_position_bias, use_checkpoint,
-        convgru_hidden_size, convgru_kernel_size, position_bias, context_tokens, dropout_mode, token_pool:
-            the prior's
-            arguments (``num_heads`` is also passed to the posterior, which ignores it).
-        prior_dropout: the prior's ``dropout``.
+        config: every setting (see :class:`SchemaConfig` for each field); ``None``: the defaults.
         fpn: the posterior's feature pyramid (``None``: its own), e.g. the world model's encoder trunk.
+        **settings: fields of :class:`SchemaConfig`.
 
     ``forward`` runs one step (see its docstring); the two networks can also be called directly
     (``posterior_net(observation, h, c)``, ``prior_net(prev_attention, h, z)``), e.g. the prior on
     all ``B*T`` maps of a sequence at once.
     """
 
-    def __init__(
-        self,
-        image_size: int = 84,
-        attention_resolution: int = 21,
-        hidden_dim: int = 256,
-        latent_dim: int = 32,
-        context_dim: int = 128,
-        attention_dim: int = 64,
-        input_channels: int = 3,
-        num_semantic_slots: int = 4,
-        attention_fusion_mode: str = "weighted",
-        enforce_diversity: bool = True,
-        dropout_p: float = 0.2,
-        coord_noise_std: float = 0.0,
-        slot_iters: int = 3,
-        slot_mlp_hidden: int = 128,
-        posterior_norm: str = "group",
-        posterior_map: str = "normalize",
-        posterior_position: str = "learned",
-        slot_persistence: bool = False,
-        motion_kernels: int = 8,
-        num_heads: int = 4,
-        use_relative_position_bias: bool = True,
-        use_checkpoint: bool = True,
-        prior_dropout: float = 0.1,
-        convgru_hidden_size: int = 32,
-        convgru_kernel_size: int = 5,
-        position_bias: str | None = None,
-        context_tokens: int = 4,
-        dropout_mode: str = "residual",
-        token_pool: int = 1,
-        fpn: nn.Module | None = None,
-    ) -> None:
+    def __init__(self, config: SchemaConfig | None = None, *, fpn: nn.Module | None = None, **settings: Any) -> None:
         super().__init__()
-        self.posterior_net = AttentionPosterior(
-            image_size=image_size,
-            attention_resolution=attention_resolution,
-            hidden_dim=hidden_dim,
-            context_dim=context_dim,
-            input_channels=input_channels,
-            feature_channels=attention_dim,
-            num_semantic_slots=num_semantic_slots,
-            num_heads=num_heads,
-            attention_fusion_mode=attention_fusion_mode,
-            enforce_diversity=enforce_diversity,
-            dropout_p=dropout_p,
-            coord_noise_std=coord_noise_std,
-            slot_iters=slot_iters,
-            slot_mlp_hidden=slot_mlp_hidden,
-            norm=posterior_norm,
-            map_mode=posterior_map,
-            position_code=posterior_position,
-            persistence=slot_persistence,
-            fpn=fpn,
-        )
-        self.prior_net = AttentionPrior(
-            attention_resolution=attention_resolution,
-            hidden_dim=hidden_dim,
-            latent_dim=latent_dim,
-            motion_kernels=motion_kernels,
-            num_heads=num_heads,
-            feature_dim=attention_dim,
-            use_relative_position_bias=use_relative_position_bias,
-            use_checkpoint=use_checkpoint,
-            dropout=prior_dropout,
-            convgru_hidden_size=convgru_hidden_size,
-            convgru_kernel_size=convgru_kernel_size,
-            position_bias=position_bias,
-            context_tokens=context_tokens,
-            dropout_mode=dropout_mode,
-            token_pool=token_pool,
-        )
-        self.image_size = image_size
-        self.attention_resolution = attention_resolution
-        self.hidden_dim = hidden_dim
-        self.latent_dim = latent_dim
-        self.context_dim = context_dim
+        unknown = set(settings) - {f.name for f in fields(SchemaConfig)}
+        if unknown:
+            raise ValueError(
+                f"AttentionSchema: unknown settings {', '.join(sorted(unknown))}; "
+                f"the settings are SchemaConfig's fields: {', '.join(f.name for f in fields(SchemaConfig))}"
+            )
+        config = replace(config or SchemaConfig(), **settings)
+        self.config = config
+        self.posterior_net = AttentionPosterior(**config.posterior_kwargs(), fpn=fpn)
+        self.prior_net = AttentionPrior(**config.prior_kwargs())
+        # the seed's attributes
+        self.image_size, self.attention_resolution = config.image_size, config.attention_resolution
+        self.hidden_dim, self.latent_dim, self.context_dim = config.hidden_dim, config.latent_dim, config.context_dim
 
     def forward(
         self,

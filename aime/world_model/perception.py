@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from aime.attention.overlays import entropy_ratio
 from aime.attention.positions import fourier_grid
-from aime.attention.schema import AttentionSchema
+from aime.attention.schema import AttentionSchema, SchemaConfig
 from aime.config import LossScales
 from aime.nn.mlp import mlp
 from aime.nn.perceiver import PerceiverEncoder
@@ -146,23 +146,25 @@ class SchemaPerception(nn.Module):
         features = encoder.feature_channels
         self.context = PerceiverEncoder(features, context_dim)
         self.schema = AttentionSchema(
-            image_size=image_size,
-            attention_resolution=attention_resolution,
-            hidden_dim=deter,
-            latent_dim=latent_size,
-            context_dim=context_dim,
-            attention_dim=features,
-            num_semantic_slots=num_slots,
-            posterior_map=posterior_map,
-            posterior_position=slot_position,
-            slot_persistence=slot_persistence,
-            enforce_diversity=False,  # computed once after the time loop, batched
-            posterior_norm=fpn_norm,
-            position_bias=prior_position_bias,
-            prior_dropout=attention_dropout,
-            dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
-            use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
-            token_pool=prior_token_pool if prior_position_bias == "none" else 1,
+            SchemaConfig(
+                image_size=image_size,
+                attention_resolution=attention_resolution,
+                hidden_dim=deter,
+                latent_dim=latent_size,
+                context_dim=context_dim,
+                attention_dim=features,
+                num_semantic_slots=num_slots,
+                posterior_map=posterior_map,
+                posterior_position=slot_position,
+                slot_persistence=slot_persistence,
+                enforce_diversity=False,  # computed once after the time loop, batched
+                posterior_norm=fpn_norm,
+                position_bias=prior_position_bias,
+                prior_dropout=attention_dropout,
+                dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
+                use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
+                token_pool=prior_token_pool if prior_position_bias == "none" else 1,
+            ),
             fpn=encoder.trunk,  # one convolutional pass per frame: the encoder's pyramid
         )
         self.phi = mlp(deter // 2 + 2, hidden, hidden, layers=1)

@@ -9,6 +9,7 @@ from aime.attention import (
     AttentionPosterior,
     AttentionPrior,
     AttentionSchema,
+    SchemaConfig,
     attention_dynamics_loss,
     attention_prior_cross_entropy,
     slot_diversity_loss,
@@ -158,3 +159,26 @@ def test_visualize_uses_the_last_posterior_forward():
     assert vis["combined_with_contours"].shape == (B, 3, S, S)
     with pytest.raises(ValueError, match="slot_centers"):
         schema.visualize_multi_object_attention(obs, schema.posterior_net.slot_attention_maps)
+
+
+def test_a_config_object_builds_the_same_schema_as_the_keywords():
+    settings = dict(image_size=S, attention_resolution=R, hidden_dim=HID, latent_dim=LAT, context_dim=CTX)
+    settings.update(
+        attention_dim=16, convgru_hidden_size=8, posterior_map="softmax", position_bias="none", token_pool=2
+    )
+    torch.manual_seed(0)
+    by_keywords = AttentionSchema(**settings)
+    torch.manual_seed(0)
+    by_config = AttentionSchema(SchemaConfig(**settings))
+    assert by_config.config == by_keywords.config == SchemaConfig(**settings)
+    for (name, a), (_, b) in zip(by_keywords.state_dict().items(), by_config.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert by_config.posterior_net.map_mode == "softmax" and by_config.prior_net.token_pool == 2
+    # keywords with a config replace its fields
+    wider = AttentionSchema(SchemaConfig(**settings), num_semantic_slots=6)
+    assert wider.posterior_net.num_semantic_slots == 6 and wider.config.token_pool == 2
+
+
+def test_an_unknown_setting_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="unknown settings slot_count.*num_semantic_slots"):
+        AttentionSchema(slot_count=3)
