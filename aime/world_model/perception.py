@@ -17,7 +17,8 @@ set of branches in the world model:
 
 The interface (all shapes for a batch of ``B`` sequences or ``N`` frames):
 
-- ``embed_size``: the size of ``e_t``; ``uses_readout``: whether the encoder needs a readout;
+- ``embed_size``: the size of ``e_t`` (``output_size(**args)`` before the module exists: the latent,
+  sized by it, is built first); ``uses_readout``: whether the encoder needs a readout;
 - ``state_keys``: the state entries it carries from step to step (``initial_state`` makes them);
 - ``prepare(features, readout)``: the per-frame work, batched over ``B*T`` before the time loop;
 - ``step(deter, embed, frame, state)``: the in-loop part, ``-> (e_t, extras)``;
