@@ -9,7 +9,7 @@ Per step ``t`` (deterministic ``h``, stochastic ``z``, action ``a``)::
     q(z_t | h_t, e_t)                                         posterior
     Â_{t+1} = AttentionPrior(A_t, h_t, z_t)                   where it will look next
 
-The transition never perception_args an observation-only quantity, so :meth:`VRNN.imagine` runs it from any
+The transition never sees an observation-only quantity, so :meth:`VRNN.imagine` runs it from any
 state with actions alone. Only the cell, the slot attention of the posterior and the posterior over
 z run inside the time loop; the encoder, the context encoder, the prior over z, the attention prior,
 the decoder and the heads run batched over ``B*T``. With ``attention=False`` the schema, the
@@ -79,7 +79,7 @@ class VRNN(nn.Module):
             grid, weighted by ``loss_scales.attention_target``), ``"current_motion"`` (the same
             against ``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)``: where moving things are now, not where
             they were) or ``"none"``. A training target
-            only: the posterior still perception_args the frame, ``h`` and ``c`` alone.
+            only: the posterior still sees the frame, ``h`` and ``c`` alone.
         readout_position: the posterior over z also gets where the attention rests: the map's
             average of Fourier features of the cells' positions (the pooled readout keeps what is
             attended, not where).
