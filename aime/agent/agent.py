@@ -119,14 +119,18 @@ def nonfinite(*losses: Tensor, sync: GradientSync | None = None) -> Tensor:
     return flag if sync is None else sync.any_rank(flag)
 
 
-def to_tensors(batch: Mapping[str, np.ndarray], device: torch.device | str) -> dict[str, Tensor]:
+def to_tensors(batch: Mapping[str, np.ndarray | Tensor], device: torch.device | str) -> dict[str, Tensor]:
     """Replay numpy arrays -> tensors on ``device``, each with its shape and dtype (frames ``uint8
     [B, T, 3, 84, 84]`` stay uint8 until the model). On CUDA each array is copied into pinned memory
-    first, so that the transfer to the device runs asynchronously."""
+    first, so that the transfer to the device runs asynchronously. Tensors already on ``device``
+    (a batch the loop's prefetcher converted) pass through."""
     device = torch.device(device)
     pin = device.type == "cuda"
     out = {}
     for key, value in batch.items():
+        if isinstance(value, Tensor):
+            out[key] = value.to(device, non_blocking=True)
+            continue
         tensor = torch.from_numpy(np.ascontiguousarray(value))
         if pin:
             tensor = tensor.pin_memory()
@@ -314,7 +318,7 @@ class Agent(nn.Module):
         """Replay numpy arrays -> tensors on the agent's device (:func:`to_tensors`)."""
         return to_tensors(batch, self.device)
 
-    def train_step(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, Tensor | float], bool]:
+    def train_step(self, batch: Mapping[str, np.ndarray | Tensor]) -> tuple[dict[str, Tensor | float], bool]:
         """One world-model and one behaviour update.
 
         Returns ``(metrics, finite)``: ``metrics`` are detached 0-dim tensors on the device (read

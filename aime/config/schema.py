@@ -179,6 +179,9 @@ class TrainConfig:
 class ReplayConfig:
     capacity: int = 100_000
     """Frames held in total across all environment streams."""
+    prefetch: bool = True
+    """Draw the next batch of a burst of updates on a worker thread while the current update runs
+    (``aime.runtime.prefetch``); the batches are the same as without it."""
 
 
 @dataclass

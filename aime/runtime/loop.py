@@ -47,6 +47,7 @@ from aime.runtime.evaluation import evaluate
 from aime.runtime.logger import Logger, apply_rollback, log_sizes, plan_rollback
 from aime.runtime.metrics import Throughput, mean_metrics
 from aime.runtime.object_metrics import ObjectMetrics
+from aime.runtime.prefetch import BurstPrefetcher
 from aime.runtime.progress import Progress
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
@@ -101,6 +102,7 @@ class Trainer:
         if self.rank > 0:  # each rank explores and imagines with its own random stream
             seed_everything(self.seed)
         self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=self.seed)
+        self.prefetcher = BurstPrefetcher(self._next_batch, cfg.replay.prefetch)
         if resume:
             rollback = self._prepare_resume()
             self._load()
@@ -127,6 +129,7 @@ class Trainer:
         rank 0, ``rank{r}.pt`` with its RNG state and a digest of its networks), then rank 0 writes
         ``agent.pt`` once all are on disk, so a staged ``agent.pt`` marks a complete checkpoint.
         """
+        self.prefetcher.settle()  # a draw still running would change the replay's generator mid-save
         staging = ckpt.staging_dir(self.ckpt_dir)
         if distributed.is_main():
             ckpt.begin_save(self.ckpt_dir)
@@ -300,6 +303,7 @@ class Trainer:
             finally:
                 raise
         finally:
+            self.prefetcher.close()
             progress.close()
             for s, h in handlers.items():
                 signal.signal(s, h)
@@ -398,8 +402,8 @@ class Trainer:
             evaluating = bool(cfg.eval.every) and self.env_steps >= next_eval
             if updates > 0 or evaluating or self.env_steps >= min(next_images, next_ckpt):
                 progress.show()  # a slow phase follows: the bar shows the step the run is at
-            for _ in range(updates):
-                pending.append(self._train_once())
+            for batch in self.prefetcher.burst(updates):
+                pending.append(self._train_once(batch))
             if self.env_steps >= next_scalars:
                 next_scalars += cfg.log.scalars_every
                 self._log_scalars(pending, throughput)
@@ -429,9 +433,13 @@ class Trainer:
             return float("inf")
         return (current // every + 1) * every
 
-    def _train_once(self) -> dict[str, Any]:
+    def _next_batch(self) -> dict[str, Any]:
+        """One replay batch as tensors on the agent's device (the prefetcher's worker draws it)."""
         t = self.cfg.train
-        batch = self.replay.sample(t.batch_size, t.seq_len)
+        return self.agent.to_tensors(self.replay.sample(t.batch_size, t.seq_len))
+
+    def _train_once(self, batch: dict[str, Any]) -> dict[str, Any]:
+        t = self.cfg.train
         metrics, finite = self.agent.train_step(batch)
         if finite:
             self.updates += 1

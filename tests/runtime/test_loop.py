@@ -124,13 +124,14 @@ def test_nonfinite_updates_are_counted_logged_and_stop_the_run_with_a_checkpoint
     trainer.env_steps = trainer.replay.total_added * 2  # consistent with the replay, as a checkpoint requires
     outcomes = iter([False, False, True, False, False, False])
     trainer.agent.train_step = lambda batch: (dict(NONFINITE), False) if not next(outcomes) else ({"x": 1.0}, True)
+    batch = trainer._next_batch()
     try:
-        assert trainer._train_once() == {} and trainer._train_once() == {}
-        assert trainer._train_once() == {"x": 1.0} and trainer.nonfinite_streak == 0 and trainer.updates == 1
-        trainer._train_once()
-        trainer._train_once()
+        assert trainer._train_once(batch) == {} and trainer._train_once(batch) == {}
+        assert trainer._train_once(batch) == {"x": 1.0} and trainer.nonfinite_streak == 0 and trainer.updates == 1
+        trainer._train_once(batch)
+        trainer._train_once(batch)
         with pytest.raises(TrainingStopped, match="3 updates in a row had a non-finite loss") as stop:
-            trainer._train_once()
+            trainer._train_once(batch)
         assert stop.value.reason == "non-finite losses" and trainer.nonfinite_total == 5
         assert (tmp_path / "run" / "checkpoint" / "agent.pt").is_file()
     finally:
