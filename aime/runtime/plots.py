@@ -1,8 +1,8 @@
 """Learning curves of several runs: read, group by configuration, average over seeds, plot.
 
 A run directory holds ``config.yaml`` and ``metrics.jsonl`` (see :mod:`aime.runtime.logger`).
-Runs whose configurations are equal except for the seed and the log directory form one group; a
-group's curve is the mean over its runs, with a band of one standard deviation, of each run's curve
+Runs whose configurations are equal except for :data:`IGNORED_KEYS` (the seed, the log directory)
+form one group; a group's curve is the mean over its runs, with a band of one standard deviation, of each run's curve
 interpolated onto a common grid (only where every run of the group has data, so a short run does
 not make the mean jump). Train returns are smoothed per run first (the mean of the last episodes).
 
@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-# keys that tell runs of one configuration apart without changing what is run
-IGNORED_KEYS = ("seed", "log.logdir")
+# keys that tell runs of one configuration apart without changing what is run; replay.prefetch
+# changes only when a batch is drawn, not which (runs before it existed lack the key)
+IGNORED_KEYS = ("seed", "log.logdir", "replay.prefetch")
 TRAIN_TAG, EVAL_TAG = "charts/episodic_return", "eval/episodic_return"
 
 
