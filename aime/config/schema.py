@@ -179,9 +179,11 @@ class TrainConfig:
 class ReplayConfig:
     capacity: int = 100_000
     """Frames held in total across all environment streams."""
-    prefetch: bool = True
-    """Draw the next batch of a burst of updates on a worker thread while the current update runs
-    (``aime.runtime.prefetch``); the batches are the same as without it."""
+    prefetch: str = "auto"
+    """``thread``: draw the next batch of a burst of updates on a worker thread while the current
+    update runs (``aime.runtime.prefetch``; the batches are the same as without it); ``none``: draw
+    each when it is needed; ``auto``: ``thread`` on CUDA, ``none`` on the CPU (where a draw is short
+    next to an update)."""
 
 
 @dataclass

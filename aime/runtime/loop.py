@@ -47,7 +47,7 @@ from aime.runtime.evaluation import evaluate
 from aime.runtime.logger import Logger, apply_rollback, log_sizes, plan_rollback
 from aime.runtime.metrics import Throughput, mean_metrics
 from aime.runtime.object_metrics import ObjectMetrics
-from aime.runtime.prefetch import BurstPrefetcher
+from aime.runtime.prefetch import BurstPrefetcher, prefetch_enabled
 from aime.runtime.progress import Progress
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
@@ -102,7 +102,7 @@ class Trainer:
         if self.rank > 0:  # each rank explores and imagines with its own random stream
             seed_everything(self.seed)
         self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=self.seed)
-        self.prefetcher = BurstPrefetcher(self._next_batch, cfg.replay.prefetch)
+        self.prefetcher = BurstPrefetcher(self._next_batch, prefetch_enabled(cfg.replay.prefetch, self.device))
         if resume:
             rollback = self._prepare_resume()
             self._load()
@@ -258,8 +258,14 @@ class Trainer:
         return "\n".join(lines)
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The flattened configuration as run: ``device`` and ``train.precision`` as resolved, not ``auto``."""
-        return {**flatten(self.cfg), "device": str(self.device), "train.precision": self.precision.name}
+        """The flattened configuration as run: ``device``, ``train.precision`` and ``replay.prefetch``
+        as resolved, not ``auto``."""
+        return {
+            **flatten(self.cfg),
+            "device": str(self.device),
+            "train.precision": self.precision.name,
+            "replay.prefetch": "thread" if self.prefetcher.enabled else "none",
+        }
 
     def run(self) -> dict[str, Any]:
         """Train until ``cfg.train.steps`` agent steps; returns a summary dict.

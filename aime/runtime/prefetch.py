@@ -19,9 +19,21 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-__all__ = ["BurstPrefetcher"]
+import torch
+
+__all__ = ["PREFETCH_MODES", "BurstPrefetcher", "prefetch_enabled"]
 
 Batch = TypeVar("Batch")
+PREFETCH_MODES = ("auto", "thread", "none")
+
+
+def prefetch_enabled(mode: str, device: torch.device | str) -> bool:
+    """Whether a run draws ahead (``replay.prefetch``): ``thread`` always, ``none`` never, ``auto``
+    on CUDA only. On the CPU a draw is short next to an update (1.7 ms for ``16 x 64`` from a full
+    100k replay, beside about 4 s), so ``auto`` keeps CPU runs to one thread of Python."""
+    if mode not in PREFETCH_MODES:
+        raise ValueError(f"replay.prefetch must be one of {', '.join(PREFETCH_MODES)}, got {mode!r}")
+    return mode == "thread" or (mode == "auto" and torch.device(device).type == "cuda")
 
 
 class BurstPrefetcher(Generic[Batch]):
@@ -30,7 +42,7 @@ class BurstPrefetcher(Generic[Batch]):
     Args:
         prepare: draws one batch (for the loop: replay sample -> tensors on the agent's device).
         enabled: False runs ``prepare`` in the caller's thread, one batch at a time (the reference
-            behaviour, and what a run with ``replay.prefetch=false`` does).
+            behaviour; :func:`prefetch_enabled` reads the run's setting).
 
     Use ``for batch in prefetcher.burst(count): ...``, and :meth:`close` at the end.
     """

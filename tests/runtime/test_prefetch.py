@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from aime.config import load_config
-from aime.runtime.prefetch import BurstPrefetcher
+from aime.runtime.prefetch import BurstPrefetcher, prefetch_enabled
 from aime.runtime.replay import ReplayBuffer
 
 
@@ -86,9 +86,10 @@ def test_training_with_and_without_prefetch_is_bit_identical(tmp_path):
     from aime.runtime.loop import Trainer
 
     params = {}
-    for prefetch in (True, False):
+    for prefetch in ("thread", "none"):
         cfg = load_config(
-            ["debug"], ["train.steps=160", "eval.episodes=0", "log.images_every=0", f"replay.prefetch={prefetch}"]
+            ["debug"],
+            ["train.steps=160", "eval.episodes=0", "log.images_every=0", f"replay.prefetch={prefetch}"],
         )
         trainer = Trainer(cfg, tmp_path / f"run_{prefetch}", progress=False)
         try:
@@ -97,5 +98,13 @@ def test_training_with_and_without_prefetch_is_bit_identical(tmp_path):
             trainer.logger.close()
             trainer.env.close()
         assert trainer.updates > 20  # bursts of two updates per vector step (4 envs, ratio 40, 8 x 10)
+        assert trainer.prefetcher.enabled == (prefetch == "thread")
         params[prefetch] = [p.detach().clone() for p in trainer.agent.parameters()]
-    assert all(torch.equal(a, b) for a, b in zip(params[True], params[False]))
+    assert all(torch.equal(a, b) for a, b in zip(params["thread"], params["none"]))
+
+
+def test_auto_prefetches_on_cuda_only_and_a_bad_mode_is_refused():
+    assert prefetch_enabled("auto", "cuda:0") and not prefetch_enabled("auto", "cpu")
+    assert prefetch_enabled("thread", "cpu") and not prefetch_enabled("none", "cuda")
+    with pytest.raises(ValueError, match="replay.prefetch must be one of auto, thread, none, got 'yes'"):
+        prefetch_enabled("yes", "cpu")
