@@ -126,10 +126,13 @@ def check_writable(logdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    finished = False
     try:
-        return train(args)
+        code = train(args)
+        finished = True
+        return code
     finally:
-        distributed.cleanup()
+        distributed.cleanup(synchronize=finished)
 
 
 def train(args: argparse.Namespace) -> int:
