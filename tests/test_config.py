@@ -85,6 +85,8 @@ def test_unknown_preset_and_bad_values():
         load_config([], ["model.prior_position_bias=absolute"])
     with pytest.raises(ConfigError, match="'model.prior_token_pool' must be > 0"):
         load_config([], ["model.prior_token_pool=0"])
+    with pytest.raises(ConfigError, match="'replay.prefetch': 'maybe' is not one of auto, thread, none"):
+        load_config([], ["replay.prefetch=maybe"])
 
 
 def test_save_and_load_round_trip(tmp_path):

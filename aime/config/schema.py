@@ -238,4 +238,5 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.slot_position": ("learned", "fourier"),
     "model.prior_position_bias": ("none", "relative"),
     "train.precision": ("auto", "fp32", "bf16"),
+    "replay.prefetch": ("auto", "thread", "none"),
 }

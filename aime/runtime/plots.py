@@ -2,8 +2,8 @@
 
 A run directory holds ``config.yaml`` and ``metrics.jsonl`` (see :mod:`aime.runtime.logger`).
 Runs whose configurations are equal except for :data:`IGNORED_KEYS` (the seed, the log directory)
-form one group; a group's curve is the mean over its runs, with a band of one standard deviation, of each run's curve
-interpolated onto a common grid (only where every run of the group has data, so a short run does
+form one group; a group's curve is the mean over its runs, with a band of one standard deviation,
+of each run's curve interpolated onto a common grid (only where every run of the group has data, so a short run does
 not make the mean jump). Train returns are smoothed per run first (the mean of the last episodes).
 
 matplotlib (the ``plots`` extra) is imported only by :func:`plot_groups`.

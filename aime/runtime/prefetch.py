@@ -8,9 +8,12 @@ about 21.7 MB of frames at ``atari100k`` sizes, then pinned memory and a non-blo
 
 The batches are exactly those of ``[prepare() for _ in range(count)]``: the worker calls ``prepare``
 for batch ``i + 1`` only after batch ``i`` was handed over, so the replay's generator draws in the
-same order, and nothing is drawn beyond a burst that runs to its end. Across bursts it does not reach: the next
-burst's batches may hold the steps collected in between, and drawing them earlier would change
-what the run samples.
+same order, and nothing is drawn beyond a burst that runs to its end. Across bursts it does not
+reach: the next burst's batches may hold the steps collected in between, and drawing them earlier
+would change what the run samples.
+
+``replay.prefetch`` is checked against its choices when the configuration loads
+(``aime.config.schema.CHOICES``); :func:`prefetch_enabled` checks again for direct callers.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def test_runs_that_differ_only_in_replay_prefetch_form_one_group(tmp_path):
     older = make_run(tmp_path / "older", 0, 1e-3, {100: 0.0})  # from before the key existed
     newer = make_run(tmp_path / "newer", 1, 1e-3, {100: 1.0})
     config = yaml.safe_load((newer / "config.yaml").read_text())
-    (newer / "config.yaml").write_text(yaml.safe_dump({**config, "replay": {"prefetch": True}}))
+    (newer / "config.yaml").write_text(yaml.safe_dump({**config, "replay": {"prefetch": "thread"}}))
     other = make_run(tmp_path / "other", 0, 3e-4, {100: 5.0})
     groups = group_runs([load_run(p) for p in (older, newer, other)])
     assert sorted(groups) == ["train.model_lr=0.0003 (1 run)", "train.model_lr=0.001 (2 runs)"]
