@@ -84,7 +84,8 @@ def object_panels(model, data: ObjectData, context: int, rows: int = 6) -> torch
                 boxed[:, max(y0 - 1, 0) : y1 + 1, [max(x0 - 1, 0), min(x1, 83)]] = colour[..., None]
                 boxed[:, [max(y0 - 1, 0), min(y1, 83)], max(x0 - 1, 0) : x1 + 1] = colour[..., None]
         attention = out["attention"][0, -1:] if "attention" in out else None
-        recon = model.decode(out["feat"][0, -1:], attention).clamp(0, 1)[0]
+        detail = out["attention_detail"][0, -1:] if "attention_detail" in out else None
+        recon = model.decode(out["feat"][0, -1:], attention, detail).clamp(0, 1)[0]
         row_tiles = [boxed, recon]
         row_labels = ["frame + boxes", "reconstruction"]
         if "attention" in out:

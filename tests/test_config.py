@@ -103,3 +103,15 @@ def test_describe_lists_every_leaf_with_its_doc():
     rows = {key: doc for key, _, doc in describe()}
     assert set(rows) == set(flatten(Config()))
     assert "Deterministic" in rows["model.deter"]
+
+
+def test_the_attention_detail_and_the_map_decoder_are_checked_together():
+    with pytest.raises(ConfigError, match="attention_detail' needs 'model.decoder_attention: true'"):
+        load_config(["cpu"], ["model.decoder_attention=false"])
+    off = ["model.decoder_attention=false", "model.attention_detail=false"]
+    assert not load_config(["cpu"], off).model.attention_detail
+    assert load_config(["cpu"], ["model.decoder_attention=false", "model.attention=false"]).model.attention_detail
+    with pytest.raises(ConfigError, match="field"):
+        load_config(["cpu"], ["model.decoder=field"])
+    with pytest.raises(ConfigError, match="attention_detail_dropout"):
+        load_config(["cpu"], ["model.attention_detail_dropout=1.5"])

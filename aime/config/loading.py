@@ -266,7 +266,23 @@ def validate(cfg: Config) -> None:
     if not 0.0 <= cfg.model.attention_dropout < 1.0:
         value = cfg.model.attention_dropout
         raise ConfigError(f"config key 'model.attention_dropout' must lie in [0, 1), got {value!r}")
-    for key in ("env.repeat_action_probability", "train.kl_balance", "train.lambda_", "train.discount"):
+    if cfg.model.attention and cfg.model.attention_detail and not cfg.model.decoder_attention:
+        raise ConfigError(
+            "config key 'model.attention_detail' needs 'model.decoder_attention: true' (the decoder reads the "
+            "detail with the map); set model.attention_detail=false too"
+        )
+    if cfg.model.attention and cfg.model.decoder == "field" and cfg.model.decoder_attention:
+        raise ConfigError(
+            "config key 'model.decoder_attention' needs the 'conv' or 'nca' decoder, got 'field': with the field "
+            "decoder set model.decoder_attention=false and model.attention_detail=false"
+        )
+    for key in (
+        "env.repeat_action_probability",
+        "train.kl_balance",
+        "train.lambda_",
+        "train.discount",
+        "model.attention_detail_dropout",
+    ):
         if not 0.0 <= get_value(cfg, key) <= 1.0:
             raise ConfigError(f"config key {key!r} must lie in [0, 1], got {get_value(cfg, key)!r}")
     for name, value in dataclasses.asdict(cfg.train.loss_scales).items():

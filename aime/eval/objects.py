@@ -212,7 +212,8 @@ def evaluate_objects(
             ev = slice(context, length)  # evaluated rows of each window
             out = model.observe(obs, action, is_first)
             feat = out["feat"][:, ev]
-            recon = model.decode(feat, out["attention"][:, ev] if "attention" in out else None).clamp(0, 1)
+            maps, detail = (out[k][:, ev] if k in out else None for k in ("attention", "attention_detail"))
+            recon = model.decode(feat, maps, detail).clamp(0, 1)
             window = box_window(boxes[:, ev], size, margin)  # [W, E, C, S, S]
             add("visible", visible[:, ev].flatten(0, 1))
             add("err_recon", window_error(recon, real[:, ev], window))

@@ -268,7 +268,12 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
 
 
 # model switches added after checkpoints were written, with the behaviour those checkpoints had
-_MODEL_KEYS_ADDED_LATER = {"readout_position": False, "decoder_attention": False, "slot_position": "learned"}
+_MODEL_KEYS_ADDED_LATER = {
+    "readout_position": False,
+    "decoder_attention": False,
+    "slot_position": "learned",
+    "attention_detail": False,
+}
 
 
 def _config_of(payload: dict[str, Any]):

@@ -84,7 +84,7 @@ def image_summaries(model: VRNN, batch: dict[str, Tensor], rows: int = 2, contex
         b, t = obs.shape[:2]
         out = model.observe(obs, action, is_first)
         real = obs.float() / 255.0  # [B, T, 3, H, W]
-        recon = model.decode(out["feat"], out.get("attention")).clamp(0, 1)
+        recon = model.decode(out["feat"], out.get("attention"), out.get("attention_detail")).clamp(0, 1)
         step = min(t - 1, max(0, t // 2))
         pairs = torch.stack([real[:, step], recon[:, step]], 1).flatten(0, 1)  # [B*2, 3, H, W]
         images = {"reconstruction": tile_grid(pairs, 2, ["real", "recon"] * b, upscale=GRID_UPSCALE)[None]}

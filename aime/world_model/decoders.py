@@ -16,10 +16,17 @@ from ``aux_losses``.
 The conv decoders built with ``reads_attention=True`` also take an attention map
 ``attention [N, R, R]`` (``R = S / 4``, 21 for 84x84; summing to 1): ``log(R^2 A)`` joins the
 features as a channel at the ``R x R`` stage, so the decoder is told where the attention rests and
-can draw what is there.
+can draw what is there. Built with ``detail_cells = P*P`` (``P = S / R``, 16 for 84x84) they also
+take ``detail [N, P*P, R, R]``, the log-probabilities ``log q`` of where inside each cell the
+attention lies: ``P*P`` more channels ``min(1, R^2 A) log(P^2 q)``, one per pixel of a cell, so the
+decoder can draw an object smaller than a cell where it is. The gate keeps the detail where the map
+attends: elsewhere the channels are 0, as for an even spread. Without ``detail`` (an imagined
+state, whose map is the prior's) they are 0 everywhere.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +34,8 @@ from torch import Tensor, nn
 from aime.nn.nca import ConvAttentionNCA, nca_refine
 from aime.nn.spatialnet import FieldDecoder, make_coordinate_grid
 from aime.world_model.objectives import image_loss
+
+_FLOOR = 1e-3  # the attention channels are log(max(R^2 A, 1e-3)): a log that stays finite
 
 
 class ConvDecoder(nn.Module):
@@ -40,17 +49,28 @@ class ConvDecoder(nn.Module):
         image_size: ``S``, a multiple of 4 whose quarter ``R`` is a multiple of 2 or 3 (84, 64, 96, ...).
         reads_attention: ``forward`` also takes an attention map, read at the 21x21 stage as the
             channel ``log(R^2 A)`` (0 where the map is uniform, clamped below at ``log 1e-3``).
+        detail_cells: ``P*P`` (the pixels of a cell) to read the attention's sub-cell detail as
+            ``P*P`` more channels (module docstring); 0: the map alone. Needs ``reads_attention``.
     """
 
-    def __init__(self, feat_dim: int, depth: int = 32, image_size: int = 84, reads_attention: bool = False) -> None:
+    def __init__(
+        self,
+        feat_dim: int,
+        depth: int = 32,
+        image_size: int = 84,
+        reads_attention: bool = False,
+        detail_cells: int = 0,
+    ) -> None:
         super().__init__()
+        if detail_cells and not reads_attention:
+            raise ValueError("ConvDecoder: detail_cells needs reads_attention=True")
         res = image_size // 4
         if image_size % 4 or res % 3 and res % 2:
             raise ValueError(
                 f"ConvDecoder: image_size must be a multiple of 4 whose quarter is a multiple of 2 or 3 "
                 f"(84, 64, 96, ...), got {image_size}"
             )
-        self.depth, self.reads_attention = depth, reads_attention
+        self.depth, self.reads_attention, self.detail_cells = depth, reads_attention, detail_cells
         self.start = res // 3 if res % 3 == 0 else res // 2
         first = (  # r -> R: stride 3 (84: 7 -> 21), or stride 2 (64: 8 -> 16)
             nn.ConvTranspose2d(4 * depth, 2 * depth, 3, stride=3)
@@ -62,28 +82,46 @@ class ConvDecoder(nn.Module):
             nn.SiLU(),
             first,
             nn.SiLU(),
-            nn.ConvTranspose2d(2 * depth + int(reads_attention), depth, 4, stride=2, padding=1),
+            nn.ConvTranspose2d(2 * depth + int(reads_attention) + detail_cells, depth, 4, stride=2, padding=1),
             nn.SiLU(),  # 21 -> 42
             nn.ConvTranspose2d(depth, 3, 4, stride=2, padding=1),  # 42 -> 84
         )
 
-    def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
+    def forward(self, feat: Tensor, attention: Tensor | None = None, detail: Tensor | None = None) -> Tensor:
         x = self.net[:3](self.project(feat).unflatten(-1, (4 * self.depth, self.start, self.start)))  # [N, 2d, R, R]
         if self.reads_attention:
-            if attention is None or attention.shape != (x.shape[0], *x.shape[-2:]):
+            n, r = x.shape[0], x.shape[-1]
+            if attention is None or attention.shape != (n, r, r):
                 got = None if attention is None else tuple(attention.shape)
-                r = x.shape[-1]
-                raise ValueError(f"ConvDecoder: expected attention [{x.shape[0]}, {r}, {r}], got {got}")
-            r2 = attention.shape[-1] * attention.shape[-2]
-            x = torch.cat([x, (attention.to(x.dtype) * r2).clamp_min(1e-3).log().unsqueeze(1)], 1)
+                raise ValueError(f"ConvDecoder: expected attention [{n}, {r}, {r}], got {got}")
+            log_map = (attention.to(x.dtype) * r * r).clamp_min(_FLOOR).log().unsqueeze(1)  # log(R^2 A)
+            x = torch.cat([x, log_map], 1)
+            if self.detail_cells:
+                if detail is None:  # the mass spread evenly over each cell: log(P^2 q) = 0
+                    fine = torch.zeros_like(log_map).expand(-1, self.detail_cells, -1, -1)
+                elif detail.shape != (n, self.detail_cells, r, r):
+                    raise ValueError(
+                        f"ConvDecoder: expected detail [{n}, {self.detail_cells}, {r}, {r}], got {tuple(detail.shape)}"
+                    )
+                else:  # log(P^2 q) (0: an even spread), where the map is at least uniform, less below
+                    gate = (attention.to(x.dtype) * r * r).clamp_max(1.0).unsqueeze(1)
+                    fine = gate * (detail.to(x.dtype) + math.log(self.detail_cells)).clamp_min(math.log(_FLOOR))
+                x = torch.cat([x, fine], 1)
         return self.net[3:](x) + 0.5
 
     def loss(
-        self, feat: Tensor, target: Tensor, weights: Tensor | None = None, attention: Tensor | None = None
+        self,
+        feat: Tensor,
+        target: Tensor,
+        weights: Tensor | None = None,
+        attention: Tensor | None = None,
+        detail: Tensor | None = None,
     ) -> Tensor:
-        return image_loss(self(feat, attention), target, weights)
+        return image_loss(self(feat, attention, detail), target, weights)
 
-    def aux_losses(self, feat: Tensor, target: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:
+    def aux_losses(
+        self, feat: Tensor, target: Tensor, attention: Tensor | None = None, detail: Tensor | None = None
+    ) -> dict[str, Tensor]:
         return {}
 
 
@@ -107,7 +145,7 @@ class FieldImageDecoder(nn.Module):
             feat_dim, 3, num_neurons=(4 * depth, 4 * depth), hidden_dims=(2 * depth,), modulate=("beliefs",)
         )
 
-    def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
+    def forward(self, feat: Tensor, attention: Tensor | None = None, detail: Tensor | None = None) -> Tensor:
         return self.field.render(feat, self.image_size, self.image_size) + 0.5
 
     def at(self, feat: Tensor, index: Tensor) -> Tensor:
@@ -116,7 +154,12 @@ class FieldImageDecoder(nn.Module):
         return self.field(grid[index], feat) + 0.5
 
     def loss(
-        self, feat: Tensor, target: Tensor, weights: Tensor | None = None, attention: Tensor | None = None
+        self,
+        feat: Tensor,
+        target: Tensor,
+        weights: Tensor | None = None,
+        attention: Tensor | None = None,
+        detail: Tensor | None = None,
     ) -> Tensor:
         n, c, h, w = target.shape
         if not self.training or self.train_pixels in (0, h * w):
@@ -129,7 +172,9 @@ class FieldImageDecoder(nn.Module):
             err = err * weights.flatten(1).gather(1, index)
         return err.sum(-1) * (h * w / self.train_pixels)
 
-    def aux_losses(self, feat: Tensor, target: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:
+    def aux_losses(
+        self, feat: Tensor, target: Tensor, attention: Tensor | None = None, detail: Tensor | None = None
+    ) -> dict[str, Tensor]:
         return {}
 
 
@@ -147,6 +192,7 @@ class NCARefinementDecoder(nn.Module):
         depth: int = 32,
         image_size: int = 84,
         reads_attention: bool = False,
+        detail_cells: int = 0,
         steps: int = 4,
         refine_frames: int = 8,
         hidden: int = 16,
@@ -154,21 +200,30 @@ class NCARefinementDecoder(nn.Module):
         super().__init__()
         if steps < 1 or refine_frames < 1:
             raise ValueError(f"steps and refine_frames must be >= 1, got {steps} and {refine_frames}")
-        self.coarse = ConvDecoder(feat_dim, depth, image_size, reads_attention)
+        self.coarse = ConvDecoder(feat_dim, depth, image_size, reads_attention, detail_cells)
         self.nca = ConvAttentionNCA(channels=3, hidden=hidden)
         self.steps, self.refine_frames = steps, refine_frames
 
-    def forward(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
-        return nca_refine(self.nca, self.coarse(feat, attention), self.steps).state
+    def forward(self, feat: Tensor, attention: Tensor | None = None, detail: Tensor | None = None) -> Tensor:
+        return nca_refine(self.nca, self.coarse(feat, attention, detail), self.steps).state
 
     def loss(
-        self, feat: Tensor, target: Tensor, weights: Tensor | None = None, attention: Tensor | None = None
+        self,
+        feat: Tensor,
+        target: Tensor,
+        weights: Tensor | None = None,
+        attention: Tensor | None = None,
+        detail: Tensor | None = None,
     ) -> Tensor:
-        return self.coarse.loss(feat, target, weights, attention)
+        return self.coarse.loss(feat, target, weights, attention, detail)
 
-    def aux_losses(self, feat: Tensor, target: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:
+    def aux_losses(
+        self, feat: Tensor, target: Tensor, attention: Tensor | None = None, detail: Tensor | None = None
+    ) -> dict[str, Tensor]:
         pick = torch.randperm(feat.shape[0], device=feat.device)[: self.refine_frames]
-        coarse = self.coarse(feat[pick], None if attention is None else attention[pick]).detach()
+        coarse = self.coarse(
+            feat[pick], None if attention is None else attention[pick], None if detail is None else detail[pick]
+        ).detach()
         losses = nca_refine(self.nca, coarse, self.steps, target=target[pick]).losses
         return {"nca_refinement": losses.sum()}
 

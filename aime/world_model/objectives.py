@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
 
 
@@ -93,12 +94,44 @@ def current_motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tenso
         sum to 1 (zero where nothing moved), and whether anything moved. Callers mask the steps
         where ``t`` or ``t-1`` starts an episode.
     """
+    return _pooled_distribution(_current_change(obs, "current_motion_saliency"), resolution)
+
+
+def current_motion_detail(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Where inside each cell the moving things are now: the target of the attention's sub-cell detail.
+
+    The current-motion change of :func:`current_motion_saliency`, ``min(|o_t - o_{t-1}|,
+    |o_t - o_{t-2}|)`` at full resolution, split into the ``R x R`` cells of ``P x P`` pixels
+    (``P = S / R``) and normalised inside each cell.
+
+    Args:
+        obs: ``[B, T, C, S, S]`` frames (uint8 or float), ``T >= 3``, ``S`` a multiple of ``R``.
+        resolution: ``R``.
+    Returns:
+        ``(detail [B, T-2, P*P, R, R], weight [B, T-2, R, R], moved [B, T-2])`` for the steps
+        ``t = 2 .. T-1``: each cell's distribution over its ``P*P`` pixels (row-major; zero where
+        nothing in it moved), each cell's share of the frame's change (sums to 1 where anything
+        moved), and whether anything moved.
+    """
+    size = obs.shape[-1]
+    if size % resolution:
+        raise ValueError(f"current_motion_detail: the frame side {size} must be a multiple of R = {resolution}")
+    change = _current_change(obs, "current_motion_detail")
+    cells = rearrange(change, "b t (r1 p1) (r2 p2) -> b t (p1 p2) r1 r2", r1=resolution, r2=resolution)
+    mass = cells.sum(2)  # [B, T-2, R, R]
+    detail = torch.where(mass.unsqueeze(2) > 0, cells / mass.unsqueeze(2).clamp_min(1e-12), torch.zeros_like(cells))
+    total = mass.sum((-2, -1), keepdim=True)
+    weight = torch.where(total > 0, mass / total.clamp_min(1e-12), torch.zeros_like(mass))
+    return detail, weight, total.flatten(1) > 0
+
+
+def _current_change(obs: Tensor, caller: str) -> Tensor:
+    """``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)`` summed over channels: ``[B, T, C, S, S] -> [B, T-2, S, S]``."""
     if obs.dim() != 5 or obs.shape[1] < 3:
-        raise ValueError(f"current_motion_saliency: expected obs [B, T >= 3, C, S, S], got {tuple(obs.shape)}")
+        raise ValueError(f"{caller}: expected obs [B, T >= 3, C, S, S], got {tuple(obs.shape)}")
     frames = obs.float()
     now = frames[:, 2:]
-    change = torch.minimum((now - frames[:, 1:-1]).abs().sum(2), (now - frames[:, :-2]).abs().sum(2))
-    return _pooled_distribution(change, resolution)
+    return torch.minimum((now - frames[:, 1:-1]).abs().sum(2), (now - frames[:, :-2]).abs().sum(2))
 
 
 def _pooled_distribution(change: Tensor, resolution: int) -> tuple[Tensor, Tensor]:

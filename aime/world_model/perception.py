@@ -13,14 +13,18 @@ set of branches in the world model:
       e_t = [embed_t, sum_n A_t[n] readout_t[:, n], phi(bottleneck_t, xy_t)]
       Â_{t+1} = AttentionPrior(A_t, h_t, z_t)
 
-  with an attention-map head that gives imagined states a map from ``s = [h, z]`` alone.
+  with an attention-map head that gives imagined states a map from ``s = [h, z]`` alone, and
+  optionally (``attention_detail``) the map's sub-cell detail: for each of the ``R x R`` cells, a
+  distribution ``q_t`` over its ``P x P`` pixels (``P = S / R``) from the frame's features, so that
+  ``A_t q_t`` is the attention at pixel resolution.
 
 The interface (all shapes for a batch of ``B`` sequences or ``N`` frames):
 
 - ``embed_size``: the size of ``e_t`` (``output_size(**args)`` before the module exists: the latent,
   sized by it, is built first); ``uses_readout``: whether the encoder needs a readout;
 - ``state_keys``: the state entries it carries from step to step (``initial_state`` makes them);
-- ``prepare(features, readout)``: the per-frame work, batched over ``B*T`` before the time loop;
+- ``prepare(features, readout, frames)``: the per-frame work, batched over ``B*T`` before the time loop;
+  ``frame_outputs``: which of its entries :meth:`VRNN.observe` returns as they are;
 - ``step(deter, embed, frame, state)``: the in-loop part, ``-> (e_t, extras)``;
 - ``predict(attention, deter, stoch)`` and ``head_maps(feat)``: maps for imagined states
   (``attends`` says whether there are any);
@@ -40,6 +44,7 @@ from aime.config import LossScales
 from aime.nn.mlp import mlp
 from aime.nn.perceiver import PerceiverEncoder
 from aime.world_model import objectives
+from aime.world_model.attention_detail import AttentionDetailHead
 from aime.world_model.encoder import Encoder
 from aime.world_model.heads import AttentionMapHead
 from aime.world_model.schema_losses import schema_losses
@@ -58,6 +63,7 @@ class PlainPerception(nn.Module):
     attends = False
     uses_readout = False
     state_keys: tuple[str, ...] = ()
+    frame_outputs: tuple[str, ...] = ()
 
     def __init__(self, embed_dim: int, **_: object) -> None:
         super().__init__()
@@ -72,7 +78,7 @@ class PlainPerception(nn.Module):
         """The carried entries at an episode's start (none)."""
         return {}
 
-    def prepare(self, features: Tensor, readout: Tensor | None) -> dict[str, Tensor]:
+    def prepare(self, features: Tensor, readout: Tensor | None, frames: Tensor | None = None) -> dict[str, Tensor]:
         """Per-frame work before the time loop (none): ``features [N, F, R, R]`` -> ``{}``."""
         return {}
 
@@ -98,7 +104,8 @@ class SchemaPerception(nn.Module):
         embed_dim, readout_dim, hidden, deter, latent_size, context_dim, num_slots,
         attention_resolution, image_size, posterior_map, slot_position, slot_persistence,
         attention_target, readout_position, fpn_norm, prior_position_bias, attention_dropout,
-        prior_token_pool, attention_loss_fraction: as in :class:`aime.world_model.vrnn.VRNN`.
+        prior_token_pool, attention_loss_fraction, attention_detail: as in
+        :class:`aime.world_model.vrnn.VRNN`.
         loss_scales: which optional schema losses are computed (those above 0).
     """
 
@@ -129,8 +136,14 @@ class SchemaPerception(nn.Module):
         prior_token_pool: int,
         attention_loss_fraction: float,
         loss_scales: LossScales,
+        attention_detail: bool = False,
     ) -> None:
         super().__init__()
+        if attention_detail and image_size % attention_resolution:
+            raise ValueError(
+                f"attention_detail needs image_size ({image_size}) to be a multiple of "
+                f"attention_resolution ({attention_resolution})"
+            )
         if attention_target not in ATTENTION_TARGETS:
             raise ValueError(
                 f"attention_target must be one of {', '.join(ATTENTION_TARGETS)}, got {attention_target!r}"
@@ -171,6 +184,9 @@ class SchemaPerception(nn.Module):
         self.phi = mlp(deter // 2 + 2, hidden, hidden, layers=1)
         # imagined states get an attention map from s alone (a SpatialNet field head)
         self.attention_head = AttentionMapHead(deter + latent_size, attention_resolution)
+        self.frame_outputs = ("attention_detail",) if attention_detail else ()
+        if attention_detail:  # each cell's distribution over its P x P pixels
+            self.detail_head = AttentionDetailHead(features, image_size, attention_resolution)
 
     @staticmethod
     def output_size(
@@ -189,15 +205,22 @@ class SchemaPerception(nn.Module):
             state["slots"] = torch.zeros(batch, net.num_semantic_slots, net.feature_channels, device=device)
         return state
 
-    def prepare(self, features: Tensor, readout: Tensor | None) -> dict[str, Tensor]:
+    def prepare(self, features: Tensor, readout: Tensor | None, frames: Tensor | None = None) -> dict[str, Tensor]:
         """Everything of the posterior that does not depend on ``h``, batched over ``N = B*T``:
-        ``features [N, F, R, R]``, ``readout [N, C, R, R]`` -> ``tokens``, ``readout [N, C, R*R]``,
-        ``context [N, context_dim]``."""
-        return {
+        ``features [N, F, R, R]``, ``readout [N, C, R, R]`` (and the ``frames [N, 3, S, S]``, which
+        the detail head needs) -> ``tokens``, ``readout [N, C, R*R]``,
+        ``context [N, context_dim]`` (and ``attention_detail [N, P*P, R, R]``, log-probabilities
+        of where inside each cell the attention lies)."""
+        out = {
             "tokens": self.schema.posterior_net.prepare(features),
             "readout": rearrange(readout, "n c h w -> n c (h w)"),
             "context": self.context(features),
         }
+        if self.frame_outputs:
+            if frames is None:
+                raise ValueError("SchemaPerception.prepare: attention_detail needs the frames")
+            out["attention_detail"] = self.detail_head(frames, features)
+        return out
 
     def step(self, deter: Tensor, embed: Tensor, frame: dict[str, Tensor], state: State) -> tuple[Tensor, dict]:
         """The attention posterior for one step: ``deter [B, D]``, ``embed [B, E]`` and the frame's

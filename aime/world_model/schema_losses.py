@@ -43,7 +43,8 @@ def schema_losses(
 
     Args:
         out: :meth:`aime.world_model.vrnn.VRNN.observe`'s output: ``attention [B, T, R, R]``,
-            ``slot_maps [B, T, K, R, R]``, ``deter``, ``stoch``, ``feat [B, T, ...]``.
+            ``slot_maps [B, T, K, R, R]``, ``deter``, ``stoch``, ``feat [B, T, ...]`` (and
+            ``attention_detail [B, T, P*P, R, R]``).
         is_first: ``[B, T]`` bool; obs: ``uint8 [B, T, 3, S, S]``.
         prior_net: the attention prior (``schema.prior_net``); attention_head: the map head.
         scales: which optional terms to compute (those whose weight is above 0).
@@ -52,7 +53,9 @@ def schema_losses(
     Returns:
         ``{name: scalar}``: ``slot_diversity`` always; with ``T >= 2`` also ``attention_prior``,
         ``attention_dynamics``, ``attention_map`` and, as configured, ``attention_target``,
-        ``slot_compactness``, ``slot_grouping``.
+        ``slot_compactness``, ``slot_grouping``, ``attention_detail`` (with ``T >= 3``: each
+        moving cell's sub-cell distribution ``out["attention_detail"]`` against where the current
+        motion lies inside it, weighted by the cell's share of the motion).
     """
     attention = out["attention"]  # [B, T, R, R]
     # the slot maps are responsibilities in [0, 1]: the seed's softmax over positions would flatten
@@ -76,6 +79,10 @@ def schema_losses(
         saliency, moved = objectives.current_motion_saliency(obs, resolution)  # [B, T-2, R, R]
         ce = -(saliency * attention[:, 2:].clamp_min(1e-12).log()).sum((-2, -1))
         terms["attention_target"] = objectives.masked_mean(ce, moved & ~is_first[:, 2:] & ~is_first[:, 1:-1])
+    if "attention_detail" in out and attention.shape[1] > 2:
+        detail, weight, moved = objectives.current_motion_detail(obs, resolution)  # [B, T-2, P*P, R, R]
+        ce = -(weight * (detail * out["attention_detail"][:, 2:]).sum(2)).sum((-2, -1))  # [B, T-2]
+        terms["attention_detail"] = objectives.masked_mean(ce, moved & ~is_first[:, 2:] & ~is_first[:, 1:-1])
     # the prior's and the map head's losses are means over (b, t): an unbiased estimate from a
     # random subset of the steps costs a fraction of the prior's 441-position passes
     valid = (~is_first[:, 1:]).flatten()  # [B*(T-1)]: a step t -> t+1 inside one episode

@@ -29,6 +29,7 @@ loss share one state convention and are read together; the schema's losses are
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import torch
@@ -46,8 +47,8 @@ from aime.world_model.perception import PERCEPTIONS
 
 State = dict[str, Tensor]
 Policy = Callable[[Tensor], Tensor]  # feat [N, F] -> one-hot action [N, A]
-# the constructor's defaults are the configuration's: one source (readout_position and
-# decoder_attention excepted, below)
+# the constructor's defaults are the configuration's: one source (readout_position,
+# decoder_attention and attention_detail excepted, below)
 _MODEL, _TRAIN = ModelConfig(), TrainConfig()
 # checkpoints written before perception was a module hold the schema's modules at the top level
 _PERCEPTION_MODULES = ("context.", "schema.", "phi.", "attention_head.")
@@ -57,7 +58,8 @@ class VRNN(nn.Module):
     """The world model. See the module docstring for the equations.
 
     Every default is :class:`aime.config.ModelConfig`'s (and :class:`aime.config.TrainConfig`'s
-    ``free_bits``, ``kl_balance``), except ``readout_position`` and ``decoder_attention``: off here,
+    ``free_bits``, ``kl_balance``), except ``readout_position``, ``decoder_attention`` and
+    ``attention_detail``: off here,
     so a model built by hand is the seed's filtering model unless they are asked for.
     :meth:`from_config` builds it from a configuration.
 
@@ -86,6 +88,15 @@ class VRNN(nn.Module):
         decoder_attention: the image decoder also reads the attention map ``A_t`` (detached; the
             ``conv`` and ``nca`` decoders): the posterior's when filtering, the attention prior's
             prediction in imagination and open-loop prediction (see :meth:`decode`).
+        attention_detail: the posterior also says where inside each of its cells the attention
+            lies (``attention_detail [B, T, P*P, R, R]``, log-probabilities over a cell's ``P x P``
+            pixels from the frame's features, trained against where the current motion lies inside
+            the cell, weight ``loss_scales.attention_detail``), and the decoder reads it with the
+            map: the map at pixel resolution. Imagined states have none (evenly spread). Needs
+            ``decoder_attention``.
+        attention_detail_dropout: the share of training frames the decoder sees without the
+            detail (as imagined states are drawn), so that it also draws from ``[h, z]`` and the
+            map alone.
         fpn_norm: the feature pyramid's normalisation, ``"group"`` (seed) or ``"none"``.
         prior_position_bias: the attention prior's position code: ``"none"`` (absolute embedding
             only; keeps attention on the fused kernel, several times faster on CPU) or
@@ -127,6 +138,8 @@ class VRNN(nn.Module):
         attention_target: str = _MODEL.attention_target,
         readout_position: bool = False,
         decoder_attention: bool = False,
+        attention_detail: bool = False,
+        attention_detail_dropout: float = _MODEL.attention_detail_dropout,
         fpn_norm: str = _MODEL.fpn_norm,
         prior_position_bias: str = _MODEL.prior_position_bias,
         attention_dropout: float = _MODEL.attention_dropout,
@@ -174,7 +187,13 @@ class VRNN(nn.Module):
             prior_token_pool=prior_token_pool,
             attention_loss_fraction=attention_loss_fraction,
             loss_scales=self.scales,
+            attention_detail=attention_detail,
         )
+        if not 0.0 <= attention_detail_dropout <= 1.0:
+            raise ValueError(f"attention_detail_dropout must lie in [0, 1], got {attention_detail_dropout}")
+        self.attention_detail_dropout = attention_detail_dropout
+        if attention and attention_detail and not decoder_attention:
+            raise ValueError("attention_detail needs decoder_attention=True (the decoder is what reads it)")
 
         self.image_size = image_size
         features = 2 * cnn_depth  # the seed's 64-channel pyramid at cnn_depth 32
@@ -200,6 +219,9 @@ class VRNN(nn.Module):
         if self.decoder_attention and decoder == "field":
             raise ValueError("decoder_attention needs the 'conv' or 'nca' decoder, got 'field'")
         extra = {"reads_attention": True} if self.decoder_attention else {}
+        self.attention_detail = self.decoder_attention and attention_detail
+        if self.attention_detail:
+            extra["detail_cells"] = (image_size // attention_resolution) ** 2
         self.decoder = DECODERS[decoder](self.feat_size, cnn_depth, image_size, **extra)
         self.reward = RewardHead(self.feat_size, hidden)
         self.cont = ContinueHead(self.feat_size, hidden)
@@ -261,9 +283,10 @@ class VRNN(nn.Module):
     def _encode(self, obs: Tensor) -> dict[str, Tensor]:
         """Everything per-frame, batched over ``B*T``: ``obs [B, T, 3, S, S]`` -> ``[B, T, ...]``."""
         b, t = obs.shape[:2]
-        features, embed, readout = self.encoder(obs.flatten(0, 1))
+        frames = obs.flatten(0, 1)
+        features, embed, readout = self.encoder(frames)
         # everything of perception that does not depend on h: batched here, not in the loop
-        out = {"embed": embed, "features": features, **self.perception.prepare(features, readout)}
+        out = {"embed": embed, "features": features, **self.perception.prepare(features, readout, frames)}
         return {k: v.unflatten(0, (b, t)) for k, v in out.items()}
 
     def _posterior_step(self, deter: Tensor, frame: dict[str, Tensor], state: State) -> tuple[dict, dict]:
@@ -271,20 +294,27 @@ class VRNN(nn.Module):
         embed, extra = self.perception.step(deter, frame["embed"], frame, state)
         return self.latent.posterior(deter, embed), extra
 
-    def decode(self, feat: Tensor, attention: Tensor | None = None) -> Tensor:
-        """Frames from states: ``feat [..., F]`` (and ``attention [..., R, R]``) -> ``[..., 3, S, S]``.
+    def decode(self, feat: Tensor, attention: Tensor | None = None, detail: Tensor | None = None) -> Tensor:
+        """Frames from states: ``feat [..., F]`` (and ``attention [..., R, R]``, ``detail
+        [..., P*P, R, R]``) -> ``[..., 3, S, S]``.
 
         With ``decoder_attention`` the map is required (the posterior's for filtered states, the
-        prior's for imagined ones) and read detached; otherwise it is ignored.
+        prior's for imagined ones) and read detached; otherwise it is ignored. With
+        ``attention_detail`` the filtered states' ``detail`` (``observe``'s ``attention_detail``)
+        places the map's mass inside each cell; without it the mass is spread evenly.
         """
         lead = feat.shape[:-1]
-        maps = None
+        maps = fine = None
         if self.decoder_attention:
             if attention is None or attention.shape[:-2] != lead:
                 got = None if attention is None else tuple(attention.shape)
                 raise ValueError(f"decode: decoder_attention needs attention {tuple(lead)} + (R, R), got {got}")
             maps = attention.detach().flatten(0, -3)
-        frames = self.decoder(feat.flatten(0, -2), maps)
+        if self.attention_detail and detail is not None:
+            if detail.shape[:-3] != lead:
+                raise ValueError(f"decode: expected detail {tuple(lead)} + (P*P, R, R), got {tuple(detail.shape)}")
+            fine = detail.detach().flatten(0, -4)
+        frames = self.decoder(feat.flatten(0, -2), maps, fine)
         return frames.unflatten(0, lead)
 
     # -- inference -----------------------------------------------------------------------------
@@ -329,6 +359,7 @@ class VRNN(nn.Module):
         out["post"] = stack_params([s["post"] for s in steps])
         out["prior"] = self.latent.prior(out["deter"])  # batched over B*T
         out["features"] = frames["features"]
+        out.update({k: frames[k] for k in self.perception.frame_outputs})  # e.g. the sub-cell detail
         out["feat"] = torch.cat([out["deter"], out["stoch"]], -1)
         last = {"deter": state["deter"], "stoch": state["stoch"], "action": action[:, -1]}
         if "cell" in state:
@@ -443,9 +474,15 @@ class VRNN(nn.Module):
             )
         terms: dict[str, Tensor] = {}
         maps = out["attention"].detach().flatten(0, 1) if self.decoder_attention else None
-        terms["reconstruction"] = self.decoder.loss(flat, target, weights, maps).mean()
+        fine = None
+        if self.attention_detail:
+            fine = out["attention_detail"].detach().flatten(0, 1)
+            if self.training and self.attention_detail_dropout > 0:  # an even spread: what imagined frames get
+                drop = torch.rand(fine.shape[0], 1, 1, 1, device=fine.device) < self.attention_detail_dropout
+                fine = torch.where(drop, torch.full_like(fine, -math.log(fine.shape[1])), fine)
+        terms["reconstruction"] = self.decoder.loss(flat, target, weights, maps, fine).mean()
         if self.scales.nca_refinement > 0:
-            terms.update(self.decoder.aux_losses(flat, target, maps))
+            terms.update(self.decoder.aux_losses(flat, target, maps, fine))
         dyn, rep, stats = self.latent.kl(out["post"], out["prior"])
         terms["kl"] = objectives.balanced_kl(dyn, rep, self.free_bits, self.kl_balance).mean()
         terms["reward"] = -self.reward(feat).log_prob(batch["reward"].float()).mean()

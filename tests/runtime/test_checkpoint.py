@@ -90,12 +90,13 @@ def test_a_checkpoint_written_before_the_position_readout_and_map_decoder_loads_
     from aime.runtime.checkpoint import load_run_config, save_agent_state
 
     old = to_dict(load_config(["cpu"]))
-    assert old["model"]["readout_position"] and old["model"]["decoder_attention"]  # on by default now
-    for key in ("readout_position", "decoder_attention"):
+    keys = ("readout_position", "decoder_attention", "attention_detail")
+    assert all(old["model"][key] for key in keys)  # on by default now
+    for key in keys:
         del old["model"][key]
     save_agent_state(tmp_path / "agent.pt", {"config": old})
     cfg = load_run_config(tmp_path)
-    assert not cfg.model.readout_position and not cfg.model.decoder_attention
+    assert not any(getattr(cfg.model, key) for key in keys)
 
 
 # -- generations: a save cut short at any instant leaves one complete checkpoint ----------------

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from aime.config import LossScales
+from aime.world_model import objectives
 from aime.world_model.decoders import DECODERS, FieldImageDecoder, NCARefinementDecoder
 from aime.world_model.heads import AttentionMapHead
 from aime.world_model.vrnn import VRNN
@@ -138,3 +139,73 @@ def test_decoder_attention_in_the_world_model():
     plain = VRNN(3, **SMALL)
     assert plain.decoder.net[3].in_channels == 2 * SMALL["cnn_depth"]
     assert model.decoder.net[3].in_channels == 2 * SMALL["cnn_depth"] + 1
+
+
+def test_conv_decoder_draws_a_small_object_where_the_detail_puts_it_inside_a_cell():
+    """A one-pixel dot whose cell the map gives and whose pixel inside the cell only ``detail`` gives
+    (24x24 frames, 6x6 cells of 4x4 pixels; precision-weighted as in the world model)."""
+    torch.manual_seed(0)
+    decoder = DECODERS["conv"](4, depth=8, image_size=24, reads_attention=True, detail_cells=16)
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=3e-3)
+    feat = torch.zeros(16, 4)
+
+    def sample(n):
+        cells, inner = torch.randint(0, 6, (n, 2)), torch.randint(0, 4, (n, 2))
+        maps = torch.full((n, 6, 6), 1e-4)
+        maps[torch.arange(n), cells[:, 0], cells[:, 1]] = 1.0
+        detail = torch.full((n, 16, 6, 6), 1e-3)
+        detail[torch.arange(n), 4 * inner[:, 0] + inner[:, 1]] = 1.0
+        pixels = 4 * cells + inner
+        frames = torch.zeros(n, 3, 24, 24)
+        frames[torch.arange(n), :, pixels[:, 0], pixels[:, 1]] = 1.0
+        return maps / maps.sum((-2, -1), keepdim=True), (detail / detail.sum(1, keepdim=True)).log(), frames
+
+    for _ in range(400):
+        maps, detail, frames = sample(16)
+        optimiser.zero_grad()
+        weights = objectives.attention_precision(maps, 24, 1.0)
+        decoder.loss(feat, frames, weights, attention=maps, detail=detail).mean().backward()
+        optimiser.step()
+    maps, detail, frames = sample(16)
+    with torch.no_grad():
+        drawn = decoder(feat, maps, detail)[:, 0]
+        elsewhere = decoder(feat, maps, detail.roll(1, 0))[:, 0]  # another frame's place in the cell
+    dot = frames[:, 0] > 0.5
+    assert drawn[dot].mean() > 0.6  # the dot is drawn at its pixel...
+    assert elsewhere[dot].mean() < drawn[dot].mean() - 0.3  # ...which the map alone does not say
+    with pytest.raises(ValueError, match="detail"):
+        decoder(feat, maps, detail[:, :4])
+    with pytest.raises(ValueError, match="reads_attention"):
+        DECODERS["conv"](4, depth=8, detail_cells=16)
+
+
+def test_attention_detail_in_the_world_model():
+    torch.manual_seed(0)
+    model = VRNN(3, decoder_attention=True, attention_detail=True, **SMALL)
+    b = batch(t=4)
+    total, terms, out = model.loss(b)
+    assert out["attention_detail"].shape == (2, 4, 16, 21, 21)
+    torch.testing.assert_close(out["attention_detail"].exp().sum(2), torch.ones(2, 4, 21, 21))
+    assert terms["attention_detail"] > 0
+    total.backward()
+    head = model.perception.detail_head
+    assert head.from_pixels.weight.grad.abs().sum() > 0 and head.from_features.weight.grad.abs().sum() > 0
+    assert model.decoder.net[3].in_channels == 2 * SMALL["cnn_depth"] + 1 + 16
+    frames = model.decode(out["feat"], out["attention"], out["attention_detail"])
+    # the detail is an input of the frames: other detail, other frames
+    assert not torch.allclose(frames, model.decode(out["feat"], out["attention"], out["attention_detail"].flip(2)))
+    assert model.open_loop(b["obs"], b["action"], b["is_first"], 2)["frames"].shape == (2, 2, 3, 84, 84)
+    with pytest.raises(ValueError, match="decoder_attention"):
+        VRNN(3, attention_detail=True, **SMALL)
+    with pytest.raises(ValueError, match="attention_detail_dropout"):
+        VRNN(3, decoder_attention=True, attention_detail=True, attention_detail_dropout=1.5, **SMALL)
+    # dropout 1: every training frame is drawn as an imagined one is, without the detail
+    model.attention_detail_dropout = 1.0
+    _, terms, out = model.loss(b)
+    weights = objectives.attention_precision(out["attention"].flatten(0, 1), 84, model.precision_strength)
+    target = b["obs"].flatten(0, 1).float() / 255
+    plain = objectives.image_loss(model.decode(out["feat"], out["attention"]).flatten(0, 1), target, weights)
+    torch.testing.assert_close(terms["reconstruction"], plain.mean())
+    detailed = model.decode(out["feat"], out["attention"], out["attention_detail"]).flatten(0, 1)
+    assert not torch.allclose(terms["reconstruction"], objectives.image_loss(detailed, target, weights).mean())
+    assert "attention_detail" not in VRNN(3, decoder_attention=True, **SMALL).loss(b)[1]

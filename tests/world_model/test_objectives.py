@@ -78,6 +78,27 @@ def test_current_motion_saliency_keeps_the_new_place_and_drops_the_old():
         objectives.current_motion_saliency(obs[:, :2], 21)
 
 
+def test_current_motion_detail_says_where_inside_its_cell_the_moving_thing_is():
+    obs = torch.zeros(1, 3, 3, 84, 84, dtype=torch.uint8)
+    # a 1x2-pixel ball moving right: at the last frame it covers pixels (41, 29) and (41, 30), which
+    # lie in cell (10, 7) at rows 1 and columns 1, 2 of the cell's 4x4 pixels
+    for t, col in enumerate((13, 21, 29)):
+        obs[0, t, :, 41, col : col + 2] = 200
+    detail, weight, moved = objectives.current_motion_detail(obs, 21)
+    assert detail.shape == (1, 1, 16, 21, 21) and weight.shape == (1, 1, 21, 21) and moved.tolist() == [[True]]
+    assert weight[0, 0, 10, 7] == 1.0 and weight.sum() == 1.0
+    assert detail[0, 0, :, 10, 7].tolist() == [0, 0, 0, 0, 0, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert detail[0, 0, :, 10, 3].sum() == 0  # the place it left is not a target
+    # a ball on a cell border splits between two cells, each by its share
+    obs[0, 2] = 0
+    obs[0, 2, :, 41, 31:34] = 200  # pixel 31 in cell 7, pixels 32 and 33 in cell 8
+    detail, weight, _ = objectives.current_motion_detail(obs, 21)
+    torch.testing.assert_close(weight[0, 0, 10, 7:9], torch.tensor([1 / 3, 2 / 3]))
+    assert detail[0, 0, 7, 10, 7] == 1.0 and detail[0, 0, 4, 10, 8] == 0.5 and detail[0, 0, 5, 10, 8] == 0.5
+    with pytest.raises(ValueError, match="multiple"):
+        objectives.current_motion_detail(obs, 20)
+
+
 def test_slot_compactness_is_low_when_each_attended_slot_holds_one_object():
     ball, paddle = torch.zeros(21, 21), torch.zeros(21, 21)
     ball[3, 3], paddle[18, 10] = 1.0, 1.0

@@ -321,7 +321,7 @@ def test_readout_position_tells_the_posterior_where_the_attention_rests():
 
 def test_every_constructor_setting_is_a_config_key_with_the_configs_default():
     model, train = ModelConfig(), TrainConfig()
-    by_hand = {"readout_position", "decoder_attention"}  # off when built by hand, on in the presets
+    by_hand = {"readout_position", "decoder_attention", "attention_detail"}  # off when built by hand, on in the presets
     for name, param in inspect.signature(VRNN.__init__).parameters.items():
         if name in ("self", "num_actions", "loss_scales"):
             continue
@@ -338,7 +338,8 @@ def test_64x64_frames_end_to_end(decoder):
     """A model of 64x64 frames (attention grid 16x16) filters, learns, predicts open loop and imagines."""
     torch.manual_seed(0)
     cfg = load_config(["debug"], ["model.image_size=64", "model.attention_resolution=16", f"model.decoder={decoder}"])
-    model = VRNN.from_config(cfg.model, 3, cfg.train, decoder_attention=decoder == "conv", readout_position=True)
+    on = decoder == "conv"
+    model = VRNN.from_config(cfg.model, 3, cfg.train, decoder_attention=on, attention_detail=on, readout_position=True)
     b, t = 2, 4
     obs = torch.randint(0, 256, (b, t, 3, 64, 64), dtype=torch.uint8)
     batch = {
