@@ -38,7 +38,27 @@ from aime.world_model.objectives import image_loss
 _FLOOR = 1e-3  # the attention channels are log(max(R^2 A, 1e-3)): a log that stays finite
 
 
-class ConvDecoder(nn.Module):
+class ImageDecoder(nn.Module):
+    """The decoders' interface: ``forward(feat, attention=None, detail=None) -> [N, 3, S, S]``, the
+    reconstruction loss (squared error summed over pixels, ``[N]``) and extra terms (none here)."""
+
+    def loss(
+        self,
+        feat: Tensor,
+        target: Tensor,
+        weights: Tensor | None = None,
+        attention: Tensor | None = None,
+        detail: Tensor | None = None,
+    ) -> Tensor:
+        return image_loss(self(feat, attention, detail), target, weights)
+
+    def aux_losses(
+        self, feat: Tensor, target: Tensor, attention: Tensor | None = None, detail: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        return {}
+
+
+class ConvDecoder(ImageDecoder):
     """``feat [N, F]`` (and ``attention [N, R, R]``) -> ``[N, 3, S, S]`` by transposed
     convolutions: ``[4d, r, r] -> R -> 2R -> 4R = S``, with ``r = R / 3`` (a stride-3 step; 84 =
     7 * 3 * 2 * 2) where 3 divides ``R = S / 4``, else ``r = R / 2`` (a stride-2 step; 64 = 8 * 2 * 2 * 2).
@@ -109,23 +129,8 @@ class ConvDecoder(nn.Module):
                 x = torch.cat([x, fine], 1)
         return self.net[3:](x) + 0.5
 
-    def loss(
-        self,
-        feat: Tensor,
-        target: Tensor,
-        weights: Tensor | None = None,
-        attention: Tensor | None = None,
-        detail: Tensor | None = None,
-    ) -> Tensor:
-        return image_loss(self(feat, attention, detail), target, weights)
 
-    def aux_losses(
-        self, feat: Tensor, target: Tensor, attention: Tensor | None = None, detail: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        return {}
-
-
-class FieldImageDecoder(nn.Module):
+class FieldImageDecoder(ImageDecoder):
     """SpatialNet field decoder: ``(x, y)`` -> RGB, conditioned on ``s`` (seed 000).
 
     Args:
@@ -172,13 +177,8 @@ class FieldImageDecoder(nn.Module):
             err = err * weights.flatten(1).gather(1, index)
         return err.sum(-1) * (h * w / self.train_pixels)
 
-    def aux_losses(
-        self, feat: Tensor, target: Tensor, attention: Tensor | None = None, detail: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        return {}
 
-
-class NCARefinementDecoder(nn.Module):
+class NCARefinementDecoder(ImageDecoder):
     """A conv decoder's coarse frame, refined over ``steps`` NCA steps (seed 001).
 
     The coarse frame is trained by the reconstruction loss; the NCA by its own shortsighted loss
