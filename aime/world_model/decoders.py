@@ -114,7 +114,8 @@ class ConvDecoder(ImageDecoder):
             if attention is None or attention.shape != (n, r, r):
                 got = None if attention is None else tuple(attention.shape)
                 raise ValueError(f"ConvDecoder: expected attention [{n}, {r}, {r}], got {got}")
-            log_map = (attention.to(x.dtype) * r * r).clamp_min(_FLOOR).log().unsqueeze(1)  # log(R^2 A)
+            relative = (attention.to(x.dtype) * r * r).unsqueeze(1)  # R^2 A: 1 where the map is uniform
+            log_map = relative.clamp_min(_FLOOR).log()
             x = torch.cat([x, log_map], 1)
             if self.detail_cells:
                 if detail is None:  # the mass spread evenly over each cell: log(P^2 q) = 0
@@ -124,8 +125,9 @@ class ConvDecoder(ImageDecoder):
                         f"ConvDecoder: expected detail [{n}, {self.detail_cells}, {r}, {r}], got {tuple(detail.shape)}"
                     )
                 else:  # log(P^2 q) (0: an even spread), where the map is at least uniform, less below
-                    gate = (attention.to(x.dtype) * r * r).clamp_max(1.0).unsqueeze(1)
-                    fine = gate * (detail.to(x.dtype) + math.log(self.detail_cells)).clamp_min(math.log(_FLOOR))
+                    fine = relative.clamp_max(1.0) * (detail.to(x.dtype) + math.log(self.detail_cells)).clamp_min(
+                        math.log(_FLOOR)
+                    )
                 x = torch.cat([x, fine], 1)
         return self.net[3:](x) + 0.5
 

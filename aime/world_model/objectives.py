@@ -78,7 +78,7 @@ def motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
     return _pooled_distribution(change, resolution)
 
 
-def current_motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
+def current_motion_saliency(obs: Tensor, resolution: int, change: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Where moving things are *now*: ``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)``, pooled to the grid.
 
     The two-frame difference of :func:`motion_saliency` lights up an object's old place as much as
@@ -89,15 +89,17 @@ def current_motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tenso
     Args:
         obs: ``[B, T, C, S, S]`` frames (uint8 or float), ``T >= 3``.
         resolution: ``R``.
+        change: :func:`current_motion_change` of ``obs`` if the caller has it already.
     Returns:
         ``(maps [B, T-2, R, R], moved [B, T-2])`` for the steps ``t = 2 .. T-1``, each normalised to
         sum to 1 (zero where nothing moved), and whether anything moved. Callers mask the steps
         where ``t`` or ``t-1`` starts an episode.
     """
-    return _pooled_distribution(_current_change(obs, "current_motion_saliency"), resolution)
+    change = current_motion_change(obs) if change is None else change
+    return _pooled_distribution(change, resolution)
 
 
-def current_motion_detail(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor, Tensor]:
+def current_motion_detail(obs: Tensor, resolution: int, change: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Where inside each cell the moving things are now: the target of the attention's sub-cell detail.
 
     The current-motion change of :func:`current_motion_saliency`, ``min(|o_t - o_{t-1}|,
@@ -107,6 +109,7 @@ def current_motion_detail(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor,
     Args:
         obs: ``[B, T, C, S, S]`` frames (uint8 or float), ``T >= 3``, ``S`` a multiple of ``R``.
         resolution: ``R``.
+        change: :func:`current_motion_change` of ``obs`` if the caller has it already.
     Returns:
         ``(detail [B, T-2, P*P, R, R], weight [B, T-2, R, R], moved [B, T-2])`` for the steps
         ``t = 2 .. T-1``: each cell's distribution over its ``P*P`` pixels (row-major; zero where
@@ -116,7 +119,7 @@ def current_motion_detail(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor,
     size = obs.shape[-1]
     if size % resolution:
         raise ValueError(f"current_motion_detail: the frame side {size} must be a multiple of R = {resolution}")
-    change = _current_change(obs, "current_motion_detail")
+    change = current_motion_change(obs) if change is None else change
     cells = rearrange(change, "b t (r1 p1) (r2 p2) -> b t (p1 p2) r1 r2", r1=resolution, r2=resolution)
     mass = cells.sum(2)  # [B, T-2, R, R]
     detail = torch.where(mass.unsqueeze(2) > 0, cells / mass.unsqueeze(2).clamp_min(1e-12), torch.zeros_like(cells))
@@ -125,10 +128,11 @@ def current_motion_detail(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor,
     return detail, weight, total.flatten(1) > 0
 
 
-def _current_change(obs: Tensor, caller: str) -> Tensor:
-    """``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)`` summed over channels: ``[B, T, C, S, S] -> [B, T-2, S, S]``."""
+def current_motion_change(obs: Tensor) -> Tensor:
+    """``min(|o_t - o_{t-1}|, |o_t - o_{t-2}|)`` summed over channels: ``[B, T, C, S, S] -> [B, T-2, S, S]``
+    (what :func:`current_motion_saliency` pools and :func:`current_motion_detail` splits into cells)."""
     if obs.dim() != 5 or obs.shape[1] < 3:
-        raise ValueError(f"{caller}: expected obs [B, T >= 3, C, S, S], got {tuple(obs.shape)}")
+        raise ValueError(f"current_motion_change: expected obs [B, T >= 3, C, S, S], got {tuple(obs.shape)}")
     frames = obs.float()
     now = frames[:, 2:]
     return torch.minimum((now - frames[:, 1:-1]).abs().sum(2), (now - frames[:, :-2]).abs().sum(2))

@@ -139,11 +139,6 @@ class SchemaPerception(nn.Module):
         attention_detail: bool = False,
     ) -> None:
         super().__init__()
-        if attention_detail and image_size % attention_resolution:
-            raise ValueError(
-                f"attention_detail needs image_size ({image_size}) to be a multiple of "
-                f"attention_resolution ({attention_resolution})"
-            )
         if attention_target not in ATTENTION_TARGETS:
             raise ValueError(
                 f"attention_target must be one of {', '.join(ATTENTION_TARGETS)}, got {attention_target!r}"

@@ -66,23 +66,28 @@ def schema_losses(
         return terms
     if scales.slot_compactness > 0:
         terms["slot_compactness"] = objectives.slot_compactness(out["slot_maps"], attention).mean()
-    if scales.slot_grouping > 0 and attention.shape[1] > 2:
-        current, moved = objectives.current_motion_saliency(obs, resolution)  # [B, T-2, R, R]
+    # the current-motion change, computed once for the terms that read it (steps t = 2 .. T-1)
+    detail_on = "attention_detail" in out
+    change = current = None
+    if attention.shape[1] > 2 and (scales.slot_grouping > 0 or target == "current_motion" or detail_on):
+        change = objectives.current_motion_change(obs)  # [B, T-2, S, S]
+        steady = ~is_first[:, 2:] & ~is_first[:, 1:-1]  # t and t-1 inside one episode
+    if change is not None and (scales.slot_grouping > 0 or target == "current_motion"):
+        current, moved_now = objectives.current_motion_saliency(obs, resolution, change)  # [B, T-2, R, R]
+    if current is not None and scales.slot_grouping > 0:
         loss, scored = grouping.slot_grouping_loss(out["slot_maps"][:, 2:].flatten(0, 1), current.flatten(0, 1))
-        keep = (moved & ~is_first[:, 2:] & ~is_first[:, 1:-1]).flatten() & scored
-        terms["slot_grouping"] = objectives.masked_mean(loss, keep)
+        terms["slot_grouping"] = objectives.masked_mean(loss, (moved_now & steady).flatten() & scored)
     if target == "motion":
         saliency, moved = objectives.motion_saliency(obs, resolution)  # [B, T-1, R, R], [B, T-1]
         ce = -(saliency * attention[:, 1:].clamp_min(1e-12).log()).sum((-2, -1))
         terms["attention_target"] = objectives.masked_mean(ce, moved & ~is_first[:, 1:])
-    elif target == "current_motion" and attention.shape[1] > 2:
-        saliency, moved = objectives.current_motion_saliency(obs, resolution)  # [B, T-2, R, R]
-        ce = -(saliency * attention[:, 2:].clamp_min(1e-12).log()).sum((-2, -1))
-        terms["attention_target"] = objectives.masked_mean(ce, moved & ~is_first[:, 2:] & ~is_first[:, 1:-1])
-    if "attention_detail" in out and attention.shape[1] > 2:
-        detail, weight, moved = objectives.current_motion_detail(obs, resolution)  # [B, T-2, P*P, R, R]
+    elif current is not None and target == "current_motion":
+        ce = -(current * attention[:, 2:].clamp_min(1e-12).log()).sum((-2, -1))
+        terms["attention_target"] = objectives.masked_mean(ce, moved_now & steady)
+    if change is not None and detail_on:
+        detail, weight, moved = objectives.current_motion_detail(obs, resolution, change)  # [B, T-2, P*P, R, R]
         ce = -(weight * (detail * out["attention_detail"][:, 2:]).sum(2)).sum((-2, -1))  # [B, T-2]
-        terms["attention_detail"] = objectives.masked_mean(ce, moved & ~is_first[:, 2:] & ~is_first[:, 1:-1])
+        terms["attention_detail"] = objectives.masked_mean(ce, moved & steady)
     # the prior's and the map head's losses are means over (b, t): an unbiased estimate from a
     # random subset of the steps costs a fraction of the prior's 441-position passes
     valid = (~is_first[:, 1:]).flatten()  # [B*(T-1)]: a step t -> t+1 inside one episode
