@@ -115,3 +115,9 @@ def test_the_attention_detail_and_the_map_decoder_are_checked_together():
         load_config(["cpu"], ["model.decoder=field"])
     with pytest.raises(ConfigError, match="attention_detail_dropout"):
         load_config(["cpu"], ["model.attention_detail_dropout=1.5"])
+
+
+def test_the_object_policy_needs_the_attention_schema():
+    assert load_config(["cpu"], ["model.object_policy=true"]).model.object_policy
+    with pytest.raises(ConfigError, match="object_policy' needs 'model.attention: true'"):
+        load_config(["cpu"], ["model.object_policy=true", "model.attention=false"])

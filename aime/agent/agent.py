@@ -256,6 +256,7 @@ class Agent(nn.Module):
             discount=t.discount,
             lam=t.lambda_,
             entropy=t.entropy,
+            object_dim=0 if self.world_model.object_head is None else self.world_model.object_head.token_dim,
         )
         self.to(self.device)
         self.fused = self.device.type == "cuda" if fused is None else fused
@@ -307,7 +308,8 @@ class Agent(nn.Module):
         try:
             with self.autocast_context():
                 state, extras = self.world_model.observe_step(state, frames, is_first, sample=explore)
-                action = self.behavior.act(self.world_model.feat(state).float(), explore)
+                feat = self.world_model.feat(state).float()
+                action = self.behavior.act(feat, explore, self.world_model.object_tokens(feat))
         finally:
             self.train(was_training)
         state["action"] = onehot_actions(action, self.num_actions)

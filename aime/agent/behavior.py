@@ -9,6 +9,10 @@ lambda-return
 is the critic's two-hot target and, normalised by a running 5th-95th percentile range
 ``S`` (``max(1, S)``), the actor's REINFORCE advantage, with an entropy bonus. The critic is also
 pulled towards a slow (EMA) copy of itself. Every loss is a pure function below.
+
+With object tokens (``object_dim > 0``, the world model's ``object_tokens``) the actor and critic
+also read ``K`` object tokens by cross-attention from ``s``
+(:class:`~aime.agent.object_reader.ObjectMLP`): attention-based action selection.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aime.agent.object_reader import ObjectMLP
 from aime.nn.distributions import StraightThroughCategorical, TwoHot, symlog_bins
 from aime.nn.mlp import mlp
 
@@ -85,6 +90,8 @@ class Behavior(nn.Module):
         horizon, discount, lam, entropy: imagination horizon H, gamma, lambda, entropy scale.
         slow_decay: EMA decay of the target critic.
         unimix: uniform mixture in the actor's distribution.
+        object_dim: size of one object token the actor and critic also read (0: they read ``s``
+            alone). Then every method takes the tokens, ``objects [..., K, object_dim]``.
     """
 
     def __init__(
@@ -100,33 +107,47 @@ class Behavior(nn.Module):
         slow_decay: float = 0.98,
         unimix: float = 0.01,
         bins: int = 255,
+        object_dim: int = 0,
     ) -> None:
         super().__init__()
         self.num_actions, self.horizon, self.discount, self.lam = num_actions, horizon, discount, lam
         self.entropy_scale, self.slow_decay, self.unimix = entropy, slow_decay, unimix
-        self.actor = mlp(feat_dim, hidden, num_actions, layers)
-        self.critic = mlp(feat_dim, hidden, bins, layers, zero_last=True)
+        self.object_dim = object_dim
+        if object_dim:
+            self.actor = ObjectMLP(feat_dim, object_dim, hidden, num_actions, layers)
+            self.critic = ObjectMLP(feat_dim, object_dim, hidden, bins, layers, zero_last=True)
+        else:
+            self.actor = mlp(feat_dim, hidden, num_actions, layers)
+            self.critic = mlp(feat_dim, hidden, bins, layers, zero_last=True)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("bins", symlog_bins(bins), persistent=False)
         self.normalizer = ReturnNormalizer()
 
-    def policy(self, feat: Tensor) -> StraightThroughCategorical:
+    def _run(self, net: nn.Module, feat: Tensor, objects: Tensor | None) -> Tensor:
+        """A network of the actor or critic on ``feat [..., F]`` (and ``objects [..., K, C]``)."""
+        if (objects is None) != (not self.object_dim):
+            need = "object tokens [..., K, C]" if self.object_dim else "no object tokens (object_dim is 0)"
+            raise ValueError(f"Behavior: this actor and critic take {need}")
+        return net(feat) if objects is None else net(feat, objects)
+
+    def policy(self, feat: Tensor, objects: Tensor | None = None) -> StraightThroughCategorical:
         """The action distribution at ``feat [..., F]`` (one categorical of ``A`` classes)."""
-        return self._distribution(self.actor(feat))
+        return self._distribution(self._run(self.actor, feat, objects))
 
     def _distribution(self, logits: Tensor) -> StraightThroughCategorical:
         """The actor's logits ``[..., A]`` -> its action distribution (with unimix)."""
         # fp32 whatever the actor computes in: the policy's log-probabilities and entropy enter the loss
         return StraightThroughCategorical(logits.float().unsqueeze(-2), self.unimix)
 
-    def act(self, feat: Tensor, explore: bool = True) -> Tensor:
+    def act(self, feat: Tensor, explore: bool = True, objects: Tensor | None = None) -> Tensor:
         """``[N]`` action indices: sampled when exploring, the mode otherwise."""
-        dist = self.policy(feat)
+        dist = self.policy(feat, objects)
         onehot = dist.sample() if explore else dist.mode()
         return onehot.squeeze(-2).argmax(-1)
 
-    def value(self, feat: Tensor, slow: bool = False) -> TwoHot:
-        return TwoHot((self.slow_critic if slow else self.critic)(feat).float(), self.bins)
+    def value(self, feat: Tensor, slow: bool = False, objects: Tensor | None = None) -> TwoHot:
+        """The critic's (or the slow critic's) value distribution at ``feat [..., F]``."""
+        return TwoHot(self._run(self.slow_critic if slow else self.critic, feat, objects).float(), self.bins)
 
     def loss(self, world_model: nn.Module, start: dict[str, Tensor], start_cont: Tensor) -> tuple[Tensor, Tensor, dict]:
         """Actor and critic losses from imagined rollouts.
@@ -139,10 +160,12 @@ class Behavior(nn.Module):
             ``(actor_loss, critic_loss, metrics)``.
         """
         logits: list[Tensor] = []  # the actor's outputs in imagination, kept for its loss
+        tokens = world_model.object_tokens if self.object_dim else (lambda feat: None)
 
         def policy(feat: Tensor) -> Tensor:
+            objects = tokens(feat)  # no gradient: the world model is not trained here
             with torch.enable_grad():  # one actor pass per state serves both acting and the loss
-                logits.append(self.actor(feat))
+                logits.append(self._run(self.actor, feat, objects))
             return self._distribution(logits[-1].detach()).sample().squeeze(-2)
 
         with torch.no_grad():
@@ -152,8 +175,9 @@ class Behavior(nn.Module):
             cont = torch.sigmoid(world_model.cont(feat[:, 1:]))
             cont = torch.cat([start_cont[:, None].float(), cont], 1)  # [N, H+1]
             weight = torch.cumprod(self.discount * cont, 1) / self.discount  # [N, H+1], weight[0] = c_0
-            slow_value = self.value(feat, slow=True).mean()
-        critic = self.value(feat)  # one pass over [N, H+1]
+            objects = tokens(feat)
+            slow_value = self.value(feat, slow=True, objects=objects).mean()
+        critic = self.value(feat, objects=objects)  # one pass over [N, H+1]
         value = critic.mean()
         returns = lambda_return(reward, cont[:, 1:], value.detach(), self.discount, self.lam)  # [N, H]
         scale = self.normalizer.update(returns)

@@ -276,6 +276,11 @@ def validate(cfg: Config) -> None:
             "config key 'model.decoder_attention' needs the 'conv' or 'nca' decoder, got 'field': with the field "
             "decoder set model.decoder_attention=false and model.attention_detail=false"
         )
+    if cfg.model.object_policy and not cfg.model.attention:
+        raise ConfigError(
+            "config key 'model.object_policy' needs 'model.attention: true' (the object tokens are the attention "
+            "posterior's slots); set model.object_policy=false for the ablation"
+        )
     for key in (
         "env.repeat_action_probability",
         "train.kl_balance",

@@ -107,6 +107,12 @@ class ModelConfig:
     attention_detail_dropout: float = 0.5
     """With ``attention_detail``: the share of training frames decoded without the detail (as
     imagined frames are), so the decoder also draws moving things from the state and the map alone."""
+    object_policy: bool = False
+    """Attention-based action selection (seed 003's future extension 4): the actor and critic also
+    read ``K`` object tokens by cross-attention from ``s = [h, z]`` (``aime.agent.object_reader``).
+    The tokens are the posterior's slots (features and centres) as an object head predicts them from
+    ``s``, so imagined states have them too; the head learns with the world model (weight
+    ``train.loss_scales.objects``). Needs ``attention``."""
     precision_strength: float = 1.0
     """Precision weighting: reconstruction pixels count ``1 + strength * R^2 * A_t`` (0: off). 1 was
     chosen on Breakout: the paddle drawn (window error ratio 0.50 against 0.97 at 0 and 0.64 at 4)."""
@@ -140,6 +146,8 @@ class LossScales:
     attention_map: float = 0.1
     attention_target: float = 1.0
     attention_detail: float = 1.0
+    objects: float = 1.0
+    """The object head's error against the posterior's slots (with ``model.object_policy``)."""
     slot_compactness: float = 0.0
     slot_grouping: float = 0.0
     """Motion grouping (``aime.world_model.grouping``): the slot of a moving cell should hold that

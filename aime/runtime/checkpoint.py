@@ -273,6 +273,7 @@ _MODEL_KEYS_ADDED_LATER = {
     "decoder_attention": False,
     "slot_position": "learned",
     "attention_detail": False,
+    "object_policy": False,
 }
 
 

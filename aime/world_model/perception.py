@@ -220,7 +220,8 @@ class SchemaPerception(nn.Module):
     def step(self, deter: Tensor, embed: Tensor, frame: dict[str, Tensor], state: State) -> tuple[Tensor, dict]:
         """The attention posterior for one step: ``deter [B, D]``, ``embed [B, E]`` and the frame's
         prepared entries -> ``(e_t [B, embed_size], extras)`` with ``attention [B, R, R]``,
-        ``coords [B, 2]``, ``slot_maps [B, K, R, R]``, ``slot_centers [B, K, 2]`` (and ``slots``)."""
+        ``coords [B, 2]``, ``slot_maps [B, K, R, R]``, ``slot_centers [B, K, 2]``, ``slot_features
+        [B, K, d]`` (and ``slots``)."""
         net = self.schema.posterior_net
         post = net.step(deter, frame["context"], inputs=frame["tokens"], prev_slots=state.get("slots"))
         attention = post.attention
@@ -233,6 +234,7 @@ class SchemaPerception(nn.Module):
             "coords": post.coords,
             "slot_maps": post.slot_maps,
             "slot_centers": post.slot_centers,
+            "slot_features": post.slot_features,
         }
         if self.slot_persistence:
             extras["slots"] = post.slots

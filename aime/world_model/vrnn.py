@@ -41,7 +41,7 @@ from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_l
 from aime.world_model import objectives
 from aime.world_model.decoders import DECODERS
 from aime.world_model.encoder import Encoder
-from aime.world_model.heads import ContinueHead, RewardHead
+from aime.world_model.heads import ContinueHead, ObjectHead, RewardHead
 from aime.world_model.latent import make_latent, stack_params
 from aime.world_model.perception import PERCEPTIONS
 
@@ -97,6 +97,9 @@ class VRNN(nn.Module):
         attention_detail_dropout: the share of training frames the decoder sees without the
             detail (as imagined states are drawn), so that it also draws from ``[h, z]`` and the
             map alone.
+        object_policy: an object head predicts the posterior's slots (features and centres) from
+            ``s`` (:meth:`object_tokens`; loss term ``objects``), for an object-centric actor and
+            critic. Needs ``attention``.
         fpn_norm: the feature pyramid's normalisation, ``"group"`` (seed) or ``"none"``.
         prior_position_bias: the attention prior's position code: ``"none"`` (absolute embedding
             only; keeps attention on the fused kernel, several times faster on CPU) or
@@ -140,6 +143,7 @@ class VRNN(nn.Module):
         decoder_attention: bool = False,
         attention_detail: bool = False,
         attention_detail_dropout: float = _MODEL.attention_detail_dropout,
+        object_policy: bool = _MODEL.object_policy,
         fpn_norm: str = _MODEL.fpn_norm,
         prior_position_bias: str = _MODEL.prior_position_bias,
         attention_dropout: float = _MODEL.attention_dropout,
@@ -225,6 +229,11 @@ class VRNN(nn.Module):
         self.decoder = DECODERS[decoder](self.feat_size, cnn_depth, image_size, **extra)
         self.reward = RewardHead(self.feat_size, hidden)
         self.cont = ContinueHead(self.feat_size, hidden)
+        if object_policy and not attention:
+            raise ValueError("object_policy needs attention=True (the object tokens are the posterior's slots)")
+        self.object_head = None
+        if object_policy:
+            self.object_head = ObjectHead(self.feat_size, hidden, num_slots, features, attention_resolution)
 
     @classmethod
     def from_config(cls, model: ModelConfig, num_actions: int, train: TrainConfig | None = None, **overrides) -> VRNN:
@@ -265,6 +274,11 @@ class VRNN(nn.Module):
     def feat(self, state: State) -> Tensor:
         """``s = [h, z]``: ``[..., deter + stoch]``."""
         return torch.cat([state["deter"], state["stoch"]], -1)
+
+    def object_tokens(self, feat: Tensor) -> Tensor | None:
+        """The object head's tokens for states ``feat [..., F]``: ``[..., K, d + 2]`` (slot features,
+        centre); None without ``object_policy``."""
+        return None if self.object_head is None else self.object_head(feat)
 
     def _transition(self, state: State, action: Tensor) -> State:
         """One imagination-safe step of ``h``: ``action [B, A]`` one-hot (or probabilities)."""
@@ -488,6 +502,8 @@ class VRNN(nn.Module):
         terms["reward"] = -self.reward(feat).log_prob(batch["reward"].float()).mean()
         terms["continuation"] = objectives.continue_loss(self.cont(feat), batch["is_terminal"]).mean()
         terms.update(self.perception.losses(out, is_first, obs))
+        if self.object_head is not None:
+            terms["objects"] = self.object_head.loss(feat, out["slot_features"], out["slot_centers"]).mean()
         if self.scales.patch_coherence > 0 or self.scales.spatial_diversity > 0:
             terms.update(self._spatial_latent_losses(out["features"].flatten(0, 1).float()))
         total = sum(getattr(self.scales, name) * value for name, value in terms.items())

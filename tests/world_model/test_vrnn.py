@@ -393,3 +393,33 @@ def test_slot_persistence_carries_the_slots_through_observe_chunks_and_acting():
         state["action"] = F.one_hot(batch["action"][:, t], 3).float()
     without = VRNN(3, **SMALL)
     assert "slot_carry" not in "".join(without.state_dict()) and "slots" not in without.initial_state(1)
+
+
+def test_the_object_head_predicts_the_posteriors_slots_and_trains_with_the_model():
+    torch.manual_seed(0)
+    model = VRNN(3, object_policy=True, **SMALL)
+    batch = moving_square_video(b=2, t=5)
+    out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    k, d = SMALL["num_slots"], 2 * SMALL["cnn_depth"]
+    assert out["slot_features"].shape == (2, 5, k, d)
+    tokens = model.object_tokens(out["feat"])
+    assert tokens.shape == (2, 5, k, d + 2) and tokens[..., -2:].abs().max() <= 1
+    # the term is in the model's loss, and through s it asks the transition to carry the objects
+    assert "objects" in model.loss(batch)[1]
+    term = model.object_head.loss(out["feat"], out["slot_features"], out["slot_centers"]).mean()
+    (cell_grad,) = torch.autograd.grad(term, model.cell.weight_hh)
+    assert cell_grad.abs().sum() > 0
+    # the head alone learns the slots of fixed states
+    feat, features, centers = (out[k].detach() for k in ("feat", "slot_features", "slot_centers"))
+    opt = torch.optim.Adam(model.object_head.parameters(), 1e-2)
+    losses = []
+    for _ in range(60):
+        loss = model.object_head.loss(feat, features, centers).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
+    assert VRNN(3, **SMALL).object_tokens(out["feat"]) is None
+    with pytest.raises(ValueError, match="object_policy needs attention"):
+        VRNN(3, attention=False, object_policy=True, **SMALL)
