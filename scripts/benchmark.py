@@ -5,11 +5,12 @@ writes the same as JSON; ``--out`` writes ``benchmark.md`` and ``benchmark.json`
 Timings are the median over ``--repeats`` (after ``--warmup`` untimed runs); compare them as ratios
 within one run, since shared machines are noisy.
 
-Like the training scripts, the benchmark first calls ``aime.runtime.denormals.flush_denormals``
+Like the training scripts, on a CPU the benchmark first calls ``aime.runtime.denormals.flush_denormals``
 (denormal floats become zero instead of taking the CPU's slow microcode path;
 ``--keep-denormals`` measures without) and ``aime.runtime.allocator.retain_freed_memory`` (freed
 activations are reused instead of handed back to the kernel and faulted in again, about 2x on an
-``atari100k`` update on a 2-core VM); ``--system-allocator`` keeps the C library's defaults.
+``atari100k`` update on a 2-core VM); ``--system-allocator`` keeps the C library's defaults. On
+CUDA it sets ``cudnn.benchmark`` instead (``aime.runtime.device.configure_process``).
 
     python scripts/benchmark.py                           # everything, B = 16 at 84x84, T 64
     python scripts/benchmark.py --only prior --repeats 5
@@ -35,6 +36,7 @@ from aime.bench.environments import ACTING_ENVS
 from aime.config import ConfigError, load_config
 from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.denormals import denormal_state, flush_denormals
+from aime.runtime.device import configure_process
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -123,17 +125,21 @@ def main(argv: list[str] | None = None) -> dict:
         for bench in BENCHMARKS.values():
             print(f"{bench.name:12s} {bench.description}" + (" [only with --only]" if bench.opt_in else ""))
         return {"benchmarks": sorted(BENCHMARKS)}
-    # as the training scripts do: before the first parallel operation starts PyTorch's worker threads
-    if args.keep_denormals:
+    # as the training scripts do (aime.runtime.device.configure_process): the CPU settings on a CPU,
+    # before the first parallel operation starts PyTorch's worker threads; cudnn.benchmark on CUDA
+    cpu = torch.device(args.device).type == "cpu"
+    if args.keep_denormals or not cpu:
         torch.set_flush_denormal(False)  # on this thread, in case the process had turned it on
     else:
         flush_denormals()
+    if not cpu:
+        configure_process(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     state = denormal_state()
     denormals = "flushed to zero (flush_denormals)" if state == "flushed" else state
     # before any benchmark allocates
-    retained = not args.system_allocator and retain_freed_memory()
+    retained = cpu and not args.system_allocator and retain_freed_memory()
     allocator = "freed memory retained (retain_freed_memory)" if retained else "C library defaults"
     settings = Settings(
         args.batch,
