@@ -3,6 +3,7 @@
     python scripts/plot_runs.py runs/Catch__0__* runs/Catch__1__* --out curves.png
     python scripts/evaluate.py --random --env Catch --episodes 1000 --json random.json
     python scripts/plot_runs.py runs/* --random random.json --out curves.png
+    python scripts/plot_runs.py runs/* --tag objects/attention_lift_ball --out curves.png   # more panels
 
 Runs whose config.yaml are equal except for the seed and the log directory are one group: its
 curve is the mean over the runs, with a band of one standard deviation (see aime/runtime/plots.py).
@@ -28,17 +29,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smooth", type=int, default=20, help="train returns: mean of the last N episodes (default 20)"
     )
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="also plot this scalar of metrics.jsonl against agent steps (repeatable): objects/attention_lift_ball",
+    )
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
     require("plot_runs.py", ["matplotlib"], "the figure")  # aime.runtime.plots imports it when drawing
     try:
-        runs = [load_run(path, smooth=args.smooth) for path in args.runs]
+        runs = [load_run(path, smooth=args.smooth, tags=args.tag) for path in args.runs]
         random = read_random_return(args.random) if args.random else None
     except (OSError, ValueError) as error:
         print(f"plot_runs.py: error: {error}", file=sys.stderr)
         return 2
     groups = group_runs(runs)
-    out = plot_groups(groups, args.out, random=random, title=args.title)
+    out = plot_groups(groups, args.out, random=random, title=args.title, tags=args.tag)
     for label, members in groups.items():
         print(f"{label}: {', '.join(str(r.path) for r in members)}")
     print(f"wrote {out}")

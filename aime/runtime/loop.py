@@ -391,10 +391,11 @@ class Trainer:
             else:
                 action, state, _ = self.agent.act({"obs": obs, "is_first": is_first}, state, explore=True)
             self.replay.add(obs, action, reward, is_first, is_terminal)
-            obs, reward, terminated, truncated, _ = self.env.step(action)
+            obs, reward, terminated, truncated, info = self.env.step(action)
             reward = reward.astype(np.float32)
             is_first, is_terminal = tracker.done.copy(), terminated.astype(bool)
-            for _, ret, length in tracker.step(reward, terminated, truncated):
+            # charts/episodic_return is a game's score, also when a lost life ends an episode for learning
+            for _, ret, length in tracker.step(reward, terminated, truncated, info.get("life_loss")):
                 self.episodes += 1
                 self.last_return = ret
                 self.recent = (self.recent + [ret])[-20:]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class Run:
     config: dict[str, Any]  # flattened: {"train.steps": 4000, ...}
     train: Curve
     eval: Curve
+    tags: dict[str, Curve] = field(default_factory=dict)  # other tags asked for, e.g. objects/...
 
 
 def flatten_mapping(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -64,8 +65,9 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
-def load_run(path: str | Path, smooth: int = 20) -> Run:
-    """Read a run directory; ``smooth``: train returns are averaged over the last this many episodes.
+def load_run(path: str | Path, smooth: int = 20, tags: Sequence[str] = ()) -> Run:
+    """Read a run directory; ``smooth``: train returns are averaged over the last this many episodes;
+    ``tags``: other scalars to keep (``Run.tags``; a tag the run never logged has an empty curve).
 
     Raises:
         ValueError: ``path`` is not a run directory (no ``config.yaml`` or ``metrics.jsonl``).
@@ -88,7 +90,7 @@ def load_run(path: str | Path, smooth: int = 20) -> Run:
 
     train = curve(TRAIN_TAG)
     train.values = trailing_mean(train.values, smooth)
-    return Run(path, config, train, curve(EVAL_TAG))
+    return Run(path, config, train, curve(EVAL_TAG), {tag: curve(tag) for tag in tags})
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -138,28 +140,39 @@ def read_random_return(path: str | Path) -> tuple[float, int]:
 
 
 def plot_groups(
-    groups: Mapping[str, Sequence[Run]], out: str | Path, random: tuple[float, int] | None = None, title: str = ""
+    groups: Mapping[str, Sequence[Run]],
+    out: str | Path,
+    random: tuple[float, int] | None = None,
+    title: str = "",
+    tags: Sequence[str] = (),
 ) -> Path:
     """A 2x2 figure (train / eval return against agent steps / wall-clock hours), mean +- sd per
-    group, a dashed line at the random policy's return; written to ``out`` (PNG, PDF, SVG...)."""
+    group, a dashed line at the random policy's return, and a row of panels of the other ``tags``
+    (``Run.tags``) against agent steps, two per row; written to ``out`` (PNG, PDF, SVG...)."""
     from matplotlib.figure import Figure  # the plots extra; no pyplot: no GUI backend, no global state
 
-    figure = Figure(figsize=(12, 8), layout="constrained")
-    axes = figure.subplots(2, 2)
+    rows = 2 + (len(tags) + 1) // 2
+    figure = Figure(figsize=(12, 4 * rows), layout="constrained")
+    axes = figure.subplots(rows, 2, squeeze=False)
     panels = [("train", "steps"), ("train", "hours"), ("eval", "steps"), ("eval", "hours")]
+    panels += [(tag, "steps") for tag in tags]
     for ax, (which, axis) in zip(axes.flat, panels):
         for index, (label, runs) in enumerate(groups.items()):
-            x, mean, sd = mean_sd([(getattr(getattr(r, which), axis), getattr(r, which).values) for r in runs])
+            curves = [r.tags[which] if which in tags else getattr(r, which) for r in runs]
+            x, mean, sd = mean_sd([(getattr(c, axis), c.values) for c in curves])
             if x.size == 0:
                 continue
             colour = f"C{index % 10}"
             ax.plot(x, mean, color=colour, label=label, marker="o" if x.size == 1 else None)
             ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, linewidth=0)
-        if random is not None:
+        if random is not None and which in ("train", "eval"):
             ax.axhline(random[0], color="grey", linestyle="--", label=f"random policy ({random[1]} episodes)")
         ax.set_xlabel("agent steps" if axis == "steps" else "wall-clock hours")
-        ax.set_ylabel("train return (smoothed)" if which == "train" else "eval return")
+        names = {"train": "train return (smoothed)", "eval": "eval return"}
+        ax.set_ylabel(names.get(which, which))
         ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
     axes[0, 0].legend(fontsize="small")
     if title:
         figure.suptitle(title)

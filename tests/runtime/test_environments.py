@@ -24,3 +24,17 @@ def test_env_options_for_atari_and_catch():
     assert train["size"] == 84
     # Catch takes none of the Atari options, only the frame size
     assert env_options(load_config(["debug"], ["model.image_size=64", "model.attention_resolution=16"])) == {"size": 64}
+
+
+def test_a_lost_life_ends_an_episode_for_learning_but_not_the_game():
+    tracker = EpisodeTracker(2)
+    no = np.zeros(2, bool)
+    life = np.array([True, False])
+    assert tracker.step(np.array([1.0, 2.0]), life, no, life_loss=life) == []  # env 0 lost a life
+    assert tracker.done.tolist() == [True, False]  # the next step starts a new episode for learning
+    assert tracker.step(np.array([0.0, 1.0]), no, no, life_loss=no) == []  # env 0's game goes on
+    # env 0's game ends: the score of both lives, the continuing step not counted; env 1 is cut
+    ended = tracker.step(np.array([4.0, 3.0]), np.array([True, False]), np.array([False, True]), life_loss=no)
+    assert ended == [(0, 5.0, 2), (1, 6.0, 3)]
+    # a lost life in the game's last step (truncated too) ends the game
+    assert tracker.step(np.array([0.0, 1.0]), life, life, life_loss=life) == [(0, 0.0, 0)]

@@ -93,3 +93,17 @@ def test_cli_without_matplotlib_names_the_extra(runs, tmp_path):
     result = subprocess.run(PLOT + [str(runs[0])], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2 and 'pip install -e ".[plots]"' in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_other_tags_get_panels_of_their_own(runs, tmp_path):
+    rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
+    rows += [
+        {"step": step, "time": 2000.0 + step, "objects/attention_lift_ball": lift}
+        for step, lift in ((100, 4.0), (200, 8.0))
+    ]
+    (runs[0] / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = [load_run(p, tags=["objects/attention_lift_ball"]) for p in runs]
+    assert loaded[0].tags["objects/attention_lift_ball"].values.tolist() == [4.0, 8.0]
+    assert loaded[1].tags["objects/attention_lift_ball"].values.size == 0  # never logged: an empty curve
+    out = plot_groups(group_runs(loaded), tmp_path / "tags.png", tags=["objects/attention_lift_ball"])
+    assert cv2.imread(str(out)).shape == (1200, 1200, 3)  # a third row
