@@ -49,9 +49,19 @@ COMPILED = (
 )
 
 
-def compile_networks(agent: nn.Module, names: Iterable[str] = COMPILED) -> list[str]:
-    """``torch.compile`` the named submodules of ``agent`` in place; returns the names compiled
-    (a name the agent lacks, e.g. ``latent.prior_net`` of another latent kind, is skipped)."""
+# ... and the world model's time step, run T times per sequence: compiled whole, its many small
+# operations fuse (the posterior's slot attention, the fusion, the readout; on a GPU each is a kernel
+# launch, and the update is bound by them: docs/benchmarks.md). The methods are replaced on the
+# instance by their compiled versions; parameters and checkpoints are untouched.
+COMPILED_STEPS = ("world_model._posterior_step", "world_model._transition")
+
+
+def compile_networks(
+    agent: nn.Module, names: Iterable[str] = COMPILED, steps: Iterable[str] = COMPILED_STEPS
+) -> list[str]:
+    """``torch.compile`` the named submodules of ``agent`` and its named methods ``steps`` in place;
+    returns the names compiled (a name the agent lacks, e.g. ``latent.prior_net`` of another latent
+    kind, is skipped)."""
     done = []
     for name in names:
         try:
@@ -59,6 +69,11 @@ def compile_networks(agent: nn.Module, names: Iterable[str] = COMPILED) -> list[
         except AttributeError:
             continue
         module.compile()
+        done.append(name)
+    for name in steps:
+        owner, method = name.rsplit(".", 1)
+        module = agent.get_submodule(owner)
+        setattr(module, method, torch.compile(getattr(module, method)))
         done.append(name)
     return done
 

@@ -186,7 +186,8 @@ class TrainConfig:
     max_nonfinite_updates: int = 20
     """Consecutive non-finite losses after which the run stops (with a checkpoint)."""
     compile: bool = False
-    """``torch.compile`` the networks that run batched or once per step (see ``aime.agent.agent.COMPILED``)."""
+    """``torch.compile`` the networks that run batched or once per step and the world model's time step (see
+    ``aime.agent.agent.COMPILED`` and ``COMPILED_STEPS``)."""
     precision: str = "auto"
     """``bf16``: the world model's and the behaviour's networks run under bf16 autocast (losses,
     distributions, the return normaliser and optimiser state stay fp32); ``fp32``: no autocast;

@@ -72,15 +72,17 @@ def test_act_returns_valid_actions_and_carries_state():
 
 
 def test_compile_option_compiles_in_place_and_keeps_checkpoint_keys():
-    from aime.agent.agent import COMPILED
+    from aime.agent.agent import COMPILED, COMPILED_STEPS
 
     cfg = load_config(["debug"], TINY)
     eager = Agent(cfg, 3)
     cfg.train.compile = True
     compiled = Agent(cfg, 3)
-    assert compiled.compiled == list(COMPILED) and eager.compiled == []
+    assert compiled.compiled == [*COMPILED, *COMPILED_STEPS] and eager.compiled == []
     for name in COMPILED:  # Module.compile wraps the call, not the module: names stay the same
         assert compiled.get_submodule(name)._compiled_call_impl is not None
+    # the time step's methods are the instance's own, compiled; the class's stay eager
+    assert "_posterior_step" in vars(compiled.world_model) and "_posterior_step" not in vars(eager.world_model)
     assert list(compiled.state_dict()) == list(eager.state_dict())
     compiled.load_state_dict(eager.state_dict())
     feat = torch.randn(5, compiled.world_model.feat_size)
