@@ -194,7 +194,9 @@ class Behavior(nn.Module):
             "value": value.mean().detach(),
             "actor_entropy": entropy.mean().detach(),
             "return_scale": scale.detach(),
+            "return_range": self.normalizer.range.detach().clone(),  # S before max(1, S)
             "advantage": advantage.mean().detach(),
+            "advantage_std": advantage.std().detach(),  # the actor's signal, against the entropy bonus
         }
         return a_loss, c_loss, metrics
 

@@ -47,7 +47,9 @@ def test_behavior_loss_trains_actor_and_critic_but_not_the_world_model():
     assert all(p.grad is None for p in wm.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in beh.actor.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in beh.critic.parameters())
-    assert set(metrics) >= {"imagined_return", "actor_entropy", "return_scale"}
+    assert set(metrics) >= {"imagined_return", "actor_entropy", "return_scale", "return_range", "advantage_std"}
+    # the range is the normaliser's S before max(1, S); the first batch sets it
+    assert metrics["return_scale"] == max(1.0, float(metrics["return_range"])) and metrics["advantage_std"] > 0
 
 
 def test_actor_loss_scores_the_imagined_actions_under_the_policy_at_their_states(monkeypatch):
