@@ -125,7 +125,7 @@ class Behavior(nn.Module):
 
     def _run(self, net: nn.Module, feat: Tensor, objects: Tensor | None) -> Tensor:
         """A network of the actor or critic on ``feat [..., F]`` (and ``objects [..., K, C]``)."""
-        if (objects is None) != (not self.object_dim):
+        if (objects is not None) != bool(self.object_dim):
             need = "object tokens [..., K, C]" if self.object_dim else "no object tokens (object_dim is 0)"
             raise ValueError(f"Behavior: this actor and critic take {need}")
         return net(feat) if objects is None else net(feat, objects)
