@@ -4,9 +4,11 @@
     python scripts/evaluate.py --random --env Catch --episodes 1000 --json random.json
     python scripts/plot_runs.py runs/* --random random.json --out curves.png
     python scripts/plot_runs.py runs/* --tag objects/attention_lift_ball --out curves.png   # more panels
+    python scripts/plot_runs.py runs/* --table       # and a Markdown table of the eval returns
 
 Runs whose config.yaml are equal except for the seed and the log directory are one group: its
 curve is the mean over the runs, with a band of one standard deviation (see aime/runtime/plots.py).
+Wall-clock hours leave out the pauses between a resumed run's sessions.
 Needs matplotlib (the ``plots`` extra): without it, one line and exit code 2.
 """
 
@@ -16,7 +18,7 @@ import argparse
 import sys
 
 from aime.runtime.extras import require
-from aime.runtime.plots import group_runs, load_run, plot_groups, read_random_return
+from aime.runtime.plots import eval_table, group_runs, load_run, plot_groups, read_random_return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TAG",
         help="also plot this scalar of metrics.jsonl against agent steps (repeatable): objects/attention_lift_ball",
     )
+    parser.add_argument(
+        "--table", action="store_true", help="also print a Markdown table of the eval return at each evaluated step"
+    )
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
     require("plot_runs.py", ["matplotlib"], "the figure")  # aime.runtime.plots imports it when drawing
@@ -50,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, members in groups.items():
         print(f"{label}: {', '.join(str(r.path) for r in members)}")
     print(f"wrote {out}")
+    if args.table:
+        print(eval_table(groups, random))
     return 0
 
 

@@ -115,7 +115,9 @@ class Trainer:
         self.logger = Logger(
             self.logdir, enabled=distributed.is_main(), purge_step=self.env_steps + 1 if resume else None
         )
-        if not resume:
+        if resume:
+            self.logger.event("resume", self.env_steps)
+        else:
             self.logger.hyperparameters(self.hyperparameters(), metric_tags=HPARAM_METRICS)
         self.rng = np.random.default_rng(self.seed + 7919 * (self.env_steps + 1))
         self._objects = ObjectMetrics(cfg.env.name, cfg.seed + 4242)  # its rows are recorded when first needed

@@ -28,7 +28,8 @@ TRAIN_TAG, EVAL_TAG = "charts/episodic_return", "eval/episodic_return"
 
 @dataclass
 class Curve:
-    """One run's values of a tag against agent steps and wall-clock hours since its first record."""
+    """One run's values of a tag against agent steps and the hours the run has trained (its
+    wall-clock since its first record, less the pauses between resumed sessions: :func:`run_hours`)."""
 
     steps: np.ndarray
     hours: np.ndarray
@@ -65,6 +66,21 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
+def run_hours(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """``[len(rows)]`` hours of training before each row of a ``metrics.jsonl``: the time since the
+    first row, less each pause between sessions. A resumed session starts with an ``"event":
+    "resume"`` row (:meth:`aime.runtime.logger.Logger.event`); the time from the row before it (the
+    last one the resume kept, at the checkpoint) to it is a pause. Rows must be in file order."""
+    times = np.array([r["time"] for r in rows], dtype=float)
+    if times.size == 0:
+        return times
+    pauses = np.zeros_like(times)
+    for i, row in enumerate(rows):
+        if row.get("event") == "resume" and i > 0:
+            pauses[i] = max(0.0, times[i] - times[i - 1])
+    return (times - times[0] - np.cumsum(pauses)) / 3600
+
+
 def load_run(path: str | Path, smooth: int = 20, tags: Sequence[str] = ()) -> Run:
     """Read a run directory; ``smooth``: train returns are averaged over the last this many episodes;
     ``tags``: other scalars to keep (``Run.tags``; a tag the run never logged has an empty curve).
@@ -78,14 +94,14 @@ def load_run(path: str | Path, smooth: int = 20, tags: Sequence[str] = ()) -> Ru
             raise ValueError(f"{path} has no {name}: not an AIME run directory")
     config = flatten_mapping(yaml.safe_load((path / "config.yaml").read_text()) or {})
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    start = min((r["time"] for r in rows), default=0.0)
+    hours = run_hours(rows)
 
     def curve(tag: str) -> Curve:
-        picked = [r for r in rows if r.get(tag) is not None]
+        picked = [i for i, r in enumerate(rows) if r.get(tag) is not None]
         return Curve(
-            np.array([r["step"] for r in picked], dtype=float),
-            np.array([(r["time"] - start) / 3600 for r in picked], dtype=float),
-            np.array([r[tag] for r in picked], dtype=float),
+            np.array([rows[i]["step"] for i in picked], dtype=float),
+            hours[picked],
+            np.array([rows[i][tag] for i in picked], dtype=float),
         )
 
     train = curve(TRAIN_TAG)
@@ -129,6 +145,28 @@ def mean_sd(
     grid = np.linspace(low, high, points) if high > low else np.array([low])
     values = np.stack([np.interp(grid, x, y) for x, y in curves])
     return grid, values.mean(axis=0), values.std(axis=0)
+
+
+def eval_table(groups: Mapping[str, Sequence[Run]], random: tuple[float, int] | None = None) -> str:
+    """A Markdown table of the eval return at each evaluated agent step: per group, the mean +- sd
+    over its runs that evaluated at that step (population sd), with their count when fewer than the
+    group's; a last row with the random policy's return when given."""
+    steps = sorted({int(s) for runs in groups.values() for r in runs for s in r.eval.steps})
+    lines = ["| agent steps | " + " | ".join(groups) + " |", "| ---: |" + " ---: |" * len(groups)]
+    for step in steps:
+        cells = []
+        for runs in groups.values():
+            values = np.array([r.eval.values[r.eval.steps == step][-1] for r in runs if (r.eval.steps == step).any()])
+            cell = "" if values.size == 0 else f"{values.mean():.2f} ± {values.std():.2f}"
+            if 0 < values.size < len(runs):
+                cell += f" ({values.size} of {len(runs)})"
+            cells.append(cell)
+        lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
+    if random is not None:
+        lines.append(
+            f"| random policy ({random[1]} episodes) | " + " | ".join([f"{random[0]:.2f}"] * len(groups)) + " |"
+        )
+    return "\n".join(lines)
 
 
 def read_random_return(path: str | Path) -> tuple[float, int]:

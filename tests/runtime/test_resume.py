@@ -6,12 +6,14 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 from aime.config import load_config
 from aime.runtime import checkpoint as ckpt
 from aime.runtime.logger import EVENTS_PREFIX, LogError, plan_rollback
 from aime.runtime.loop import Trainer
+from aime.runtime.plots import run_hours
 
 # Catch, 2 environments, no updates (warm-up outlasts the run), no evaluation or images
 TINY = [
@@ -84,7 +86,10 @@ def test_a_resume_rolls_the_logs_back_to_the_checkpoint(run):
     (run / f"{EVENTS_PREFIX}later").write_bytes(b"x")
     trainer = Trainer(load_config(["debug"], TINY), run, resume=True, progress=False)
     try:
-        assert (run / "metrics.jsonl").read_bytes() == metrics_at_save
+        kept, marker = (run / "metrics.jsonl").read_bytes().split(b"\n")[:-1], None
+        kept, marker = b"".join(line + b"\n" for line in kept[:-1]), json.loads(kept[-1])
+        assert kept == metrics_at_save  # then the new session's mark: where the pause before it ends
+        assert marker["event"] == "resume" and marker["step"] == 16 and set(marker) == {"step", "time", "event"}
         assert events.stat().st_size == saved[events.name]
         assert not (run / f"{EVENTS_PREFIX}later").exists()
     finally:
@@ -136,3 +141,20 @@ def test_a_checkpoint_without_log_sizes_cuts_metrics_at_its_step(run):
     size = (run / "metrics.jsonl").stat().st_size
     plan = plan_rollback(run, None, 16)
     assert plan == {run / "metrics.jsonl": size - len('{"step": 18}\n{"step": 16}\n')}
+
+
+def test_a_resumed_runs_hours_leave_out_the_pause_between_its_sessions(run):
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    first_session = rows[-1]["time"] - rows[0]["time"]
+    train(run, 24, resume=True)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    marks = [i for i, r in enumerate(rows) if r.get("event") == "resume"]
+    assert len(marks) == 1 and rows[marks[0]]["step"] == 16
+    # a pause of a day before the second session: its rows move, the hours trained do not
+    pause = 86400.0
+    paused = [{**r, "time": r["time"] + pause * (i >= marks[0])} for i, r in enumerate(rows)]
+    hours = run_hours(paused)
+    assert np.allclose(hours, run_hours(rows)) and np.all(np.diff(hours) >= 0)
+    assert hours[-1] * 3600 < first_session + (rows[-1]["time"] - rows[marks[0]]["time"]) + 1e-6
+    # without the mark the day counts
+    assert run_hours([r for r in paused if "event" not in r])[-1] * 3600 > pause

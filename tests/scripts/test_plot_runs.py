@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aime.runtime.plots import group_runs, load_run, mean_sd, plot_groups, trailing_mean
+from aime.runtime.plots import eval_table, group_runs, load_run, mean_sd, plot_groups, trailing_mean
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOT = [sys.executable, str(ROOT / "scripts" / "plot_runs.py")]
@@ -81,6 +81,11 @@ def test_cli_plots_runs_with_a_random_line_and_reports_bad_input(runs, tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert out.is_file() and "train.model_lr=0.001 (2 runs)" in result.stdout
+    assert "| 200 |" not in result.stdout  # the table only when asked
+    result = subprocess.run(
+        PLOT + [str(p) for p in runs] + ["--out", str(out), "--table"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "| 200 | 3.00 ± 1.00 | 5.00 ± 0.00 |" in result.stdout
     result = subprocess.run(PLOT + [str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no config.yaml: not an AIME run directory" in result.stderr
 
@@ -107,3 +112,15 @@ def test_other_tags_get_panels_of_their_own(runs, tmp_path):
     assert loaded[1].tags["objects/attention_lift_ball"].values.size == 0  # never logged: an empty curve
     out = plot_groups(group_runs(loaded), tmp_path / "tags.png", tags=["objects/attention_lift_ball"])
     assert cv2.imread(str(out)).shape == (1200, 1200, 3)  # a third row
+
+
+def test_the_eval_table_gives_each_groups_mean_and_sd_at_each_evaluated_step(runs):
+    groups = group_runs([load_run(p) for p in runs])
+    table = eval_table(groups, random=(-0.6, 100)).splitlines()
+    assert table[0] == "| agent steps | train.model_lr=0.001 (2 runs) | train.model_lr=0.0003 (1 run) |"
+    assert table[2:] == [
+        "| 100 | 1.00 ± 1.00 | 5.00 ± 0.00 |",
+        "| 200 | 3.00 ± 1.00 | 5.00 ± 0.00 |",
+        "| 300 | 9.00 ± 0.00 (1 of 2) |  |",  # one run evaluated there, the other group none
+        "| random policy (100 episodes) | -0.60 | -0.60 |",
+    ]
