@@ -52,18 +52,13 @@ run_step breakout 140 "$PY" scripts/train_agent.py --env Breakout --preset atari
 run_step host_syncs 45 "$PY" - <<'EOF'
 import warnings
 
-import numpy as np
 import torch
 
 from aime.agent.agent import Agent
 from aime.config import load_config
-from aime.runtime.replay import ReplayBuffer
+from aime.runtime.replay import random_replay
 
-rng = np.random.default_rng(0)
-buffer = ReplayBuffer(4 * 24, 4, (3, 84, 84), seed=0)
-for t in range(24):
-    buffer.add(rng.integers(0, 256, (4, 3, 84, 84), dtype=np.uint8), rng.integers(0, 4, 4),
-               rng.normal(size=4), np.full(4, t == 0), np.zeros(4, bool))
+buffer = random_replay(24, streams=4, num_actions=4)
 agent = Agent(load_config(["atari100k"], ["train.batch_size=4", "train.seq_len=16"]), 4, device="cuda")
 batch = buffer.sample(4, 16)
 agent.train_step(batch)  # the first update creates the optimisers' state

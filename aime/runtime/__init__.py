@@ -5,7 +5,8 @@ The main names are re-exported here and imported on first use (``aime.runtime.Tr
 importing one light module such as ``aime.runtime.denormals`` does not pull in the training loop,
 TensorBoard and the environments.
 
-- ``replay``: ``ReplayBuffer`` (uint8 sequences, ``[B, T]`` windows, saved with checkpoints);
+- ``replay``: ``ReplayBuffer`` (uint8 sequences, ``[B, T]`` windows, saved with checkpoints),
+  ``random_replay`` (random steps, for tests and benchmarks);
 - ``loop``: ``Trainer`` (collect -> train -> evaluate -> log -> checkpoint); ``stopping``:
   ``TrainingStopped``; ``schedule``: ``updates_due`` (updates per environment step);
 - ``evaluation``: ``evaluate``, ``EvalResult``; ``environments``: ``env_options``, ``EpisodeTracker``;
@@ -27,6 +28,7 @@ from aime._lazy import lazy_exports
 
 _EXPORTS = {
     "ReplayBuffer": "aime.runtime.replay",
+    "random_replay": "aime.runtime.replay",
     "Trainer": "aime.runtime.loop",
     "TrainingStopped": "aime.runtime.stopping",
     "EvalResult": "aime.runtime.evaluation",

@@ -242,6 +242,34 @@ STATE_KEYS = {
 }
 
 
+def random_replay(
+    rows: int,
+    streams: int = 2,
+    num_actions: int = 3,
+    obs_shape: tuple[int, ...] = (3, 84, 84),
+    seed: int = 0,
+    capacity: int | None = None,
+) -> ReplayBuffer:
+    """A buffer of ``rows`` random steps in each of ``streams`` streams, for tests and benchmarks.
+
+    Frames ``uint8 [streams, *obs_shape]``, actions in ``[0, num_actions)`` and normal rewards are
+    drawn from ``np.random.default_rng(seed)`` step by step (frame, action, reward); row 0 starts
+    every episode and none ends. ``capacity`` defaults to ``rows * streams`` (no row overwritten);
+    the buffer samples with ``seed`` too.
+    """
+    rng = np.random.default_rng(seed)
+    buffer = ReplayBuffer(capacity or rows * streams, streams, obs_shape, seed=seed)
+    for t in range(rows):
+        buffer.add(
+            rng.integers(0, 256, (streams, *obs_shape), dtype=np.uint8),
+            rng.integers(0, num_actions, streams),
+            rng.normal(size=streams),
+            np.full(streams, t == 0),
+            np.zeros(streams, bool),
+        )
+    return buffer
+
+
 def _flush(f) -> None:
     """Push a file's bytes to disk (a crash after the folder's rename must not find it empty)."""
     f.flush()

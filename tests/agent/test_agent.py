@@ -5,38 +5,14 @@ import torch
 
 from aime.agent.agent import Agent
 from aime.config import load_config
-from aime.runtime.replay import ReplayBuffer
-
-TINY = [
-    "model.deter=16",
-    "model.hidden=16",
-    "model.cnn_depth=4",
-    "model.context_dim=8",
-    "train.batch_size=2",
-    "train.seq_len=4",
-    "train.horizon=3",
-]
-
-
-def filled_replay(steps=12, streams=2):
-    rng = np.random.default_rng(0)
-    buffer = ReplayBuffer(100, streams, (3, 84, 84))
-    for t in range(steps):
-        buffer.add(
-            rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8),
-            rng.integers(0, 3, streams),
-            rng.normal(size=streams),
-            np.full(streams, t == 0),
-            np.zeros(streams, bool),
-        )
-    return buffer
+from aime.runtime.replay import random_replay
 
 
 def test_train_step_updates_every_part_and_reports_metrics():
     torch.manual_seed(0)
-    agent = Agent(load_config(["debug"], TINY), num_actions=3)
+    agent = Agent(load_config(["debug", "tiny"]), num_actions=3)
     before = {k: v.clone() for k, v in agent.state_dict().items()}
-    metrics, finite = agent.train_step(filled_replay().sample(2, 4))
+    metrics, finite = agent.train_step(random_replay(12).sample(2, 4))
     assert finite
     expected = {"losses/reconstruction", "losses/kl", "losses/actor", "losses/critic", "grad_norm/world_model"}
     assert expected <= set(metrics)
@@ -49,8 +25,8 @@ def test_train_step_updates_every_part_and_reports_metrics():
 
 def test_nonfinite_loss_skips_the_update():
     torch.manual_seed(0)
-    agent = Agent(load_config(["debug"], TINY), num_actions=3)
-    batch = filled_replay().sample(2, 4)
+    agent = Agent(load_config(["debug", "tiny"]), num_actions=3)
+    batch = random_replay(12).sample(2, 4)
     batch["reward"][:] = np.nan
     before = {k: v.clone() for k, v in agent.state_dict().items()}
     metrics, finite = agent.train_step(batch)
@@ -60,7 +36,7 @@ def test_nonfinite_loss_skips_the_update():
 
 def test_act_returns_valid_actions_and_carries_state():
     torch.manual_seed(0)
-    agent = Agent(load_config(["debug"], TINY), num_actions=3)
+    agent = Agent(load_config(["debug", "tiny"]), num_actions=3)
     obs = {"obs": np.zeros((4, 3, 84, 84), np.uint8), "is_first": np.ones(4, bool)}
     action, state, extras = agent.act(obs, None, explore=True)
     assert action.shape == (4,) and action.dtype == np.int64 and ((0 <= action) & (action < 3)).all()
@@ -74,7 +50,7 @@ def test_act_returns_valid_actions_and_carries_state():
 def test_compile_option_compiles_in_place_and_keeps_checkpoint_keys():
     from aime.agent.agent import COMPILED, COMPILED_STEPS
 
-    cfg = load_config(["debug"], TINY)
+    cfg = load_config(["debug", "tiny"])
     eager = Agent(cfg, 3)
     cfg.train.compile = True
     compiled = Agent(cfg, 3)

@@ -1,23 +1,12 @@
 """train.precision on the agent: bf16 autocast on CPU keeps losses, distributions and optimiser state fp32,
 and its update stays close to fp32's."""
 
-import numpy as np
 import pytest
 import torch
 
 from aime.agent.agent import Agent, default_precision
 from aime.config import ConfigError, load_config
-from aime.runtime.replay import ReplayBuffer
-
-TINY = [
-    "model.deter=16",
-    "model.hidden=16",
-    "model.cnn_depth=4",
-    "model.context_dim=8",
-    "train.batch_size=2",
-    "train.seq_len=4",
-    "train.horizon=3",
-]
+from aime.runtime.replay import random_replay
 
 # bf16 keeps 8 bits of mantissa (~0.4% per rounding): one update's losses differ from fp32's by up to
 # ~2.5% on the tiny agent (measured: KL 1.1%, continuation 1.7%, attention dynamics 2.5%)
@@ -35,23 +24,9 @@ COMPARED = (
 )
 
 
-def filled_replay(steps: int = 12, streams: int = 2) -> ReplayBuffer:
-    rng = np.random.default_rng(0)
-    buffer = ReplayBuffer(100, streams, (3, 84, 84), seed=0)
-    for t in range(steps):
-        buffer.add(
-            rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8),
-            rng.integers(0, 3, streams),
-            rng.normal(size=streams),
-            np.full(streams, t == 0),
-            np.zeros(streams, bool),
-        )
-    return buffer
-
-
 def agent(precision: str, preset: str = "debug") -> Agent:
     torch.manual_seed(0)
-    return Agent(load_config([preset], TINY), num_actions=3, precision=precision)
+    return Agent(load_config([preset, "tiny"]), num_actions=3, precision=precision)
 
 
 def update(a: Agent, batch) -> dict[str, float]:
@@ -73,15 +48,15 @@ def test_presets_pin_cpu_runs_to_fp32_and_atari100k_is_auto():
 def test_the_agent_autocasts_as_its_precision_says():
     assert agent("bf16").autocast and not agent("fp32").autocast
     assert default_precision("auto", torch.device("cpu")) == "fp32"  # the CPU's flags: the runtime's job
-    assert Agent(load_config(["debug"], TINY + ["train.precision=bf16"]), 3).precision == "bf16"
+    assert Agent(load_config(["debug", "tiny"], ["train.precision=bf16"]), 3).precision == "bf16"
     with pytest.raises(ValueError, match="fp32 or bf16"):
-        Agent(load_config(["debug"], TINY), 3, precision="auto")
+        Agent(load_config(["debug", "tiny"]), 3, precision="auto")
 
 
 @pytest.mark.parametrize("preset", ["debug", "atari100k"])
 def test_bf16_losses_are_fp32_and_finite(preset):
     a = agent("bf16", preset)
-    data = a.to_tensors(filled_replay().sample(2, 4))
+    data = a.to_tensors(random_replay(12).sample(2, 4))
     with a.autocast_context():
         probe = torch.nn.Linear(4, 4)(torch.ones(1, 4))
         total, terms, out = a.world_model.loss(data)
@@ -96,7 +71,7 @@ def test_bf16_losses_are_fp32_and_finite(preset):
 
 @pytest.mark.parametrize("preset", ["debug", "atari100k"])
 def test_a_bf16_update_is_close_to_fp32_and_keeps_optimizer_state_fp32(preset):
-    batch = filled_replay().sample(2, 4)
+    batch = random_replay(12).sample(2, 4)
     exact, half = agent("fp32", preset), agent("bf16", preset)
     reference, measured = update(exact, batch), update(half, batch)
     for key in COMPARED:

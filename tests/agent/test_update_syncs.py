@@ -10,33 +10,14 @@ import torch
 from aime.agent.agent import NONFINITE, Agent
 from aime.agent.behavior import ReturnNormalizer
 from aime.config import load_config
-from aime.runtime.replay import ReplayBuffer
+from aime.runtime.replay import random_replay
 
-TINY = [
-    "model.deter=16",
-    "model.hidden=16",
-    "model.cnn_depth=4",
-    "model.context_dim=8",
-    "train.batch_size=2",
-    "train.seq_len=4",
-    "train.horizon=3",
-]
 # every way a tensor's value reaches Python
 CONVERSIONS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
 
 
 def batch(nan_reward: bool = False) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    buffer = ReplayBuffer(100, 2, (3, 84, 84), seed=0)
-    for t in range(12):
-        buffer.add(
-            rng.integers(0, 256, (2, 3, 84, 84), dtype=np.uint8),
-            rng.integers(0, 3, 2),
-            rng.normal(size=2),
-            np.full(2, t == 0),
-            np.zeros(2, bool),
-        )
-    out = buffer.sample(2, 4)
+    out = random_replay(12, capacity=100).sample(2, 4)
     if nan_reward:
         out["reward"][:] = np.nan
     return out
@@ -44,7 +25,7 @@ def batch(nan_reward: bool = False) -> dict[str, np.ndarray]:
 
 def agent(fused: bool) -> Agent:
     torch.manual_seed(0)
-    return Agent(load_config(["debug"], TINY), num_actions=3, fused=fused)
+    return Agent(load_config(["debug", "tiny"]), num_actions=3, fused=fused)
 
 
 @contextlib.contextmanager

@@ -15,20 +15,11 @@ import torch
 
 from aime.agent.agent import Agent
 from aime.config import load_config
-from aime.runtime.replay import ReplayBuffer
+from aime.runtime.replay import random_replay
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "model.deter=16",
-    "model.hidden=16",
-    "model.cnn_depth=4",
-    "model.context_dim=8",
-    "train.batch_size=2",
-    "train.seq_len=4",
-    "train.horizon=3",
-]
 # the GPU draws other random numbers than the CPU (latent samples, imagined actions), and bf16 keeps 8
 # bits of mantissa: one update's losses on CUDA bf16 lie within 10% of CPU fp32's (CPU bf16 vs fp32
 # alone: within 2.5%, tests/agent/test_precision.py)
@@ -44,30 +35,16 @@ COMPARED = (
 )
 
 
-def replay(batch: int, length: int, streams: int = 4) -> ReplayBuffer:
-    rng = np.random.default_rng(0)
-    buffer = ReplayBuffer(streams * (length + 4), streams, (3, 84, 84), seed=0)
-    for t in range(length + 4):
-        buffer.add(
-            rng.integers(0, 256, (streams, 3, 84, 84), dtype=np.uint8),
-            rng.integers(0, 3, streams),
-            rng.normal(size=streams),
-            np.full(streams, t == 0),
-            np.zeros(streams, bool),
-        )
-    return buffer
-
-
 def test_a_tiny_agent_lives_acts_and_learns_on_the_gpu():
     torch.manual_seed(0)
-    agent = Agent(load_config(["debug"], TINY), num_actions=3, device="cuda")
+    agent = Agent(load_config(["debug", "tiny"]), num_actions=3, device="cuda")
     assert all(p.device.type == "cuda" for p in agent.parameters())
     assert all(b.device.type == "cuda" for b in agent.buffers())
     assert agent.fused and agent.optimizers()["model"].param_groups[0]["fused"]
     obs = {"obs": np.zeros((4, 3, 84, 84), np.uint8), "is_first": np.ones(4, bool)}
     action, state, _ = agent.act(obs, None)
     assert action.shape == (4,) and state["deter"].device.type == "cuda"
-    metrics, finite = agent.train_step(replay(2, 4).sample(2, 4))
+    metrics, finite = agent.train_step(random_replay(8, 4).sample(2, 4))
     assert finite and all(v.device.type == "cuda" for v in metrics.values())
     for opt in agent.optimizers().values():
         assert all(s["exp_avg"].device.type == "cuda" for s in opt.state.values())
@@ -75,8 +52,8 @@ def test_a_tiny_agent_lives_acts_and_learns_on_the_gpu():
 
 def test_bf16_autocast_runs_the_networks_in_bf16_and_the_losses_in_fp32():
     torch.manual_seed(0)
-    agent = Agent(load_config(["debug"], TINY), num_actions=3, device="cuda", precision="bf16")
-    data = agent.to_tensors(replay(2, 4).sample(2, 4))
+    agent = Agent(load_config(["debug", "tiny"]), num_actions=3, device="cuda", precision="bf16")
+    data = agent.to_tensors(random_replay(8, 4).sample(2, 4))
     with agent.autocast_context():
         probe = agent.behavior.actor(torch.zeros(1, agent.world_model.feat_size, device="cuda"))
         total, terms, out = agent.world_model.loss(data)
@@ -87,7 +64,7 @@ def test_bf16_autocast_runs_the_networks_in_bf16_and_the_losses_in_fp32():
 
 def test_two_atari100k_updates_on_cuda_match_cpu_fp32():
     cfg = load_config(["atari100k"], ["train.batch_size=4", "train.seq_len=16"])
-    buffer = replay(4, 16)
+    buffer = random_replay(20, 4)
     batches = [buffer.sample(4, 16) for _ in range(2)]
     losses = {}
     for device, precision in (("cpu", "fp32"), ("cuda", None)):  # CUDA: auto (bf16 where supported)

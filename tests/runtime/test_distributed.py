@@ -13,17 +13,7 @@ from torch import nn
 from aime.agent.agent import Agent
 from aime.config import load_config
 from aime.runtime import distributed
-from aime.runtime.replay import ReplayBuffer
-
-TINY = [
-    "model.deter=16",
-    "model.hidden=16",
-    "model.cnn_depth=4",
-    "model.context_dim=8",
-    "train.batch_size=2",
-    "train.seq_len=4",
-    "train.horizon=3",
-]
+from aime.runtime.replay import random_replay
 
 
 def test_single_process_helpers_are_no_ops(monkeypatch):
@@ -76,17 +66,7 @@ def _free_port() -> int:
 
 
 def _batch(seed: int, nan_reward: bool = False) -> dict:
-    rng = np.random.default_rng(seed)
-    buffer = ReplayBuffer(100, 2, (3, 84, 84), seed=seed)
-    for t in range(8):
-        buffer.add(
-            rng.integers(0, 256, (2, 3, 84, 84), dtype=np.uint8),
-            rng.integers(0, 3, 2),
-            rng.normal(size=2),
-            np.full(2, t == 0),
-            np.zeros(2, bool),
-        )
-    batch = buffer.sample(2, 4)
+    batch = random_replay(8, seed=seed, capacity=100).sample(2, 4)
     if nan_reward:
         batch["reward"][:] = np.nan
     return batch
@@ -136,7 +116,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
         # two agents with different initial weights and different data stay identical
         torch.manual_seed(rank)
-        agent = Agent(load_config(["debug"], TINY), num_actions=3, sync=distributed.gradient_sync())
+        agent = Agent(load_config(["debug", "tiny"]), num_actions=3, sync=distributed.gradient_sync())
         distributed.broadcast_parameters(agent)
         out["agent_start"] = distributed.state_digest(agent.state_dict())
         metrics, finite = agent.train_step(_batch(rank))
@@ -148,7 +128,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         out["skip_finite"], out["skip_metrics"] = finite, skipped
         out["agent_after_skip"] = distributed.state_digest(agent.state_dict())
         # the same with fused optimisers, which skip on the device: rank 0 skips with rank 1 there too
-        fused = Agent(load_config(["debug"], TINY), num_actions=3, sync=distributed.gradient_sync(), fused=True)
+        fused = Agent(load_config(["debug", "tiny"]), num_actions=3, sync=distributed.gradient_sync(), fused=True)
         distributed.broadcast_parameters(fused)
         start = distributed.state_digest(fused.state_dict())
         skipped, finite = fused.train_step(_batch(10 + rank, nan_reward=rank == 1))

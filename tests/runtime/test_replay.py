@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from aime.runtime.replay import ReplayBuffer
+from aime.runtime.replay import ReplayBuffer, random_replay
 
 OBS = (3, 4, 4)
 
@@ -206,3 +206,16 @@ def test_state_json_that_is_not_json_or_not_an_object(saved):
     (saved / "state.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected a JSON object, got list"):
         ReplayBuffer.load(saved)
+
+
+def test_random_replay_is_one_episode_per_stream_drawn_from_its_seed():
+    buffer = random_replay(6, streams=3, num_actions=4, obs_shape=OBS, seed=5)
+    assert len(buffer) == 18 and buffer.num_streams == 3  # rows * streams: nothing overwritten
+    batch = buffer.sample(3, 6)  # every window is a whole stream
+    assert batch["obs"].shape == (3, 6, *OBS) and batch["obs"].dtype == np.uint8
+    assert batch["is_first"][:, 0].all() and not batch["is_first"][:, 1:].any() and not batch["is_terminal"].any()
+    assert ((0 <= batch["action"]) & (batch["action"] < 4)).all() and batch["obs"].std() > 50
+    again = random_replay(6, streams=3, num_actions=4, obs_shape=OBS, seed=5).sample(3, 6)
+    other = random_replay(6, streams=3, num_actions=4, obs_shape=OBS, seed=6).sample(3, 6)
+    assert all(np.array_equal(batch[k], again[k]) for k in batch)
+    assert not np.array_equal(np.sort(batch["reward"], axis=None), np.sort(other["reward"], axis=None))
