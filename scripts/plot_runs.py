@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from aime.runtime.extras import require
-from aime.runtime.plots import eval_table, group_runs, load_run, plot_groups, read_random_return
+from aime.runtime.plots import counted, eval_table, group_runs, load_run, plot_groups, read_random_return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--table", action="store_true", help="also print a Markdown table of the eval return at each evaluated step"
     )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="name the groups, in the order their first runs are given (repeatable; one per group)",
+    )
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
     require("plot_runs.py", ["matplotlib"], "the figure")  # aime.runtime.plots imports it when drawing
@@ -51,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plot_runs.py: error: {error}", file=sys.stderr)
         return 2
     groups = group_runs(runs)
+    if args.label:
+        if len(args.label) != len(groups):
+            print(
+                f"plot_runs.py: error: {len(args.label)} --label for {len(groups)} groups of runs: "
+                + "; ".join(groups),
+                file=sys.stderr,
+            )
+            return 2
+        groups = {counted(label, len(runs)): runs for label, runs in zip(args.label, groups.values())}
     out = plot_groups(groups, args.out, random=random, title=args.title, tags=args.tag)
     for label, members in groups.items():
         print(f"{label}: {', '.join(str(r.path) for r in members)}")

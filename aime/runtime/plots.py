@@ -126,8 +126,13 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     for key, members in groups.items():
         config = keys[key]
         label = ", ".join(f"{k}={config.get(k)}" for k in differing) or str(config.get("env.name", "runs"))
-        labelled[f"{label} ({len(members)} run{'s' if len(members) > 1 else ''})"] = members
+        labelled[counted(label, len(members))] = members
     return labelled
+
+
+def counted(label: str, runs: int) -> str:
+    """A group's label with its number of runs: ``"full model (2 runs)"``."""
+    return f"{label} ({runs} run{'s' if runs > 1 else ''})"
 
 
 def mean_sd(

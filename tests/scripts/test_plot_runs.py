@@ -86,6 +86,11 @@ def test_cli_plots_runs_with_a_random_line_and_reports_bad_input(runs, tmp_path)
         PLOT + [str(p) for p in runs] + ["--out", str(out), "--table"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "| 200 | 3.00 ± 1.00 | 5.00 ± 0.00 |" in result.stdout
+    named = PLOT + [str(p) for p in runs] + ["--out", str(out), "--table", "--label", "fast", "--label", "slow"]
+    result = subprocess.run(named, capture_output=True, text=True)
+    assert result.returncode == 0 and "| agent steps | fast (2 runs) | slow (1 run) |" in result.stdout
+    result = subprocess.run(named[:-2], capture_output=True, text=True)
+    assert result.returncode == 2 and "1 --label for 2 groups of runs" in result.stderr
     result = subprocess.run(PLOT + [str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no config.yaml: not an AIME run directory" in result.stderr
 
