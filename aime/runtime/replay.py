@@ -115,6 +115,18 @@ class ReplayBuffer:
     def can_sample(self, seq_len: int) -> bool:
         return self.num_windows(seq_len) > 0
 
+    def newest(self, rows: int) -> dict[str, np.ndarray]:
+        """The last ``rows`` rows of every stream in time order (``[S, rows, ...]`` copies, the fields
+        of :meth:`sample`): what the newest policy played.
+
+        Raises:
+            ValueError: ``rows`` is not in ``[1, filled]``.
+        """
+        if not 1 <= rows <= self.filled:
+            raise ValueError(f"newest: rows must be in [1, {self.filled}] (rows written per stream), got {rows}")
+        index = (self.head - rows + np.arange(rows)) % self.length
+        return self.gather(np.arange(self.num_streams), np.broadcast_to(index, (self.num_streams, rows)))
+
     def sample_indices(self, batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
         """Uniform window positions: ``(stream [B], rows [B, T])`` physical indices."""
         if seq_len < 1 or batch_size < 1:

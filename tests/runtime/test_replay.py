@@ -219,3 +219,16 @@ def test_random_replay_is_one_episode_per_stream_drawn_from_its_seed():
     other = random_replay(6, streams=3, num_actions=4, obs_shape=OBS, seed=6).sample(3, 6)
     assert all(np.array_equal(batch[k], again[k]) for k in batch)
     assert not np.array_equal(np.sort(batch["reward"], axis=None), np.sort(other["reward"], axis=None))
+
+
+def test_newest_rows_come_in_time_order_across_the_ring():
+    buffer = ReplayBuffer(capacity=20, num_streams=2, obs_shape=OBS)  # 10 rows per stream
+    fill(buffer, 13)  # the ring has wrapped: rows 3..12 are held
+    rows = buffer.newest(4)
+    assert rows["obs"].shape == (2, 4, *OBS) and set(rows) == {"obs", "action", "reward", "is_first", "is_terminal"}
+    assert step_ids(rows["obs"]).tolist() == [[9, 10, 11, 12]] * 2 and rows["action"][0].tolist() == [9, 10, 11, 12]
+    assert (rows["obs"][:, :, 1, 0, 0] == np.arange(2)[:, None]).all()  # each stream its own rows
+    assert step_ids(buffer.newest(10)["obs"])[0].tolist() == list(range(3, 13))
+    for bad in (0, 11):
+        with pytest.raises(ValueError, match=r"rows must be in \[1, 10\]"):
+            buffer.newest(bad)

@@ -1,0 +1,82 @@
+"""What a trained agent's world model and critic make of the agent's own newest experience.
+
+Filters the newest rows of the run's replay (what its current policy played) with its world model
+and compares the heads' predictions with what happened (``aime.eval.model_report``): the reward
+events the reward head catches and its false alarms, the continue head at terminals, the critic's
+value against the discounted return that followed, and the policy's action shares.
+
+    python scripts/model_report.py runs/Breakout__0__1795450000
+    python scripts/model_report.py runs/breakout/full_s0 runs/breakout/ablation_s0 --rows 2000 --json report.json
+
+Reads the checkpoint only; the run is not changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from aime.eval.model_report import filter_rows, model_report
+from aime.runtime.checkpoint import CheckpointError, find_checkpoint, load_agent
+from aime.runtime.replay import ReplayBuffer
+from aime.runtime.run_dir import replay_dirname
+
+ROWS = (
+    ("reward_events", "reward events (r > 0)", "{:.0f}"),
+    ("reward_event_recall", "  predicted (> 0.5)", "{:.2f}"),
+    ("reward_at_events", "  mean prediction there", "{:.3f}"),
+    ("reward_false_alarms", "other steps predicted > 0.5", "{:.3f}"),
+    ("reward_elsewhere", "  mean prediction there", "{:.3f}"),
+    ("terminals", "terminals", "{:.0f}"),
+    ("continue_at_terminals", "  continue probability there", "{:.3f}"),
+    ("continue_elsewhere", "  elsewhere", "{:.3f}"),
+    ("value_steps", "steps whose episode ends in the rows", "{:.0f}"),
+    ("value_mean", "  critic's value", "{:.3f}"),
+    ("return_mean", "  discounted return that followed", "{:.3f}"),
+    ("value_return_corr", "  correlation", "{:.2f}"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("runs", nargs="+", help="run directories (with a checkpoint and its replay)")
+    parser.add_argument("--rows", type=int, default=1000, help="newest rows per environment stream (default 1000)")
+    parser.add_argument("--burn-in", type=int, default=16, help="first rows per stream left out (default 16)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    if args.rows < 2 or not 0 <= args.burn_in < args.rows:
+        parser.error(f"need --rows >= 2 and 0 <= --burn-in < --rows, got {args.rows} and {args.burn_in}")
+    torch.set_grad_enabled(False)
+    reports = {}
+    for run in args.runs:
+        try:
+            checkpoint = find_checkpoint(run)
+            agent, cfg = load_agent(checkpoint, args.device)
+            replay = ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
+            rows = replay.newest(min(args.rows, replay.filled))
+        except (CheckpointError, OSError, ValueError) as error:
+            print(f"model_report.py: error: {run}: {error}", file=sys.stderr)
+            return 2
+        predicted = filter_rows(agent, {k: rows[k] for k in ("obs", "action", "is_first")})
+        reports[run] = model_report(predicted, rows, cfg.train.discount, agent.num_actions, burn_in=args.burn_in)
+    print("| | " + " | ".join(reports) + " |")
+    print("| --- |" + " ---: |" * len(reports))
+    actions = max(sum(key.startswith("action_") for key in r) for r in reports.values())
+    for key, label, fmt in ROWS + tuple((f"action_{a}", f"action {a} share", "{:.2f}") for a in range(actions)):
+        print(f"| {label} | " + " | ".join(fmt.format(r.get(key, float("nan"))) for r in reports.values()) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(reports, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
