@@ -34,6 +34,8 @@ ROWS = (
     ("terminals", "terminals", "{:.0f}"),
     ("continue_at_terminals", "  continue probability there", "{:.3f}"),
     ("continue_elsewhere", "  elsewhere", "{:.3f}"),
+    ("survival_before_terminals", "  survival over the window up to a terminal", "{:.3f}"),
+    ("survival_elsewhere", "  over windows without one", "{:.3f}"),
     ("value_steps", "steps whose episode ends in the rows", "{:.0f}"),
     ("value_mean", "  critic's value", "{:.3f}"),
     ("return_mean", "  discounted return that followed", "{:.3f}"),
@@ -50,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="run directories (with a checkpoint and its replay)")
     parser.add_argument("--rows", type=int, default=1000, help="newest rows per environment stream (default 1000)")
     parser.add_argument("--burn-in", type=int, default=16, help="first rows per stream left out (default 16)")
+    parser.add_argument("--window", type=int, default=8, help="steps of the survival windows (default 8)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    if args.rows < 2 or not 0 <= args.burn_in < args.rows:
-        parser.error(f"need --rows >= 2 and 0 <= --burn-in < --rows, got {args.rows} and {args.burn_in}")
+    if args.rows < 2 or not 0 <= args.burn_in < args.rows or not 1 <= args.window <= args.rows - args.burn_in:
+        parser.error(
+            f"need --rows >= 2, 0 <= --burn-in < --rows and 1 <= --window <= --rows - --burn-in, "
+            f"got {args.rows}, {args.burn_in} and {args.window}"
+        )
     torch.set_grad_enabled(False)
     reports = {}
     for run in args.runs:
@@ -67,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"model_report.py: error: {run}: {error}", file=sys.stderr)
             return 2
         predicted = filter_rows(agent, {k: rows[k] for k in ("obs", "action", "is_first")})
-        reports[run] = model_report(predicted, rows, cfg.train.discount, agent.num_actions, burn_in=args.burn_in)
+        reports[run] = model_report(
+            predicted, rows, cfg.train.discount, agent.num_actions, burn_in=args.burn_in, window=args.window
+        )
     print("| | " + " | ".join(reports) + " |")
     print("| --- |" + " ---: |" * len(reports))
     actions = max(sum(key.startswith("action_") for key in r) for r in reports.values())

@@ -7,7 +7,11 @@ critic values ``s_t``. Against what happened:
 
 - **reward events** (``r_t > 0``): the share the reward head predicts (prediction above
   ``threshold``), its mean prediction there, and the share of other steps where it predicts one;
-- **terminals**: the continue head's probability at terminal steps and elsewhere;
+- **terminals**: the continue head's probability at terminal steps and elsewhere, and the chance
+  it gives of surviving the ``window`` steps that end at a terminal (the product of its
+  probabilities there) against windows without one: a model that sees a lost life coming spreads
+  the loss over the steps before it (in Breakout the ball falls past the paddle a few steps before
+  the life counter changes), where the terminal step alone says little;
 - **value**: the critic's ``V(s_t)`` against the return that followed,
   ``G_t = r_{t+1} + gamma (1 - d_{t+1}) G_{t+1}``, where the episode ends inside the rows;
 - **actions**: how often the policy took each action.
@@ -70,6 +74,13 @@ def filter_rows(agent, rows: Mapping[str, np.ndarray], chunk: int = 64) -> dict[
     return {k: np.concatenate(v, axis=1) for k, v in parts.items()}
 
 
+def window_sums(x: np.ndarray, window: int) -> np.ndarray:
+    """``[S, T] -> [S, T - window + 1]``: the sums over ``x[:, t - window + 1 : t + 1]``, for every
+    window ending at ``t >= window - 1``."""
+    sums = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1, dtype=float)], axis=1)
+    return sums[:, window:] - sums[:, :-window]
+
+
 def model_report(
     predicted: Mapping[str, np.ndarray],
     rows: Mapping[str, np.ndarray],
@@ -77,6 +88,7 @@ def model_report(
     num_actions: int,
     burn_in: int = 16,
     threshold: float = 0.5,
+    window: int = 8,
 ) -> dict[str, float]:
     """The report's figures from :func:`filter_rows`' ``predicted`` and the ``rows`` it filtered
     (``reward``, ``is_terminal``, ``is_first``, ``action`` ``[S, T]``); the first ``burn_in`` steps
@@ -86,6 +98,10 @@ def model_report(
     """
     if not 0 <= burn_in < rows["reward"].shape[1]:
         raise ValueError(f"burn_in must be in [0, {rows['reward'].shape[1]}) (the rows per stream), got {burn_in}")
+    if not 1 <= window <= rows["reward"].shape[1] - burn_in:
+        raise ValueError(
+            f"window must be in [1, {rows['reward'].shape[1] - burn_in}] (rows after burn_in), got {window}"
+        )
     cut = slice(burn_in, None)
     reward, terminal = rows["reward"][:, cut], rows["is_terminal"][:, cut].astype(bool)
     pred_reward, pred_continue, value = (predicted[k][:, cut] for k in ("reward", "continue", "value"))
@@ -94,6 +110,13 @@ def model_report(
 
     def mean(x: np.ndarray) -> float:
         return float(x.mean()) if x.size else float("nan")
+
+    # windows of `window` steps inside one episode (no is_first after their first step), by their end
+    survival = np.exp(window_sums(np.log(np.clip(pred_continue, 1e-12, 1.0)), window))
+    starts = np.cumsum(np.pad(rows["is_first"][:, cut], ((0, 0), (1, 0))), axis=1)  # [S, T' + 1]
+    whole = starts[:, window:] == starts[:, 1 : starts.shape[1] - window + 1]  # none in [t - window + 2, t]
+    ends_at_terminal = terminal[:, window - 1 :] & whole
+    clear = (window_sums(terminal.astype(float), window) == 0) & whole
 
     report = {
         "steps": float(reward.size),
@@ -105,11 +128,15 @@ def model_report(
         "terminals": float(terminal.sum()),
         "continue_at_terminals": mean(pred_continue[terminal]),
         "continue_elsewhere": mean(pred_continue[~terminal]),
+        "survival_before_terminals": mean(survival[ends_at_terminal]),
+        "survival_elsewhere": mean(survival[clear]),
         "value_steps": float(known.sum()),
         "value_mean": mean(value[known]),
         "return_mean": mean(returns[known]),
-        "value_return_corr": (
-            float(np.corrcoef(value[known], returns[known])[0, 1]) if known.sum() > 2 else float("nan")
+        "value_return_corr": (  # undefined for fewer than 3 steps or a constant side
+            float(np.corrcoef(value[known], returns[known])[0, 1])
+            if known.sum() > 2 and value[known].std() > 0 and returns[known].std() > 0
+            else float("nan")
         ),
     }
     counts = np.bincount(rows["action"][:, cut].reshape(-1), minlength=num_actions)

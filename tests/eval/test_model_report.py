@@ -76,6 +76,26 @@ def test_the_script_reports_on_a_runs_newest_rows(run, tmp_path):
     assert report["steps"] == 2 * (16 - 4)
     assert 0.0 <= report["continue_elsewhere"] <= 1.0
     result = subprocess.run(command[:3] + ["--rows", "1"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "--rows >= 2" in result.stderr
+    assert result.returncode == 2 and "need --rows >= 2" in result.stderr
     result = subprocess.run(command[:2] + [str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no checkpoint found" in result.stderr
+
+
+def test_survival_before_terminals_multiplies_the_continue_probabilities_of_the_window():
+    t = 12
+    terminal = np.zeros((1, t), bool)
+    terminal[0, 7] = True
+    first = np.zeros((1, t), bool)
+    first[0, [0, 8, 10]] = True  # an episode starts after the terminal, at 8, and another at 10 (a cut)
+    rows = {"reward": np.zeros((1, t)), "is_terminal": terminal, "is_first": first, "action": np.zeros((1, t), int)}
+    cont = np.ones((1, t))
+    cont[0, 5:8] = [0.5, 0.5, 0.2]  # the loss foreseen over the three steps before and at the terminal
+    predicted = {"reward": np.zeros((1, t)), "continue": cont, "value": np.zeros((1, t))}
+    report = model_report(predicted, rows, gamma=0.9, num_actions=1, burn_in=0, window=4)
+    assert report["survival_before_terminals"] == pytest.approx(0.05)  # the window 4..7: 1 * 0.5 * 0.5 * 0.2
+    # windows inside one episode without a terminal end at 3, 4, 5 and 6 (not 8..11, which crosses 10)
+    assert report["survival_elsewhere"] == pytest.approx((1 + 1 + 0.5 + 0.25) / 4)
+    report = model_report(predicted, rows, gamma=0.9, num_actions=1, burn_in=0, window=1)
+    assert report["survival_before_terminals"] == pytest.approx(0.2) and report["continue_at_terminals"] == 0.2
+    with pytest.raises(ValueError, match="window must be in"):
+        model_report(predicted, rows, gamma=0.9, num_actions=1, burn_in=4, window=9)
