@@ -284,7 +284,7 @@ def record_objects(
     frame_skip: int = 4,
     noop_max: int = 30,
     fire_reset: bool = True,
-    policy: Callable[[np.ndarray], int] | None = None,
+    policy: Callable[[np.ndarray, bool], int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Play ``steps`` agent steps of ``game`` under the project's Atari protocol and label the boxes.
 
@@ -305,7 +305,8 @@ def record_objects(
     Args:
         game: an ale-py ROM id in ``OBJECT_CLASSES`` (``"breakout"``, ``"pong"``, ``"freeway"``).
         steps: number of rows ``L`` to record (>= 1).
-        policy: ``(obs uint8 [3, size, size]) -> int`` action index; uniformly random when ``None``.
+        policy: ``(obs uint8 [3, size, size], is_first) -> int`` action index (``is_first``: ``obs``
+            starts a game, so a recurrent agent resets its state); uniformly random when ``None``.
 
     Returns:
         Rows in the replay convention (``aime.runtime.replay``), ``L = steps``:
@@ -367,7 +368,7 @@ def record_objects(
         out["reward"][t], out["is_first"][t], out["is_terminal"][t] = reward, is_first, is_terminal
         out["raw_boxes"][t], out["visible"][t] = xywh, visible
         out["boxes"][t] = raw_to_obs_boxes(xywh, size)
-        a = int(rng.integers(len(action_set))) if policy is None else int(policy(obs))
+        a = int(rng.integers(len(action_set))) if policy is None else int(policy(obs, is_first))
         if not 0 <= a < len(action_set):
             raise ValueError(f"policy returned action {a}, expected an int in [0, {len(action_set) - 1}]")
         out["action"][t] = a

@@ -7,8 +7,12 @@ value against the discounted return that followed, and the policy's action share
 
     python scripts/model_report.py runs/Breakout__0__1795450000
     python scripts/model_report.py runs/breakout/full_s0 runs/breakout/ablation_s0 --rows 2000 --json report.json
+    python scripts/model_report.py runs/breakout/full_s0 --tracking 3000    # and the paddle under the ball
 
-Reads the checkpoint only; the run is not changed.
+``--tracking STEPS`` (Breakout, needs OCAtari: the ``objects`` extra) also plays each agent's sampled
+policy for STEPS agent steps with OCAtari's boxes, and a random policy for as many, and reports how
+far the paddle is from the ball while the ball is in the lower half of the screen
+(``aime.eval.tracking``). Reads the checkpoint only; the run is not changed.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from pathlib import Path
 
 import torch
 
+import envs
 from aime.eval.model_report import filter_rows, model_report
+from aime.eval.tracking import agent_policy, paddle_tracking
 from aime.runtime.checkpoint import CheckpointError, find_checkpoint, load_agent
+from aime.runtime.extras import require
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
+from envs.objects import record_objects
 
 ROWS = (
     ("reward_events", "reward events (r > 0)", "{:.0f}"),
@@ -53,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1000, help="newest rows per environment stream (default 1000)")
     parser.add_argument("--burn-in", type=int, default=16, help="first rows per stream left out (default 16)")
     parser.add_argument("--window", type=int, default=8, help="steps of the survival windows (default 8)")
+    parser.add_argument(
+        "--tracking", type=int, default=0, metavar="STEPS", help="Breakout: play STEPS steps with boxes"
+    )
+    parser.add_argument("--seed", type=int, default=12345, help="seed of the --tracking games")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
@@ -61,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             f"need --rows >= 2, 0 <= --burn-in < --rows and 1 <= --window <= --rows - --burn-in, "
             f"got {args.rows}, {args.burn_in} and {args.window}"
         )
+    if args.tracking < 0:
+        parser.error(f"--tracking must be >= 0, got {args.tracking}")
+    if args.tracking:
+        require("model_report.py", ["ocatari"], "--tracking (the Breakout object boxes)")
     torch.set_grad_enabled(False)
+    tracking = {}
     reports = {}
     for run in args.runs:
         try:
@@ -72,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         except (CheckpointError, OSError, ValueError) as error:
             print(f"model_report.py: error: {run}: {error}", file=sys.stderr)
             return 2
+        if args.tracking:
+            if envs.resolve(cfg.env.name)[1] != "breakout":
+                print(
+                    f"model_report.py: error: --tracking is for Breakout runs, {run} is {cfg.env.name}", file=sys.stderr
+                )
+                return 2
+            record = record_objects("breakout", args.tracking, seed=args.seed, policy=agent_policy(agent))
+            tracking[run] = paddle_tracking(record)
         predicted = filter_rows(agent, {k: rows[k] for k in ("obs", "action", "is_first")})
         reports[run] = model_report(
             predicted, rows, cfg.train.discount, agent.num_actions, burn_in=args.burn_in, window=args.window
@@ -81,8 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     actions = max(sum(key.startswith("action_") for key in r) for r in reports.values())
     for key, label, fmt in ROWS + tuple((f"action_{a}", f"action {a} share", "{:.2f}") for a in range(actions)):
         print(f"| {label} | " + " | ".join(fmt.format(r.get(key, float("nan"))) for r in reports.values()) + " |")
+    if tracking:
+        tracking["random policy"] = paddle_tracking(record_objects("breakout", args.tracking, seed=args.seed))
+        print(f"\nThe paddle and the ball, {args.tracking:,} agent steps each, the ball in the lower half:\n")
+        print("| policy | rows | mean distance (px) | paddle under the ball | finished games | their mean score |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, t in tracking.items():
+            figures = (f"{t['rows']:.0f}", f"{t['distance_px']:.1f}", f"{t['under']:.2f}", f"{t['games']:.0f}")
+            print(f"| {name} | " + " | ".join(figures) + f" | {t['game_return']:.2f} |")
     if args.json:
-        args.json.write_text(json.dumps(reports, indent=1))
+        args.json.write_text(json.dumps({"report": reports, "tracking": tracking}, indent=1))
     return 0
 
 

@@ -5,14 +5,17 @@ ratios of reconstructions and open-loop predictions, on frames with OCAtari obje
 
 ``aime.eval.model_report``: a trained agent's world model and critic on its own newest experience
 (reward events caught, the continue head at terminals, the value against the returns that followed,
-the policy's action shares); ``scripts/model_report.py``.
+the policy's action shares); ``scripts/model_report.py``. ``aime.eval.tracking``: does a Breakout
+policy keep its paddle under the ball (OCAtari's boxes)?
 """
 
 from aime.eval.model_report import discounted_returns, filter_rows, model_report
 from aime.eval.objects import ObjectData, cell_oracle, evaluate_objects, format_seed_table, format_table
+from aime.eval.tracking import agent_policy, paddle_tracking
 
 __all__ = [
     "ObjectData",
+    "agent_policy",
     "cell_oracle",
     "discounted_returns",
     "evaluate_objects",
@@ -20,4 +23,5 @@ __all__ = [
     "format_seed_table",
     "format_table",
     "model_report",
+    "paddle_tracking",
 ]

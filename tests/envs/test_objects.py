@@ -172,17 +172,18 @@ def test_record_shapes_and_conventions():
     expected = np.stack([x * 0.4, y * 64 / 210, (x + w) * 0.4, (y + h) * 64 / 210], -1)
     np.testing.assert_allclose(b, expected, rtol=1e-6)
 
-    # a policy: called with the observation, its actions are the ones recorded and played
+    # a policy: called with the observation and whether it starts a game, its actions are the ones
+    # recorded and played
     seen = []
 
-    def right(obs):
-        seen.append(obs.shape)
+    def right(obs, is_first):
+        seen.append((obs.shape, is_first))
         return 2
 
     rec = record_objects("breakout", 10, seed=0, policy=right)
-    assert (rec["action"] == 2).all() and seen == [(3, 84, 84)] * 10
+    assert (rec["action"] == 2).all() and seen == [((3, 84, 84), True)] + [((3, 84, 84), False)] * 9
     with pytest.raises(ValueError, match="policy"):
-        record_objects("breakout", 3, policy=lambda obs: 7)
+        record_objects("breakout", 3, policy=lambda obs, is_first: 7)
 
 
 def test_extractor_follows_ram():

@@ -72,13 +72,15 @@ def test_the_script_reports_on_a_runs_newest_rows(run, tmp_path):
     result = subprocess.run(command + ["--json", str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "| terminals |" in result.stdout and "| action 2 share |" in result.stdout
-    report = json.loads(out.read_text())[str(run)]
+    report = json.loads(out.read_text())["report"][str(run)]
     assert report["steps"] == 2 * (16 - 4)
     assert 0.0 <= report["continue_elsewhere"] <= 1.0
     result = subprocess.run(command[:3] + ["--rows", "1"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "need --rows >= 2" in result.stderr
     result = subprocess.run(command[:2] + [str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no checkpoint found" in result.stderr
+    result = subprocess.run(command + ["--tracking", "10"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "--tracking is for Breakout runs" in result.stderr
 
 
 def test_survival_before_terminals_multiplies_the_continue_probabilities_of_the_window():
