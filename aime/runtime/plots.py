@@ -74,11 +74,9 @@ def run_hours(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     times = np.array([r["time"] for r in rows], dtype=float)
     if times.size == 0:
         return times
-    pauses = np.zeros_like(times)
-    for i, row in enumerate(rows):
-        if row.get("event") == "resume" and i > 0:
-            pauses[i] = max(0.0, times[i] - times[i - 1])
-    return (times - times[0] - np.cumsum(pauses)) / 3600
+    resumed = np.array([r.get("event") == "resume" for r in rows[1:]], dtype=bool)
+    pauses = np.where(resumed, np.maximum(np.diff(times), 0.0), 0.0)
+    return (times - times[0] - np.concatenate([[0.0], np.cumsum(pauses)])) / 3600
 
 
 def load_run(path: str | Path, smooth: int = 20, tags: Sequence[str] = ()) -> Run:
