@@ -285,6 +285,7 @@ def record_objects(
     noop_max: int = 30,
     fire_reset: bool = True,
     policy: Callable[[np.ndarray, bool], int] | None = None,
+    terminal_on_life_loss: bool = False,
 ) -> dict[str, np.ndarray]:
     """Play ``steps`` agent steps of ``game`` under the project's Atari protocol and label the boxes.
 
@@ -307,6 +308,12 @@ def record_objects(
         steps: number of rows ``L`` to record (>= 1).
         policy: ``(obs uint8 [3, size, size], is_first) -> int`` action index (``is_first``: ``obs``
             starts a game, so a recurrent agent resets its state); uniformly random when ``None``.
+        terminal_on_life_loss: play the protocol of ``AtariOptions(terminal_on_life_loss=True)``,
+            which agents trained with it know: a row reached by losing a life (some left) ends an
+            episode for the agent, so its action is not asked for and the continuation is played
+            (FIRE with ``fire_reset`` where the game has it, else NOOP; its reward counted); the
+            next row is a new episode for the policy (``is_first=True`` in its call; the recorded
+            ``is_first`` still marks new games only).
 
     Returns:
         Rows in the replay convention (``aime.runtime.replay``), ``L = steps``:
@@ -361,6 +368,8 @@ def record_objects(
     pooled = new_game()  # the frame buffer the observation is made from
     prev_last = pooled
     reward, is_first, is_terminal = 0.0, True, False
+    continuation = action_set.index(Action.FIRE if fire else Action.NOOP)
+    lives, life_lost, restarted = ale.lives(), False, False
     for t in range(steps):
         obs = _resize(pooled, size)
         xywh, visible = extractor.raw_boxes(ale.getRAM())
@@ -368,7 +377,12 @@ def record_objects(
         out["reward"][t], out["is_first"][t], out["is_terminal"][t] = reward, is_first, is_terminal
         out["raw_boxes"][t], out["visible"][t] = xywh, visible
         out["boxes"][t] = raw_to_obs_boxes(xywh, size)
-        a = int(rng.integers(len(action_set))) if policy is None else int(policy(obs, is_first))
+        if terminal_on_life_loss and life_lost:
+            a = continuation  # the episode ended for the agent: the env continues the game itself
+        elif policy is None:
+            a = int(rng.integers(len(action_set)))
+        else:
+            a = int(policy(obs, is_first or restarted))
         if not 0 <= a < len(action_set):
             raise ValueError(f"policy returned action {a}, expected an int in [0, {len(action_set) - 1}]")
         out["action"][t] = a
@@ -377,7 +391,9 @@ def record_objects(
         if is_terminal:
             pooled = prev_last = new_game()
             reward, is_first, is_terminal = 0.0, True, False
+            lives, life_lost, restarted = ale.lives(), False, False
             continue
+        restarted = life_lost
         reward, second_last, last = 0.0, None, None
         for k in range(frame_skip):
             reward += ale.act(action_set[a])
@@ -396,5 +412,6 @@ def record_objects(
         pooled = np.maximum(a_buf, b_buf)
         prev_last = a_buf
         is_first, is_terminal = False, bool(ale.game_over())
+        life_lost, lives = 0 < ale.lives() < lives and not is_terminal, ale.lives()
     out["classes"] = np.array(extractor.classes)
     return out

@@ -10,7 +10,9 @@ value against the discounted return that followed, and the policy's action share
     python scripts/model_report.py runs/breakout/full_s0 --tracking 3000    # and the paddle under the ball
 
 ``--tracking STEPS`` (Breakout, needs OCAtari: the ``objects`` extra) also plays each agent's sampled
-policy for STEPS agent steps with OCAtari's boxes, and a random policy for as many, and reports how
+policy for STEPS agent steps with OCAtari's boxes under the protocol it learned in (a lost life
+ends its episode and the game is continued with FIRE, with ``env.terminal_on_life_loss``), and a
+random policy for as many, and reports how
 far the paddle is from the ball while the ball is in the lower half of the screen
 (``aime.eval.tracking``). Reads the checkpoint only; the run is not changed.
 """
@@ -37,6 +39,7 @@ ROWS = (
     ("reward_events", "reward events (r > 0)", "{:.0f}"),
     ("reward_event_recall", "  predicted (> 0.5)", "{:.2f}"),
     ("reward_at_events", "  mean prediction there", "{:.3f}"),
+    ("reward_true_at_events", "  mean reward there", "{:.3f}"),
     ("reward_false_alarms", "other steps predicted > 0.5", "{:.3f}"),
     ("reward_elsewhere", "  mean prediction there", "{:.3f}"),
     ("terminals", "terminals", "{:.0f}"),
@@ -49,6 +52,22 @@ ROWS = (
     ("return_mean", "  discounted return that followed", "{:.3f}"),
     ("value_return_corr", "  correlation", "{:.2f}"),
 )
+
+
+def load_run(run: str, device: str, attempts: int = 3):
+    """The agent, its configuration and its replay from a run's newest checkpoint. A run that is
+    training replaces its checkpoint while it is read: then the read is tried again."""
+    for attempt in range(attempts):
+        checkpoint = find_checkpoint(run)
+        generation = checkpoint.parent.stat().st_ino  # a save renames a new folder into place
+        try:
+            agent, cfg = load_agent(checkpoint, device)
+            return agent, cfg, ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
+        except (CheckpointError, OSError, ValueError):
+            replaced = find_checkpoint(run).parent.stat().st_ino != generation
+            if attempt == attempts - 1 or not replaced:
+                raise  # not a save under way: a real problem
+    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = {}
     for run in args.runs:
         try:
-            checkpoint = find_checkpoint(run)
-            agent, cfg = load_agent(checkpoint, args.device)
-            replay = ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
+            agent, cfg, replay = load_run(run, args.device)
             rows = replay.newest(min(args.rows, replay.filled))
         except (CheckpointError, OSError, ValueError) as error:
             print(f"model_report.py: error: {run}: {error}", file=sys.stderr)
@@ -95,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"model_report.py: error: --tracking is for Breakout runs, {run} is {cfg.env.name}", file=sys.stderr
                 )
                 return 2
-            record = record_objects("breakout", args.tracking, seed=args.seed, policy=agent_policy(agent))
+            protocol = {"terminal_on_life_loss": cfg.env.terminal_on_life_loss}  # the protocol it learned in
+            torch.manual_seed(args.seed)  # the sampled actions: the same games for the same checkpoint
+            record = record_objects("breakout", args.tracking, seed=args.seed, policy=agent_policy(agent), **protocol)
             tracking[run] = paddle_tracking(record)
         predicted = filter_rows(agent, {k: rows[k] for k in ("obs", "action", "is_first")})
         reports[run] = model_report(
@@ -107,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, label, fmt in ROWS + tuple((f"action_{a}", f"action {a} share", "{:.2f}") for a in range(actions)):
         print(f"| {label} | " + " | ".join(fmt.format(r.get(key, float("nan"))) for r in reports.values()) + " |")
     if tracking:
-        tracking["random policy"] = paddle_tracking(record_objects("breakout", args.tracking, seed=args.seed))
+        record = record_objects("breakout", args.tracking, seed=args.seed, **protocol)  # the last run's protocol
+        tracking["random policy"] = paddle_tracking(record)
         print(f"\nThe paddle and the ball, {args.tracking:,} agent steps each, the ball in the lower half:\n")
         print("| policy | rows | mean distance (px) | paddle under the ball | finished games | their mean score |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -6,7 +6,8 @@ came with the frame ``o_t`` -- the reward ``r_t`` and whether ``o_t`` ended the 
 critic values ``s_t``. Against what happened:
 
 - **reward events** (``r_t > 0``): the share the reward head predicts (prediction above
-  ``threshold``), its mean prediction there, and the share of other steps where it predicts one;
+  ``threshold``), its mean prediction there against the mean reward that came, and the share of
+  other steps where it predicts one;
 - **terminals**: the continue head's probability at terminal steps and elsewhere, and the chance
   it gives of surviving the ``window`` steps that end at a terminal (the product of its
   probabilities there) against windows without one: a model that sees a lost life coming spreads
@@ -123,6 +124,7 @@ def model_report(
         "reward_events": float(events.sum()),
         "reward_event_recall": mean(pred_reward[events] > threshold),
         "reward_at_events": mean(pred_reward[events]),
+        "reward_true_at_events": mean(reward[events]),
         "reward_false_alarms": mean(pred_reward[~events] > threshold),
         "reward_elsewhere": mean(pred_reward[~events]),
         "terminals": float(terminal.sum()),

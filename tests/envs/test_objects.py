@@ -327,3 +327,26 @@ def test_unsupported_games_and_the_loader(monkeypatch):
     with pytest.raises(ModuleNotFoundError, match=r"pip install --no-deps ocatari==2\.2\.1") as info:
         load_ram_module("pong")
     assert "\n" not in str(info.value) and "make install" in str(info.value)
+
+
+def test_the_life_loss_protocol_plays_the_continuation_and_restarts_the_policy():
+    # a policy that never presses FIRE: after its first lost life Breakout waits for a FIRE forever,
+    # unless the protocol of terminal_on_life_loss plays it (as the env the agent trained in does)
+    calls = []
+
+    def noop(obs, is_first):
+        calls.append(is_first)
+        return 0
+
+    stalled = record_objects("breakout", 1500, seed=0, policy=noop)
+    assert not stalled["is_terminal"].any() and (stalled["action"] == 0).all()
+    calls.clear()
+    rec = record_objects("breakout", 1500, seed=0, policy=noop, terminal_on_life_loss=True)
+    fires = np.flatnonzero(rec["action"] == 1)  # FIRE in Breakout's minimal action set
+    game_over = np.flatnonzero(rec["is_terminal"])
+    assert game_over.size >= 1 and fires.size >= 4  # five lives: four continuations per game
+    assert len(calls) == 1500 - fires.size  # the continuation rows do not ask the policy
+    # the policy is told a new episode starts on each row after a continuation (and at new games)
+    asked = np.setdiff1d(np.arange(1500), fires)
+    told = asked[np.array(calls)]
+    assert set(fires + 1) - {1500} <= set(told) and set(told) <= set(fires + 1) | set(np.flatnonzero(rec["is_first"]))

@@ -2,6 +2,8 @@
 on a real (tiny) run's checkpoint and replay."""
 
 import json
+import runpy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +103,38 @@ def test_survival_before_terminals_multiplies_the_continue_probabilities_of_the_
     assert report["survival_before_terminals"] == pytest.approx(0.2) and report["continue_at_terminals"] == 0.2
     with pytest.raises(ValueError, match="window must be in"):
         model_report(predicted, rows, gamma=0.9, num_actions=1, burn_in=4, window=9)
+
+
+def test_a_checkpoint_replaced_while_it_is_read_is_read_again(run, tmp_path):
+    load_run = runpy.run_path(str(ROOT / "scripts" / "model_report.py"))["load_run"]
+    real = load_run.__globals__["ReplayBuffer"]
+    calls = []
+
+    class SavedMeanwhile:  # the run saves a new checkpoint (a new folder) while the replay is read
+        @staticmethod
+        def load(directory):
+            calls.append(directory)
+            if len(calls) == 1:
+                shutil.copytree(run / "checkpoint", tmp_path / "new")
+                shutil.rmtree(run / "checkpoint")
+                (tmp_path / "new").rename(run / "checkpoint")
+                raise ValueError("action.npy: expected int64 (2, 20), got int64 (2, 24)")
+            return real.load(directory)
+
+    class Damaged:
+        @staticmethod
+        def load(directory):
+            calls.append(directory)
+            raise ValueError("obs.npy is damaged")
+
+    load_run.__globals__["ReplayBuffer"] = SavedMeanwhile
+    try:
+        agent, cfg, replay = load_run(str(run), "cpu")
+        assert len(calls) == 2 and replay.filled == 20 and cfg.env.num_envs == 2
+        calls.clear()
+        load_run.__globals__["ReplayBuffer"] = Damaged
+        with pytest.raises(ValueError, match="damaged"):
+            load_run(str(run), "cpu")
+        assert len(calls) == 1  # nothing was replaced: no second try
+    finally:
+        load_run.__globals__["ReplayBuffer"] = real
