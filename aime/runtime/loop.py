@@ -168,6 +168,8 @@ class Trainer:
                     "episodes": self.episodes,
                     "credit": self.credit,
                     "nonfinite_total": self.nonfinite_total,
+                    "last_eval": self.last_eval,
+                    "last_eval_step": self.last_eval_step,
                 },
                 "rng": ckpt.rng_state(),
                 "config": to_dict(self.cfg),
@@ -226,6 +228,10 @@ class Trainer:
         self.saved_step = self.env_steps
         self.episodes, self.credit = int(counters["episodes"]), float(counters["credit"])
         self.nonfinite_total = int(counters["nonfinite_total"])
+        # the last evaluation (checkpoints before these keys: none known): a resumed run that has
+        # already evaluated this step does not again, and its summaries name it
+        self.last_eval = float(counters.get("last_eval", float("nan")))
+        self.last_eval_step = counters.get("last_eval_step")
         rng = payload["rng"]
         if self.rank > 0:
             own = ckpt.load_agent_state(self.ckpt_dir / f"rank{self.rank}.pt")

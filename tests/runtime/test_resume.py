@@ -158,3 +158,24 @@ def test_a_resumed_runs_hours_leave_out_the_pause_between_its_sessions(run):
     assert hours[-1] * 3600 < first_session + (rows[-1]["time"] - rows[marks[0]]["time"]) + 1e-6
     # without the mark the day counts
     assert run_hours([r for r in paused if "event" not in r])[-1] * 3600 > pause
+
+
+def test_a_resumed_run_knows_its_last_evaluation_and_does_not_repeat_it(tmp_path):
+    overrides = [*TINY, "eval.episodes=1", "eval.every=8", "eval.max_steps=50", "train.steps=16"]
+    first = Trainer(load_config(["debug"], overrides), tmp_path / "run", progress=False)
+    first.run()
+    assert first.last_eval_step == 16
+    evals = [
+        r
+        for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+        if "eval/episodic_return" in r
+    ]
+    again = Trainer(load_config(["debug"], overrides), tmp_path / "run", resume=True, progress=False)
+    assert again.last_eval_step == 16 and again.last_eval == first.last_eval
+    again.run()  # already at train.steps: nothing to train, and the step's evaluation is not repeated
+    after = [
+        r
+        for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+        if "eval/episodic_return" in r
+    ]
+    assert [r["step"] for r in after] == [r["step"] for r in evals] == [8, 16]
