@@ -29,7 +29,7 @@ import torch
 import envs
 from aime.eval.model_report import filter_rows, model_report
 from aime.eval.tracking import agent_policy, paddle_tracking
-from aime.runtime.checkpoint import CheckpointError, find_checkpoint, load_agent
+from aime.runtime.checkpoint import CheckpointError, load_agent, read_newest
 from aime.runtime.extras import require
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
@@ -54,20 +54,15 @@ ROWS = (
 )
 
 
-def load_run(run: str, device: str, attempts: int = 3):
-    """The agent, its configuration and its replay from a run's newest checkpoint. A run that is
-    training replaces its checkpoint while it is read: then the read is tried again."""
-    for attempt in range(attempts):
-        checkpoint = find_checkpoint(run)
-        generation = checkpoint.parent.stat().st_ino  # a save renames a new folder into place
-        try:
-            agent, cfg = load_agent(checkpoint, device)
-            return agent, cfg, ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
-        except (CheckpointError, OSError, ValueError):
-            replaced = find_checkpoint(run).parent.stat().st_ino != generation
-            if attempt == attempts - 1 or not replaced:
-                raise  # not a save under way: a real problem
-    raise AssertionError("unreachable")
+def load_run(run: str, device: str):
+    """The agent, its configuration and its replay from a run's newest checkpoint (read again if a
+    training run replaces it meanwhile)."""
+
+    def read(checkpoint: Path):
+        agent, cfg = load_agent(checkpoint, device)
+        return agent, cfg, ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
+
+    return read_newest(run, read)
 
 
 def main(argv: list[str] | None = None) -> int:

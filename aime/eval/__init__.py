@@ -6,22 +6,28 @@ ratios of reconstructions and open-loop predictions, on frames with OCAtari obje
 ``aime.eval.model_report``: a trained agent's world model and critic on its own newest experience
 (reward events caught, the continue head at terminals, the value against the returns that followed,
 the policy's action shares); ``scripts/model_report.py``. ``aime.eval.tracking``: does a Breakout
-policy keep its paddle under the ball (OCAtari's boxes)?
+policy keep its paddle under the ball (OCAtari's boxes)? ``aime.eval.play_history``: how a run's
+play changed over training, from its replay (episode lengths and returns, action shares, the
+Breakout paddle against a wall); ``scripts/play_history.py``.
 """
 
 from aime.eval.model_report import discounted_returns, filter_rows, model_report
 from aime.eval.objects import ObjectData, cell_oracle, evaluate_objects, format_seed_table, format_table
+from aime.eval.play_history import breakout_paddle, episode_history, paddle_at_wall
 from aime.eval.tracking import agent_policy, paddle_tracking
 
 __all__ = [
     "ObjectData",
     "agent_policy",
+    "breakout_paddle",
     "cell_oracle",
     "discounted_returns",
+    "episode_history",
     "evaluate_objects",
     "filter_rows",
     "format_seed_table",
     "format_table",
     "model_report",
+    "paddle_at_wall",
     "paddle_tracking",
 ]

@@ -22,13 +22,15 @@ import random
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 FORMAT_VERSION = 1
+T = TypeVar("T")
 
 
 class CheckpointError(ValueError):
@@ -265,6 +267,26 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
         if found is not None:
             return found / "agent.pt"
     raise CheckpointError(f"no checkpoint found at {path} (expected a run directory, its checkpoint/ or agent.pt)")
+
+
+def read_newest(path: str | os.PathLike, read: Callable[[Path], T], attempts: int = 3) -> T:
+    """``read(find_checkpoint(path))``, tried again when a training run replaced its checkpoint
+    meanwhile.
+
+    A run saves by renaming a new folder into place, so a reader may find files vanish or change
+    shape under it. Such a failure (``CheckpointError``, ``OSError`` or ``ValueError``) is retried
+    with the new generation, at most ``attempts`` times; the same failure on an unchanged folder is
+    a real problem and is raised at once.
+    """
+    for attempt in range(attempts):
+        checkpoint = find_checkpoint(path)
+        generation = checkpoint.parent.stat().st_ino
+        try:
+            return read(checkpoint)
+        except (CheckpointError, OSError, ValueError):
+            if attempt == attempts - 1 or find_checkpoint(path).parent.stat().st_ino == generation:
+                raise
+    raise ValueError(f"read_newest: attempts must be >= 1, got {attempts}")
 
 
 # model switches added after checkpoints were written, with the behaviour those checkpoints had

@@ -11,9 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aime.config import load_config
 from aime.eval.model_report import discounted_returns, model_report
-from aime.runtime.loop import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,13 +57,9 @@ def test_the_report_scores_perfect_and_blind_predictions():
         model_report(blind, rows, gamma=0.9, num_actions=4, burn_in=t)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny Catch run: 2 environments, 40 agent steps, a checkpoint with its replay."""
-    logdir = tmp_path_factory.mktemp("report") / "run"
-    overrides = ["env.num_envs=2", "train.steps=40", "train.warmup_steps=1000", "eval.episodes=0", "eval.every=0"]
-    Trainer(load_config(["debug", "tiny"], overrides), logdir, progress=False).run()
-    return logdir
+@pytest.fixture
+def run(tiny_catch_run):
+    return tiny_catch_run
 
 
 def test_the_script_reports_on_a_runs_newest_rows(run, tmp_path):

@@ -208,3 +208,30 @@ def test_config_differences_names_the_keys_a_checkpoint_sets_otherwise():
     saved["model"]["deter"], saved["train"]["steps"] = 32, 5  # steps may change on --resume
     del saved["model"]["posterior_map"]  # a key a checkpoint predates says nothing
     assert ckpt.config_differences(cfg, saved) == ["model.deter: 64, saved 32"]
+
+
+def test_read_newest_reads_again_only_when_the_checkpoint_was_replaced(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    ckpt.save_agent_state(run / "checkpoint" / "agent.pt", {"config": {"seed": 1}})
+    calls = []
+
+    def replaced_meanwhile(path):
+        calls.append(path)
+        if len(calls) == 1:  # a save renames a new generation into place while we read
+            shutil.copytree(run / "checkpoint", tmp_path / "new")
+            shutil.rmtree(run / "checkpoint")
+            (tmp_path / "new").rename(run / "checkpoint")
+            raise ValueError("action.npy: expected int64 (2, 20), got int64 (2, 24)")
+        return "read"
+
+    assert ckpt.read_newest(run, replaced_meanwhile) == "read" and len(calls) == 2
+
+    def damaged(path):
+        calls.append(path)
+        raise ValueError("obs.npy is damaged")
+
+    calls.clear()
+    with pytest.raises(ValueError, match="damaged"):
+        ckpt.read_newest(run, damaged)
+    assert len(calls) == 1  # nothing was replaced: no second try
