@@ -3,8 +3,9 @@
 Cuts the replay of the run's newest checkpoint into learning episodes (with
 ``env.terminal_on_life_loss`` each life is one) and groups them by the agent step they started at
 (``aime.eval.play_history``): episodes, mean length, the share that ended within ``--short``
-steps, mean return, and the share of steps that chose each action. For Breakout also the share of
-steps with the paddle against a side wall, read from the frames. No model is loaded; a run that is
+steps, mean return, and the share of steps that chose each action. For Breakout also, read from the
+frames, the share of steps with the paddle against a side wall and the mean distance between the
+paddle and the ball while the ball is low. No model is loaded; a run that is
 training can be read.
 
     python scripts/play_history.py runs/breakout/full_s0 runs/breakout/ablation_s0
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 import envs
-from aime.eval.play_history import episode_history, paddle_at_wall
+from aime.eval.play_history import BREAKOUT_FEATURES, episode_history
 from aime.runtime.checkpoint import CheckpointError, load_run_config, read_newest
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
@@ -67,18 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         names = action_names(cfg.env.name)
         first_step = (replay.total_added - replay.filled) * replay.num_streams
         rows = replay.newest(replay.filled)
-        feature = paddle_at_wall if breakout else None
-        history = episode_history(rows, first_step, args.every, args.short, len(names), step_feature=feature)
+        features = BREAKOUT_FEATURES if breakout else {}
+        history = episode_history(rows, first_step, args.every, args.short, len(names), features=features)
         histories[run] = history
         print(f"\n{run} ({cfg.env.name}, {replay.filled * replay.num_streams:,} steps in the replay)\n")
         head = ["agent steps", "episodes", "mean length", f"<= {args.short} steps", "mean return"]
-        head += (["paddle at a wall"] if breakout else []) + names
+        head += list(features) + names
         print("| " + " | ".join(head) + " |")
         print("| --- |" + " ---: |" * (len(head) - 1))
         for row in history:
             cells = [f"{row['start']:,.0f}", f"{row['episodes']:.0f}", f"{row['mean_length']:.1f}"]
             cells += [f"{row['short_share']:.2f}", f"{row['mean_return']:.2f}"]
-            cells += [f"{row['feature']:.2f}"] if breakout else []
+            cells += [f"{row[name]:.2f}" for name in features]
             cells += [f"{row[f'action_{i}']:.2f}" for i in range(len(names))]
             print("| " + " | ".join(cells) + " |")
     if args.json:

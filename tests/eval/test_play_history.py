@@ -1,6 +1,7 @@
 """The play history: episodes grouped by the step they began, the Breakout paddle read from real
 frames, and the script on a real (tiny) run's replay."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,7 +11,13 @@ import numpy as np
 import pytest
 
 import envs
-from aime.eval.play_history import breakout_paddle, episode_history, paddle_at_wall
+from aime.eval.play_history import (
+    ball_paddle_distance,
+    breakout_ball,
+    breakout_paddle,
+    episode_history,
+    paddle_at_wall,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +41,26 @@ def test_the_paddle_is_found_on_real_breakout_frames_and_against_each_wall():
         breakout_paddle(np.zeros((3, 64, 64), np.uint8))
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ocatari") is None, reason="needs OCAtari (the objects extra)")
+def test_the_ball_and_paddle_read_from_frames_match_the_boxes_from_ram():
+    from envs.objects import record_objects
+
+    record = record_objects("breakout", 400, seed=1)  # random play
+    box, visible = record["boxes"], record["visible"]
+    centre_x, centre_y = (box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2
+    x, y = breakout_ball(record["obs"])
+    low = visible[:, 0] & (centre_y[:, 0] > 39) & (centre_y[:, 0] < 73)  # well inside the rows looked at
+    assert low.sum() > 100 and not np.isnan(x[low]).any()
+    assert np.abs(x[low] - centre_x[low, 0]).mean() < 1.0 and np.abs(y[low] - centre_y[low, 0]).mean() < 1.0
+    assert np.isnan(x[~visible[:, 0]]).all()  # no ball in play, none found
+    left, right = breakout_paddle(record["obs"])
+    assert np.median(np.abs((left + right) / 2 - centre_x[:, 1])) < 1.5
+    distance = ball_paddle_distance(record["obs"])
+    counted = ~np.isnan(distance)
+    assert (y[counted] > 42).all() and np.nanmax(distance) < 76
+    assert np.abs(distance[counted] - np.abs(centre_x[counted, 0] - centre_x[counted, 1])).mean() < 2.0
+
+
 def test_episodes_are_grouped_by_the_stage_they_began_in_and_cut_ones_are_left_out():
     first = np.zeros((2, 10), bool)
     first[0, [0, 3, 8]] = True  # stream 0: episodes at rows 0-2 and 3-7; 8-9 is unfinished
@@ -45,13 +72,14 @@ def test_episodes_are_grouped_by_the_stage_they_began_in_and_cut_ones_are_left_o
     feature = np.arange(20.0)  # step n of the flattened [S, L] rows carries n
     data = {"action": action, "reward": reward, "is_first": first, "obs": np.zeros((2, 10, 1))}
     # rows are 2 agent steps apart (2 streams); the first row is agent step 100; stages of 5 steps
-    history = episode_history(data, 100, 5, short=3, num_actions=3, step_feature=lambda obs: feature)
+    undefined = lambda obs: np.full(len(obs), np.nan)  # noqa: E731
+    history = episode_history(data, 100, 5, 3, 3, features={"n": lambda obs: feature, "none": undefined})
     assert [row["start"] for row in history] == [100, 105]
     early, late = history
     assert early["episodes"] == 2  # stream 0 rows 0-2 (step 100) and stream 1 rows 2-3 (step 104)
     assert early["mean_length"] == 2.5 and early["short_share"] == 1.0 and early["mean_return"] == 0.5
     assert early["action_0"] == 1.0 and early["action_2"] == 0.0
-    assert early["feature"] == pytest.approx(np.mean([0, 1, 2, 12, 13]))
+    assert early["n"] == pytest.approx(np.mean([0, 1, 2, 12, 13])) and np.isnan(early["none"])
     assert late["episodes"] == 1 and late["mean_length"] == 5 and late["short_share"] == 0.0
     assert late["mean_return"] == 4.0 and late["action_2"] == 1.0 and "action_1" in late
     with pytest.raises(ValueError, match="every >= 1"):
