@@ -107,3 +107,16 @@ def _start_the_learning_run_first(request):
 
         torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_catch_run(tmp_path_factory):
+    """A tiny Catch run (2 environments, 40 agent steps): a checkpoint with its replay, for the
+    scripts that read runs."""
+    from aime.config import load_config
+    from aime.runtime.loop import Trainer
+
+    logdir = tmp_path_factory.mktemp("tiny_catch") / "run"
+    overrides = ["env.num_envs=2", "train.steps=40", "train.warmup_steps=1000", "eval.episodes=0", "eval.every=0"]
+    Trainer(load_config(["debug", "tiny"], overrides), logdir, progress=False).run()
+    return logdir

@@ -361,6 +361,38 @@ class Agent(nn.Module):
             return dict(NONFINITE), False
         wm_loss, metrics, out, wm_bad = wm.loss, wm.metrics, wm.out, wm.skip
 
+        learned = self._learn_behavior(data, out, wm_bad)
+        if learned is None:
+            return dict(NONFINITE), False
+        # world-model metrics are losses unless they name their own section (attention/...)
+        result: dict[str, Any] = {(k if "/" in k else f"losses/{k}"): v for k, v in metrics.items()}
+        result.update(learned)
+        result.update({"losses/world_model": wm_loss.detach(), "grad_norm/world_model": wm.grad_norm})
+        return result, True
+
+    def behavior_step(self, batch: Mapping[str, np.ndarray | Tensor]) -> tuple[dict[str, Tensor | float], bool]:
+        """One behaviour update in the imagination of the world model as it stands (not trained).
+
+        The posterior states of ``batch`` (replay windows, as for :meth:`train_step`) start the
+        imagined rollouts, as in :meth:`train_step`; for experiments that hold a world model fixed,
+        e.g. ``scripts/relearn_behavior.py``. Returns ``(metrics, finite)`` with the ``behavior/``,
+        actor and critic entries of :meth:`train_step`.
+        """
+        data = self.to_tensors(batch)
+        with torch.no_grad(), self.autocast_context():
+            out = self.world_model.observe(data["obs"], data["action"], data["is_first"])
+        learned = self._learn_behavior(data, out, torch.zeros((), dtype=torch.bool, device=self.device))
+        return (dict(NONFINITE), False) if learned is None else (learned, True)
+
+    def _learn_behavior(
+        self, data: Mapping[str, Tensor], out: Mapping[str, Tensor], wm_bad: Tensor
+    ) -> dict[str, Tensor] | None:
+        """The actor's and critic's step from the posterior states ``out`` of ``data``'s windows.
+
+        Returns the ``behavior/...`` metrics with the actor's and critic's losses and gradient
+        norms, or ``None`` when the step was skipped (``wm_bad``, or a behaviour loss not finite):
+        then no parameter, optimiser moment, slow critic or return range changed.
+        """
         keys = [k for k in ("deter", "stoch", "cell") if k in out]
         start = {k: out[k].detach().flatten(0, 1).float() for k in keys}
         start_cont = 1.0 - data["is_terminal"].flatten().float()
@@ -372,8 +404,8 @@ class Agent(nn.Module):
         bad = wm_bad | self._nonfinite(a_loss, c_loss)  # a skipped world model skips the behaviour too
         if not self.fused and bool(bad):
             self._restore_normalizer(normalizer, bad)
-            return dict(NONFINITE), False
-        scales = t.loss_scales
+            return None
+        scales = self.cfg.train.loss_scales
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (scales.actor * a_loss + scales.critic * c_loss).backward()
@@ -387,22 +419,14 @@ class Agent(nn.Module):
         if self.fused:
             self._restore_normalizer(normalizer, bad)
             if bool(bad):  # the update's one host read
-                return dict(NONFINITE), False
-
-        # world-model metrics are losses unless they name their own section (attention/...)
-        result: dict[str, Any] = {(k if "/" in k else f"losses/{k}"): v for k, v in metrics.items()}
-        result.update({f"behavior/{k}": v for k, v in b_metrics.items()})
-        result.update(
-            {
-                "losses/world_model": wm_loss.detach(),
-                "losses/actor": a_loss.detach(),
-                "losses/critic": c_loss.detach(),
-                "grad_norm/world_model": wm.grad_norm,
-                "grad_norm/actor": actor_norm,
-                "grad_norm/critic": critic_norm,
-            }
-        )
-        return result, True
+                return None
+        return {
+            **{f"behavior/{k}": v for k, v in b_metrics.items()},
+            "losses/actor": a_loss.detach(),
+            "losses/critic": c_loss.detach(),
+            "grad_norm/actor": actor_norm,
+            "grad_norm/critic": critic_norm,
+        }
 
     def _nonfinite(self, *losses: Tensor) -> Tensor:
         """One 0-dim bool on the device: some loss is not finite (on some replica, with ``sync``)."""

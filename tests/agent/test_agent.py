@@ -23,6 +23,20 @@ def test_train_step_updates_every_part_and_reports_metrics():
         assert any(not torch.equal(before[k], after[k]) for k in keys), prefix
 
 
+def test_behavior_step_trains_the_actor_and_critic_in_a_world_model_it_leaves_as_it_is():
+    torch.manual_seed(0)
+    agent = Agent(load_config(["debug", "tiny"]), num_actions=3)
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    metrics, finite = agent.behavior_step(random_replay(12).sample(2, 4))
+    assert finite and {"behavior/actor_entropy", "losses/actor", "grad_norm/critic"} <= set(metrics)
+    assert not any(k.startswith("losses/world_model") or k == "losses/kl" for k in metrics)
+    after = agent.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("world_model."))
+    for prefix in ("behavior.actor", "behavior.critic", "behavior.slow_critic"):
+        keys = [k for k in before if k.startswith(prefix)]
+        assert any(not torch.equal(before[k], after[k]) for k in keys), prefix
+
+
 def test_nonfinite_loss_skips_the_update():
     torch.manual_seed(0)
     agent = Agent(load_config(["debug", "tiny"]), num_actions=3)
