@@ -8,10 +8,13 @@ under the run's configuration with any ``--set`` overrides (e.g. ``train.entropy
 policy) and prints their mean score, the actor's entropy and the imagined return; for Breakout
 also the share of steps with the paddle against a wall and the ball-paddle distance while the ball
 is low, read from the frames (``aime.eval.play_history``). This separates what the world model
-allows a policy to learn from how the policy and the data grew together. The run is not changed.
+allows a policy to learn from how the policy and the data grew together; ``--replay OTHER_RUN``
+starts the rollouts from another run's replay (the same world model, other data). The run is not
+changed.
 
     python scripts/relearn_behavior.py runs/breakout/full_s0 --fresh --updates 1000 --every 500
     python scripts/relearn_behavior.py runs/breakout/full_s0 --fresh --set train.entropy=3e-3 --json out.json
+    python scripts/relearn_behavior.py runs/breakout/full_s0 --fresh --replay runs/breakout/ablation_s0
 """
 
 from __future__ import annotations
@@ -35,18 +38,15 @@ from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
 
 
-def build(run: str, overrides: list[str], fresh: bool, device: str) -> tuple[Agent, ReplayBuffer]:
+def read_replay(run: str) -> ReplayBuffer:
+    """The replay of a run's newest checkpoint."""
+    return read_newest(run, lambda checkpoint: ReplayBuffer.load(checkpoint.parent / replay_dirname(0)))
+
+
+def build(run: str, overrides: list[str], fresh: bool, device: str) -> Agent:
     """The agent of a run's newest checkpoint under the overridden configuration (with a new actor
-    and critic when ``fresh``), and the checkpoint's replay."""
-
-    def read(checkpoint: Path):
-        return (
-            load_run_config(checkpoint),
-            load_agent_state(checkpoint),
-            ReplayBuffer.load(checkpoint.parent / replay_dirname(0)),
-        )
-
-    cfg, payload, replay = read_newest(run, read)
+    and critic when ``fresh``)."""
+    cfg, payload = read_newest(run, lambda checkpoint: (load_run_config(checkpoint), load_agent_state(checkpoint)))
     for text in overrides:
         apply_override(cfg, text)
     validate(cfg)
@@ -58,7 +58,7 @@ def build(run: str, overrides: list[str], fresh: bool, device: str) -> tuple[Age
         agent.load_state_dict(state)
         for name in ("actor", "critic"):
             agent.optimizers()[name].load_state_dict(payload["optimizers"][name])
-    return agent, replay
+    return agent
 
 
 def play(agent: Agent, episodes: int, seed: int, breakout: bool) -> dict[str, float]:
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=500, help="play after every this many updates (default 500)")
     parser.add_argument("--episodes", type=int, default=10, help="games per evaluation (default 10)")
     parser.add_argument("--fresh", action="store_true", help="a new actor and critic instead of the checkpoint's")
+    parser.add_argument("--replay", metavar="OTHER_RUN", help="start the rollouts from this run's replay")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--seed", type=int, default=0, help="seeds the updates' sampling and the games")
     parser.add_argument("--device", default="cpu")
@@ -100,14 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"need --updates, --every and --episodes >= 1, got {args.updates}, {args.every}, {args.episodes}")
     torch.manual_seed(args.seed)
     try:
-        agent, replay = build(args.run, args.overrides, args.fresh, args.device)
+        agent = build(args.run, args.overrides, args.fresh, args.device)
+        replay = read_replay(args.replay or args.run)
     except (CheckpointError, ConfigError, OSError, ValueError) as error:
-        print(f"relearn_behavior.py: error: {args.run}: {error}", file=sys.stderr)
+        print(f"relearn_behavior.py: error: {error}", file=sys.stderr)
         return 2
     t = agent.cfg.train
     if not replay.can_sample(t.seq_len):
-        problem = f"its replay is too short for windows of {t.seq_len}"
-        print(f"relearn_behavior.py: error: {args.run}: {problem}", file=sys.stderr)
+        problem = f"the replay of {args.replay or args.run} is too short for windows of {t.seq_len}"
+        print(f"relearn_behavior.py: error: {problem}", file=sys.stderr)
         return 2
     replay.rng = np.random.default_rng(args.seed)
     breakout = envs.resolve(agent.cfg.env.name)[1] == "breakout"

@@ -21,3 +21,5 @@ def test_the_script_learns_anew_and_plays_between_updates(tiny_catch_run, tmp_pa
     assert "| updates | score |" in result.stdout
     bad = subprocess.run(command[:3] + ["--set", "train.entropyy=1"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "train.entropy" in bad.stderr
+    other = subprocess.run(command[:3] + ["--replay", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2 and "no checkpoint found" in other.stderr
