@@ -32,7 +32,7 @@ import envs
 from aime.agent.agent import Agent
 from aime.config import ConfigError, apply_override, validate
 from aime.eval.play_history import BREAKOUT_FEATURES
-from aime.runtime.checkpoint import CheckpointError, load_agent_state, load_run_config, read_newest
+from aime.runtime.checkpoint import CheckpointError, config_of, load_agent_state, read_newest
 from aime.runtime.evaluation import evaluate
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
@@ -46,7 +46,8 @@ def read_replay(run: str) -> ReplayBuffer:
 def build(run: str, overrides: list[str], fresh: bool, device: str) -> Agent:
     """The agent of a run's newest checkpoint under the overridden configuration (with a new actor
     and critic when ``fresh``)."""
-    cfg, payload = read_newest(run, lambda checkpoint: (load_run_config(checkpoint), load_agent_state(checkpoint)))
+    payload = read_newest(run, load_agent_state)
+    cfg = config_of(payload)
     for text in overrides:
         apply_override(cfg, text)
     validate(cfg)

@@ -374,7 +374,7 @@ class Agent(nn.Module):
         """One behaviour update in the imagination of the world model as it stands (not trained).
 
         The posterior states of ``batch`` (replay windows, as for :meth:`train_step`) start the
-        imagined rollouts, as in :meth:`train_step`; for experiments that hold a world model fixed,
+        imagined rollouts, and the actor and critic take the same step; for experiments that hold a world model fixed,
         e.g. ``scripts/relearn_behavior.py``. Returns ``(metrics, finite)`` with the ``behavior/``,
         actor and critic entries of :meth:`train_step`.
         """

@@ -166,7 +166,8 @@ def episode_history(
             **{f"action_{i}": float(share) for i, share in enumerate(chosen)},
         }
         for name, values in per_step.items():
-            defined = values[steps][~np.isnan(values[steps])]
+            chosen = values[steps]
+            defined = chosen[~np.isnan(chosen)]
             row[name] = float(defined.mean()) if defined.size else float("nan")
         history.append(row)
     return history

@@ -299,7 +299,7 @@ _MODEL_KEYS_ADDED_LATER = {
 }
 
 
-def _config_of(payload: dict[str, Any]):
+def config_of(payload: dict[str, Any]):
     """The :class:`aime.config.Config` a checkpoint payload was written with."""
     from aime.config import Config, apply_mapping
 
@@ -354,7 +354,7 @@ def _leaves(mapping: dict[str, Any], prefix: str = ""):
 
 def load_run_config(path: str | os.PathLike):
     """The configuration of the run saved at ``path`` (see :func:`find_checkpoint`), without its networks."""
-    return _config_of(load_agent_state(find_checkpoint(path)))
+    return config_of(load_agent_state(find_checkpoint(path)))
 
 
 def load_agent(path: str | os.PathLike, device: str = "auto"):
@@ -363,7 +363,7 @@ def load_agent(path: str | os.PathLike, device: str = "auto"):
     from aime.runtime.device import resolve_device
 
     payload = load_agent_state(find_checkpoint(path))
-    cfg = _config_of(payload)
+    cfg = config_of(payload)
     agent = Agent(cfg, int(payload["num_actions"]), resolve_device(device))
     try:
         agent.load_state_dict(payload["agent"])
@@ -387,7 +387,7 @@ def load_world_model(path: str | os.PathLike, device: str = "auto"):
 
     path = Path(path)
     if path.is_file() and "world_model" in (payload := load_agent_state(path)):
-        cfg = _config_of(payload)
+        cfg = config_of(payload)
         model = VRNN.from_config(cfg.model, int(payload["num_actions"]), cfg.train)
         try:
             model.load_state_dict(payload["world_model"])
