@@ -11,7 +11,10 @@ Measured against ground-truth object boxes (OCAtari's RAM extraction, recorded b
 - **object-window error ratio**: squared error in a window around the object (the box grown by
   ``margin`` pixels) of the model's frame, divided by that of the episode's per-pixel median frame
   (the static scene, which lacks the moving objects). Below 1: the model draws the object. For the
-  reconstruction (filtering) and for frames predicted open-loop at horizons 1 and 5.
+  reconstruction (filtering) and for frames predicted open-loop at horizons 1 and 5. With
+  ``model.decoder_attention`` also for the reconstruction from an even map (``window_ratio_state``):
+  the decoder reads where the attention lies, so it can draw an object that the state ``[h, z]``
+  does not hold; the actor reads the state alone. Without the map input it equals the recon ratio.
 - **prior lift**: the attention prior's map predicted open-loop (from the actions alone), at
   horizons 1 and 5, against the true boxes of those frames: does the schema predict where the
   objects will be?
@@ -171,7 +174,7 @@ def evaluate_objects(
     first ``context`` rows. Returns ``{"classes": {name: {metric: value}}, "frames": {...}}``:
     per class ``lift``, ``lift_best_slot``, ``centroid_error_px``, ``lift_motion``,
     ``lift_motion_current`` (the map :func:`current_motion_saliency` gives), ``lift_uniform``
-    (1.0), ``window_ratio_recon``, ``window_ratio_h{h}``, ``window_ratio_copy_h{h}`` and
+    (1.0), ``window_ratio_recon``, ``window_ratio_state``, ``window_ratio_h{h}``, ``window_ratio_copy_h{h}`` and
     ``frames`` (visible frames counted); the attention figures are absent for a model without the
     schema. ``frames`` holds whole-frame ``psnr_recon``, ``psnr_h{h}``, ``entropy_ratio``.
     """
@@ -217,6 +220,10 @@ def evaluate_objects(
             window = box_window(boxes[:, ev], size, margin)  # [W, E, C, S, S]
             add("visible", visible[:, ev].flatten(0, 1))
             add("err_recon", window_error(recon, real[:, ev], window))
+            if maps is not None and getattr(model, "decoder_attention", False):
+                # what the state alone draws: the decoder told nothing of where the attention is
+                even = torch.full_like(maps, 1.0 / (res * res))
+                add("err_state", window_error(model.decode(feat, even).clamp(0, 1), real[:, ev], window))
             add("err_median", window_error(median[:, ev], real[:, ev], window))
             oracle = cell_oracle(
                 real[:, ev].flatten(0, 1), median[:, ev].flatten(0, 1), window.flatten(0, 1), size // res
@@ -325,6 +332,8 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
             row["lift_best_slot"] = mean(cat["lift_best_slot"][:, c], vis)
             row["centroid_error_px"] = mean(cat["centroid_error_px"][:, c], vis)
         row["window_ratio_recon"] = ratio(cat["err_recon"][:, c], cat["err_median"][:, c], vis)
+        state_err = cat.get("err_state", cat["err_recon"])  # a decoder that reads no map: the same
+        row["window_ratio_state"] = ratio(state_err[:, c], cat["err_median"][:, c], vis)
         row["window_ratio_cell_oracle"] = ratio(cat["err_cell_oracle"][:, c], cat["err_median"][:, c], vis)
         for h in horizons:
             vis_h = cat[f"visible_h{h}"][:, c].bool()
@@ -343,6 +352,7 @@ COLUMNS = (
     ("lift_prior_h1", "prior lift h1"),
     ("lift_prior_h5", "prior lift h5"),
     ("window_ratio_recon", "window ratio recon"),
+    ("window_ratio_state", "window ratio, even map"),
     ("window_ratio_cell_oracle", "cell oracle"),
     ("window_ratio_h1", "window ratio h1"),
     ("window_ratio_copy_h1", "copy-last h1"),

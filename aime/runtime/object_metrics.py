@@ -25,6 +25,7 @@ OBJECT_TAGS = {
     "lift_motion": "motion_map_lift",
     "lift_prior_h1": "prior_lift_h1",
     "window_ratio_recon": "window_ratio_recon",
+    "window_ratio_state": "window_ratio_state",
     "window_ratio_h1": "window_ratio_h1",
     "window_ratio_h5": "window_ratio_h5",
 }

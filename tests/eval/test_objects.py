@@ -107,11 +107,20 @@ def test_episode_medians_are_the_static_scene():
     assert (medians == 128).all()  # the square never stays put, so the median is the background
 
 
-@pytest.mark.parametrize("attention", [True, False])
-def test_evaluate_objects_reports_the_figures_and_their_baselines(attention):
+@pytest.mark.parametrize("attention, decoder_attention", [(True, False), (True, True), (False, False)])
+def test_evaluate_objects_reports_the_figures_and_their_baselines(attention, decoder_attention):
     torch.manual_seed(0)
     model = VRNN(
-        3, deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2, attention=attention
+        3,
+        deter=32,
+        stoch=4,
+        classes=4,
+        hidden=32,
+        cnn_depth=8,
+        context_dim=16,
+        num_slots=2,
+        attention=attention,
+        decoder_attention=decoder_attention,
     )
     data = square_game()
     result = evaluate_objects(model, data, context=3, horizons=(1, 2), windows=8)
@@ -123,6 +132,8 @@ def test_evaluate_objects_reports_the_figures_and_their_baselines(attention):
     assert 0.5 < row["window_ratio_recon"] < 1.5 and 0.5 < row["window_ratio_h1"] < 1.5
     assert 0 < row["window_ratio_copy_h1"] < 3  # the square moved 4 px: copy-last misses most of it
     assert 0 < row["window_ratio_cell_oracle"] < 1  # the 6x6 square fills part of the 4x4 cells it touches
+    # an even map in place of the posterior's changes what a decoder that reads the map draws
+    assert (row["window_ratio_state"] == row["window_ratio_recon"]) != decoder_attention
     assert ("lift" in row) == attention and ("entropy_ratio" in result["frames"]) == attention
     if attention:
         assert 0.5 < row["lift"] < 3  # an untrained posterior is near uniform

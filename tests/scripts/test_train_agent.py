@@ -170,6 +170,7 @@ def test_breakout_debug_run(tmp_path):
         "objects/attention_lift_paddle",
         "objects/best_slot_lift_ball",
         "objects/window_ratio_recon_ball",
+        "objects/window_ratio_state_ball",
         "objects/window_ratio_h1_paddle",
         "objects/centroid_error_px_ball",
         "objects/prior_lift_h1_ball",
