@@ -15,6 +15,9 @@ Measured against ground-truth object boxes (OCAtari's RAM extraction, recorded b
   ``model.decoder_attention`` also for the reconstruction from an even map (``window_ratio_state``):
   the decoder reads where the attention lies, so it can draw an object that the state ``[h, z]``
   does not hold; the actor reads the state alone. Without the map input it equals the recon ratio.
+- **state-map lift**: the same lift for the map that the attention-map head predicts from the
+  state ``[h, z]`` alone (trained towards the posterior's map, weight
+  ``train.loss_scales.attention_map``): how much of where the attention lies the state holds.
 - **prior lift**: the attention prior's map predicted open-loop (from the actions alone), at
   horizons 1 and 5, against the true boxes of those frames: does the schema predict where the
   objects will be?
@@ -172,7 +175,7 @@ def evaluate_objects(
     Windows of ``context + max(horizons)`` rows inside one episode are observed (posterior maps,
     slots and reconstructions of every row from ``context`` on) and predicted open-loop from their
     first ``context`` rows. Returns ``{"classes": {name: {metric: value}}, "frames": {...}}``:
-    per class ``lift``, ``lift_best_slot``, ``centroid_error_px``, ``lift_motion``,
+    per class ``lift``, ``lift_state``, ``lift_best_slot``, ``centroid_error_px``, ``lift_motion``,
     ``lift_motion_current`` (the map :func:`current_motion_saliency` gives), ``lift_uniform``
     (1.0), ``window_ratio_recon``, ``window_ratio_state``, ``window_ratio_h{h}``, ``window_ratio_copy_h{h}`` and
     ``frames`` (visible frames counted); the attention figures are absent for a model without the
@@ -252,6 +255,9 @@ def evaluate_objects(
             if "attention" in out:
                 attention = out["attention"][:, ev]
                 add("lift", map_lift(attention[:, :, None], cells).flatten(0, 1))
+                # the attention-map head's map from [h, z] alone: where the state says attention is
+                head = model.perception.head_maps(feat)  # [W, E, R, R]
+                add("lift_state", map_lift(head[:, :, None], cells).flatten(0, 1))
                 slots = out["slot_maps"][:, ev]  # [W, E, K, R, R]
                 per_slot = map_lift(slots[:, :, None], cells[:, :, :, None])  # [W, E, C, K]
                 best = per_slot.nan_to_num(-1.0).argmax(-1)  # [W, E, C]
@@ -327,6 +333,7 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
         }
         if "lift" in cat:
             row["lift"] = mean(cat["lift"][:, c], vis)
+            row["lift_state"] = mean(cat["lift_state"][:, c], vis)
             for h in horizons:
                 row[f"lift_prior_h{h}"] = mean(cat[f"lift_prior_h{h}"][:, c], cat[f"visible_h{h}"][:, c].bool())
             row["lift_best_slot"] = mean(cat["lift_best_slot"][:, c], vis)
@@ -345,6 +352,7 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
 
 COLUMNS = (
     ("lift", "lift"),
+    ("lift_state", "state-map lift"),
     ("lift_best_slot", "best-slot lift"),
     ("centroid_error_px", "best-slot centroid err (px)"),
     ("lift_motion", "motion-map lift"),

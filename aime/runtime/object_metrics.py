@@ -20,6 +20,7 @@ from envs.objects import OBJECT_CLASSES, record_objects
 OBJECT_ROWS, OBJECT_WINDOWS = 600, 24  # held-out rows with object boxes, windows of 10 evaluated
 OBJECT_TAGS = {
     "lift": "attention_lift",
+    "lift_state": "state_map_lift",
     "lift_best_slot": "best_slot_lift",
     "centroid_error_px": "centroid_error_px",
     "lift_motion": "motion_map_lift",

@@ -138,9 +138,24 @@ def test_evaluate_objects_reports_the_figures_and_their_baselines(attention, dec
     if attention:
         assert 0.5 < row["lift"] < 3  # an untrained posterior is near uniform
         assert row["lift_best_slot"] >= row["lift"] * 0.5 and row["centroid_error_px"] >= 0
+        assert 0.5 < row["lift_state"] < 3  # so is an untrained map head
     table = format_table({"model": result})
     assert table.count("\n") == 2 and "| model | square |" in table
     other = {"classes": {"square": {**row, "lift_motion": row["lift_motion"] + 2}}, "frames": result["frames"]}
     seeds = format_seed_table({"model": [result, other]})
     mean, sd = row["lift_motion"] + 1, 2**0.5
     assert "| model | square | 2 | " in seeds and f"{mean:.2f} ± {sd:.2f}" in seeds
+
+
+def test_state_map_lift_reads_the_attention_map_head(monkeypatch):
+    torch.manual_seed(0)
+    model = VRNN(3, deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2)
+    corner = torch.zeros(21, 21)
+    corner[0, 0] = 1.0  # the square never reaches the top-left cell
+
+    def head_maps(feat):
+        return corner.expand(*feat.shape[:-1], 21, 21)
+
+    monkeypatch.setattr(model.perception, "head_maps", head_maps)
+    row = evaluate_objects(model, square_game(), context=3, horizons=(1,), windows=8)["classes"]["square"]
+    assert row["lift_state"] == 0.0 and row["lift"] > 0.5

@@ -168,6 +168,7 @@ def test_breakout_debug_run(tmp_path):
     objects = next(r for r in rows if "objects/attention_lift_ball" in r)
     assert {
         "objects/attention_lift_paddle",
+        "objects/state_map_lift_ball",
         "objects/best_slot_lift_ball",
         "objects/window_ratio_recon_ball",
         "objects/window_ratio_state_ball",
