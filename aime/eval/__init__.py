@@ -8,12 +8,15 @@ ratios of reconstructions and open-loop predictions, on frames with OCAtari obje
 the policy's action shares); ``scripts/model_report.py``. ``aime.eval.tracking``: does a Breakout
 policy keep its paddle under the ball (OCAtari's boxes)? ``aime.eval.play_history``: how a run's
 play changed over training, from its replay (episode lengths and returns, action shares, the
-Breakout paddle against a wall); ``scripts/play_history.py``.
+Breakout paddle against a wall); ``scripts/play_history.py``. ``aime.eval.probes``: can the ball
+and the paddle be read from the state ``[h, z]`` the actor reads (probes fitted to OCAtari's box
+centres); ``scripts/probe_latents.py``.
 """
 
 from aime.eval.model_report import discounted_returns, filter_rows, model_report
 from aime.eval.objects import ObjectData, cell_oracle, evaluate_objects, format_seed_table, format_table
 from aime.eval.play_history import breakout_paddle, episode_history, paddle_at_wall
+from aime.eval.probes import latent_states, object_centres, probe_error
 from aime.eval.tracking import agent_policy, paddle_tracking
 
 __all__ = [
@@ -27,7 +30,10 @@ __all__ = [
     "filter_rows",
     "format_seed_table",
     "format_table",
+    "latent_states",
     "model_report",
+    "object_centres",
     "paddle_at_wall",
     "paddle_tracking",
+    "probe_error",
 ]
