@@ -47,26 +47,27 @@ def latent_states(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    torch.manual_seed(seed)
     parts: dict[str, list[Tensor]] = {"deter": [], "post": []}
     state = None
-    try:
-        for start in range(0, obs.shape[1], chunk):
-            rows = slice(start, start + chunk)
-            out = model.observe(
-                torch.as_tensor(obs[:, rows], device=device),
-                torch.as_tensor(action[:, rows], device=device).long(),
-                torch.as_tensor(is_first[:, rows], device=device).bool(),
-                state,
-            )
-            state = out["state"]
-            parts["deter"].append(out["deter"].float().cpu())
-            parts["post"].append(out["feat"].float().cpu())
-        # drawn after filtering, so the posterior's draws do not depend on the chunk size
-        deter = torch.cat(parts["deter"], 1)
-        prior_z = model.latent.sample(model.latent.prior(deter.to(device))).float().cpu()
-    finally:
-        model.train(was_training)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's stream kept
+        torch.manual_seed(seed)
+        try:
+            for start in range(0, obs.shape[1], chunk):
+                rows = slice(start, start + chunk)
+                out = model.observe(
+                    torch.as_tensor(obs[:, rows], device=device),
+                    torch.as_tensor(action[:, rows], device=device).long(),
+                    torch.as_tensor(is_first[:, rows], device=device).bool(),
+                    state,
+                )
+                state = out["state"]
+                parts["deter"].append(out["deter"].float().cpu())
+                parts["post"].append(out["feat"].float().cpu())
+            # drawn after filtering, so the posterior's draws do not depend on the chunk size
+            deter = torch.cat(parts["deter"], 1)
+            prior_z = model.latent.sample(model.latent.prior(deter.to(device))).float().cpu()
+        finally:
+            model.train(was_training)
     return {"deter": deter, "post": torch.cat(parts["post"], 1), "prior": torch.cat([deter, prior_z], -1)}
 
 

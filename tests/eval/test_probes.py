@@ -54,7 +54,9 @@ def test_latent_states_carry_the_state_across_chunks():
     action = rng.integers(0, 3, (2, 10))
     is_first = np.zeros((2, 10), bool)
     is_first[:, 0] = True
+    before = torch.get_rng_state()
     whole = latent_states(model, obs, action, is_first, chunk=64)
+    assert torch.equal(torch.get_rng_state(), before)  # seeded on a stream of its own
     pieces = latent_states(model, obs, action, is_first, chunk=3)
     assert whole["deter"].shape == (2, 10, 16) and whole["post"].shape == whole["prior"].shape == (2, 10, 32)
     torch.testing.assert_close(pieces["deter"], whole["deter"])  # h_t does not restart at a chunk's edge
