@@ -58,8 +58,14 @@ class ObjectMetrics:
         return None if self.objects is False else self.objects
 
     def scalars(self, world_model: nn.Module, device: torch.device) -> dict[str, float] | None:
-        """``objects/{tag}_{object}``: the posterior's and the best slot's lift on each object, and the
-        reconstruction's and open-loop window ratios; None where the metrics are off.
+        """``objects/{tag}_{object}`` (tags in ``OBJECT_TAGS``); None where the metrics are off.
+
+        Per object: the posterior map's lift (``attention_lift``), the attention-map head's from
+        ``[h, z]`` alone (``state_map_lift``), the best slot's, the centroid error in pixels, the motion
+        map's and the one-step prior's lift; the reconstruction's window ratio with the posterior map
+        (``window_ratio_recon``) and with an even map (``window_ratio_state``: what the state alone
+        draws), and the open-loop ratios at 1 and 5 steps. Figures a model lacks (no map without the
+        schema) are left out.
 
         ``device``: the world model's; its random stream (and the CPU's) is left as it was, so that
         measuring does not change the training run."""
