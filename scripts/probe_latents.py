@@ -4,11 +4,15 @@ Records random-policy streams with OCAtari object boxes (held out from training:
 filters them with each model, fits probes from the state to the objects' box centres on all streams
 but the last and scores them on the last (``aime.eval.probes``). Inputs: ``h`` alone, ``[h, z]``
 with the posterior's ``z`` (what the actor acts on) and with a ``z`` drawn from the prior (what it
-learns on in imagination). Targets: the ball's x and y, the paddle's x, and the ball's x relative
-to the paddle's while the ball is in the lower half (what a policy that follows the ball needs).
+learns on in imagination), and with ``--horizons K ...`` the state of each row imagined from the
+posterior ``K`` rows earlier with the recorded actions (what imagination keeps of the objects
+after ``K`` steps, where the actor learns). Targets: the ball's x and y, the paddle's x, and the
+ball's x relative to the paddle's while the ball is in the lower half (what a policy that follows
+the ball needs).
 
     python scripts/probe_latents.py runs/breakout/full_s0 runs/breakout/ablation_s0
     python scripts/probe_latents.py RUN --streams 6 --rows 1500 --probe ridge mlp --json probes.json
+    python scripts/probe_latents.py RUN --horizons 1 5 15
 """
 
 from __future__ import annotations
@@ -69,12 +73,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--probe", choices=("ridge", "mlp"), nargs="+", default=["ridge"], help="probes to fit (default ridge)"
     )
+    parser.add_argument(
+        "--horizons", type=int, nargs="*", default=[], metavar="K", help="also probe states imagined K steps ahead"
+    )
     parser.add_argument("--seed", type=int, default=12345, help="seed of the recording (held out from training)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.streams < 2 or args.rows < 1:
         parser.error(f"need --streams >= 2 and --rows >= 1, got {args.streams} and {args.rows}")
+    if any(not 1 <= k < args.rows for k in args.horizons):
+        parser.error(f"--horizons must lie in [1, --rows - 1 = {args.rows - 1}], got {args.horizons}")
     return args
 
 
@@ -101,13 +110,17 @@ def main(argv: list[str] | None = None) -> dict:
         "|" + " --- |" * (3 + len(TARGETS)),
     ]
     for path, model in loaded.items():
-        states = latent_states(model, data.obs, data.action, data.is_first)
-        for name in INPUTS:
-            x = states[name].flatten(0, 1)
+        states = latent_states(model, data.obs, data.action, data.is_first, horizons=tuple(args.horizons))
+        everywhere = torch.ones_like(held_out)
+        inputs = {name: (states[name], everywhere) for name in INPUTS}
+        for k in args.horizons:
+            inputs[f"imagined {k}"] = (states[f"imagined_{k}"], states[f"imagined_{k}_valid"])
+        for name, (x, valid) in inputs.items():
+            x = x.flatten(0, 1)
             for kind in args.probe:
                 fits = {}
                 for target, (y, counted) in goals.items():
-                    train, test = ((counted & m).flatten() for m in (~held_out, held_out))
+                    train, test = ((counted & valid & m).flatten() for m in (~held_out, held_out))
                     fits[target] = probe_error(x, y.flatten()[:, None], train, test, kind)
                 results.setdefault(path, {})[f"{name}/{kind}"] = fits
                 cells = [f"{fits[t]['mae_0']:.1f} ({fits[t]['r2_0']:.2f})" for t in TARGETS]

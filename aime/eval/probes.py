@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from aime.eval.objects import ObjectData
@@ -26,7 +27,13 @@ __all__ = ["latent_states", "object_centres", "probe_error"]
 
 @torch.no_grad()
 def latent_states(
-    model, obs: np.ndarray, action: np.ndarray, is_first: np.ndarray, chunk: int = 64, seed: int = 0
+    model,
+    obs: np.ndarray,
+    action: np.ndarray,
+    is_first: np.ndarray,
+    chunk: int = 64,
+    seed: int = 0,
+    horizons: tuple[int, ...] = (),
 ) -> dict[str, Tensor]:
     """Filter streams of rows with ``model`` (a ``VRNN``), ``chunk`` rows at a time with the state
     carried, in eval mode.
@@ -37,17 +44,24 @@ def latent_states(
     Returns:
         float32 CPU tensors ``[S, L, ...]``: ``deter`` (``h_t``), ``post`` (``[h_t, z_t]`` with
         ``z_t`` from the posterior, as the actor acts) and ``prior`` (``[h_t, z]`` with ``z`` drawn
-        from ``p(z | h_t)``, as the actor learns in imagination).
+        from ``p(z | h_t)``, as the actor learns in imagination). For each ``k`` in ``horizons``,
+        ``imagined_k [S, L, D + Z]``: the state of row ``t`` imagined from the posterior state of row
+        ``t - k`` with the recorded actions (``model.imagine``, ``k`` steps of ``h`` and prior ``z``),
+        and ``imagined_k_valid bool [S, L]``: rows with ``k`` earlier rows of the same episode (zeros
+        elsewhere). What imagination keeps of an object after ``k`` steps is what the actor can learn
+        to chase there.
     """
     if obs.ndim != 5 or action.shape != obs.shape[:2] or is_first.shape != obs.shape[:2]:
         raise ValueError(
             f"latent_states: expected obs [S, L, 3, H, W] with action and is_first [S, L], got "
             f"{obs.shape}, {action.shape}, {is_first.shape}"
         )
+    if any(not 1 <= k < obs.shape[1] for k in horizons):
+        raise ValueError(f"latent_states: horizons must lie in [1, {obs.shape[1] - 1}], got {horizons}")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    parts: dict[str, list[Tensor]] = {"deter": [], "post": []}
+    parts: dict[str, list[Tensor]] = {"deter": [], "post": [], "state": []}
     state = None
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's stream kept
         torch.manual_seed(seed)
@@ -63,12 +77,37 @@ def latent_states(
                 state = out["state"]
                 parts["deter"].append(out["deter"].float().cpu())
                 parts["post"].append(out["feat"].float().cpu())
+                if horizons:  # the starts of imagination, with an LSTM's cell
+                    parts["state"].append({k: out[k] for k in ("deter", "stoch", "cell") if k in out})
             # drawn after filtering, so the posterior's draws do not depend on the chunk size
             deter = torch.cat(parts["deter"], 1)
             prior_z = model.latent.sample(model.latent.prior(deter.to(device))).float().cpu()
+            out = {"deter": deter, "post": torch.cat(parts["post"], 1), "prior": torch.cat([deter, prior_z], -1)}
+            if horizons:
+                starts = {k: torch.cat([p[k] for p in parts["state"]], 1) for k in parts["state"][0]}
+                onehot = torch.nn.functional.one_hot(torch.as_tensor(action, device=device).long(), model.num_actions)
+                first = torch.as_tensor(is_first).bool()
+                for k in horizons:
+                    out[f"imagined_{k}"], out[f"imagined_{k}_valid"] = _imagined(model, starts, onehot, first, k)
         finally:
             model.train(was_training)
-    return {"deter": deter, "post": torch.cat(parts["post"], 1), "prior": torch.cat([deter, prior_z], -1)}
+    return out
+
+
+def _imagined(model, starts: dict[str, Tensor], onehot: Tensor, is_first: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Row ``t``'s state imagined from row ``t - k``'s: ``[S, L, F]`` and its validity ``bool [S, L]``."""
+    s, length = is_first.shape
+    start = {name: rearrange(v[:, : length - k], "s l ... -> (s l) ...") for name, v in starts.items()}
+    taken = [rearrange(onehot[:, j : length - k + j], "s l a -> (s l) a").float() for j in range(k)]
+    step = iter(taken)
+    feat = model.imagine(lambda _: next(step), start, k)["feat"][:, -1]  # [(S (L - k)), F]
+    imagined = torch.zeros(s, length, feat.shape[-1])
+    imagined[:, k:] = rearrange(feat.float().cpu(), "(s l) f -> s l f", s=s)
+    # no episode may start within rows t - k + 1 .. t: the imagined rows would cross it
+    starts_within = is_first.int().cumsum(1)
+    valid = torch.zeros(s, length, dtype=torch.bool)
+    valid[:, k:] = starts_within[:, k:] == starts_within[:, : length - k]
+    return imagined, valid
 
 
 def object_centres(data: ObjectData, name: str) -> tuple[Tensor, Tensor]:

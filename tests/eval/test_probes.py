@@ -66,6 +66,29 @@ def test_latent_states_carry_the_state_across_chunks():
         latent_states(model, obs[0], action[0], is_first[0])
 
 
+def test_imagined_states_start_from_the_posterior_k_rows_back_within_an_episode():
+    torch.manual_seed(0)
+    model = VRNN(3, deter=16, stoch=4, classes=4, hidden=16, cnn_depth=4, attention=False)
+    rng = np.random.default_rng(1)
+    obs = rng.integers(0, 255, (2, 12, 3, 84, 84), dtype=np.uint8)
+    action = rng.integers(0, 3, (2, 12))
+    is_first = np.zeros((2, 12), bool)
+    is_first[:, 0] = is_first[1, 6] = True  # stream 1 starts a new episode at row 6
+    states = latent_states(model, obs, action, is_first, chunk=5, horizons=(1, 3))
+    one, valid = states["imagined_1"], states["imagined_1_valid"]
+    assert one.shape == (2, 12, 32) and valid.dtype == torch.bool
+    assert valid[0, 1:].all() and not valid[:, 0].any() and not valid[1, 6] and valid[1, 7]
+    # one step of imagination from row t - 1 with its recorded action is the filter's h_t
+    torch.testing.assert_close(one[..., :16][valid], states["deter"][valid])
+    three = states["imagined_3_valid"]
+    assert three[0, 3:].all() and not three[0, :3].any()
+    assert three[1].tolist() == [False] * 3 + [True] * 3 + [False] * 3 + [True] * 3
+    # further ahead, z comes from the prior: h drifts from the filter's
+    assert not torch.allclose(states["imagined_3"][..., :16][three], states["deter"][three])
+    with pytest.raises(ValueError, match="horizons must lie"):
+        latent_states(model, obs, action, is_first, horizons=(12,))
+
+
 def test_object_centres_are_box_centres_with_stream_dimensions():
     boxes = np.zeros((2, 3, 2, 4), np.float32)
     boxes[..., 1, :] = [10.0, 20.0, 14.0, 22.0]
