@@ -152,15 +152,17 @@ def mean_sd(
 
 def eval_table(groups: Mapping[str, Sequence[Run]], random: tuple[float, int] | None = None) -> str:
     """A Markdown table of the eval return at each evaluated agent step: per group, the mean +- sd
-    over its runs that evaluated at that step (population sd), with their count when fewer than the
-    group's; a last row with the random policy's return when given."""
+    over its runs that evaluated at that step (population sd; a lone run's return alone), with their
+    count when fewer than the group's; a last row with the random policy's return when given."""
     steps = sorted({int(s) for runs in groups.values() for r in runs for s in r.eval.steps})
     lines = ["| agent steps | " + " | ".join(groups) + " |", "| ---: |" + " ---: |" * len(groups)]
     for step in steps:
         cells = []
         for runs in groups.values():
             values = np.array([r.eval.values[r.eval.steps == step][-1] for r in runs if (r.eval.steps == step).any()])
-            cell = "" if values.size == 0 else f"{values.mean():.2f} ± {values.std():.2f}"
+            cell = f"{values.mean():.2f} ± {values.std():.2f}" if values.size > 1 else ""
+            if values.size == 1:  # one run: its return, with no spread over runs to give
+                cell = f"{values[0]:.2f}"
             if 0 < values.size < len(runs):
                 cell += f" ({values.size} of {len(runs)})"
             cells.append(cell)
