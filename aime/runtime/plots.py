@@ -182,6 +182,17 @@ def read_random_return(path: str | Path) -> tuple[float, int]:
     return float(data["return_mean"]), int(data.get("episodes", len(data.get("returns", []))))
 
 
+def tails(curves: Sequence[tuple[np.ndarray, np.ndarray]], end: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The parts ``(x, y)`` of the curves that go on beyond ``end`` (where a group's mean stops: the
+    shortest run's last x), each from its last point at or before ``end`` so that it joins the mean."""
+    out = []
+    for x, y in curves:
+        if x.size and x[-1] > end:
+            start = max(int(np.searchsorted(x, end, side="right")) - 1, 0)
+            out.append((x[start:], y[start:]))
+    return out
+
+
 def plot_groups(
     groups: Mapping[str, Sequence[Run]],
     out: str | Path,
@@ -191,7 +202,9 @@ def plot_groups(
 ) -> Path:
     """A 2x2 figure (train / eval return against agent steps / wall-clock hours), mean +- sd per
     group, a dashed line at the random policy's return, and a row of panels of the other ``tags``
-    (``Run.tags``) against agent steps, two per row; written to ``out`` (PNG, PDF, SVG...)."""
+    (``Run.tags``) against agent steps, two per row; written to ``out`` (PNG, PDF, SVG...). Where a
+    group's runs differ in length, the mean covers what all of them reached and each longer run goes
+    on as a thin line of the group's colour."""
     from matplotlib.figure import Figure  # the plots extra; no pyplot: no GUI backend, no global state
 
     rows = 2 + (len(tags) + 1) // 2
@@ -208,6 +221,9 @@ def plot_groups(
             colour = f"C{index % 10}"
             ax.plot(x, mean, color=colour, label=label, marker="o" if x.size == 1 else None)
             ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, linewidth=0)
+            if len(curves) > 1:  # runs still under way stop the mean; the longer ones go on alone
+                for tail_x, tail_y in tails([(getattr(c, axis), c.values) for c in curves], x[-1]):
+                    ax.plot(tail_x, tail_y, color=colour, linewidth=0.8, alpha=0.7)
         if random is not None and which in ("train", "eval"):
             ax.axhline(random[0], color="grey", linestyle="--", label=f"random policy ({random[1]} episodes)")
         ax.set_xlabel("agent steps" if axis == "steps" else "wall-clock hours")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aime.runtime.plots import eval_table, group_runs, load_run, mean_sd, plot_groups, trailing_mean
+from aime.runtime.plots import eval_table, group_runs, load_run, mean_sd, plot_groups, tails, trailing_mean
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOT = [sys.executable, str(ROOT / "scripts" / "plot_runs.py")]
@@ -61,6 +61,11 @@ def test_runs_are_grouped_by_config_except_seed_and_logdir_and_averaged(runs):
     assert np.allclose(pair[0].eval.hours, [1 / 60, 2 / 60])  # wall time since the run's first record
     assert pair[0].train.values.tolist() == [1.0, 2.0]  # smoothed over the last 2 episodes
     assert trailing_mean(np.array([1.0, 3.0, 5.0, 7.0]), 3).tolist() == [1.0, 2.0, 3.0, 5.0]
+    # b goes on past the mean's end (200): its tail starts at 200, where it joins the mean
+    ((tail_x, tail_y),) = tails([(r.eval.steps, r.eval.values) for r in pair], x[-1])
+    assert tail_x.tolist() == [200, 300] and tail_y.tolist() == [pair[1].eval.values[-2], pair[1].eval.values[-1]]
+    assert tails([(np.array([1.0, 2.5]), np.array([0.0, 1.0]))], 2.0)[0][0].tolist() == [1.0, 2.5]  # from before
+    assert tails([(r.eval.steps, r.eval.values) for r in pair], 300) == []
 
 
 def test_the_figure_is_written(runs, tmp_path):
