@@ -46,14 +46,19 @@ def test_probe_error_rejects_bad_arguments():
         probe_error(x, y, torch.zeros(10, dtype=torch.bool), test)
 
 
-def test_latent_states_carry_the_state_across_chunks():
+def small_model_and_streams(rows: int, seed: int) -> tuple[VRNN, np.ndarray, np.ndarray, np.ndarray]:
+    """A small world model without the schema, and 2 streams of ``rows`` noise frames, one episode each."""
     torch.manual_seed(0)
     model = VRNN(3, deter=16, stoch=4, classes=4, hidden=16, cnn_depth=4, attention=False)
-    rng = np.random.default_rng(0)
-    obs = rng.integers(0, 255, (2, 10, 3, 84, 84), dtype=np.uint8)
-    action = rng.integers(0, 3, (2, 10))
-    is_first = np.zeros((2, 10), bool)
+    rng = np.random.default_rng(seed)
+    obs = rng.integers(0, 255, (2, rows, 3, 84, 84), dtype=np.uint8)
+    is_first = np.zeros((2, rows), bool)
     is_first[:, 0] = True
+    return model, obs, rng.integers(0, 3, (2, rows)), is_first
+
+
+def test_latent_states_carry_the_state_across_chunks():
+    model, obs, action, is_first = small_model_and_streams(10, seed=0)
     before = torch.get_rng_state()
     whole = latent_states(model, obs, action, is_first, chunk=64)
     assert torch.equal(torch.get_rng_state(), before)  # seeded on a stream of its own
@@ -67,13 +72,8 @@ def test_latent_states_carry_the_state_across_chunks():
 
 
 def test_imagined_states_start_from_the_posterior_k_rows_back_within_an_episode():
-    torch.manual_seed(0)
-    model = VRNN(3, deter=16, stoch=4, classes=4, hidden=16, cnn_depth=4, attention=False)
-    rng = np.random.default_rng(1)
-    obs = rng.integers(0, 255, (2, 12, 3, 84, 84), dtype=np.uint8)
-    action = rng.integers(0, 3, (2, 12))
-    is_first = np.zeros((2, 12), bool)
-    is_first[:, 0] = is_first[1, 6] = True  # stream 1 starts a new episode at row 6
+    model, obs, action, is_first = small_model_and_streams(12, seed=1)
+    is_first[1, 6] = True  # stream 1 starts a new episode at row 6
     states = latent_states(model, obs, action, is_first, chunk=5, horizons=(1, 3))
     one, valid = states["imagined_1"], states["imagined_1_valid"]
     assert one.shape == (2, 12, 32) and valid.dtype == torch.bool
