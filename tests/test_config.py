@@ -106,15 +106,25 @@ def test_describe_lists_every_leaf_with_its_doc():
 
 
 def test_the_attention_detail_and_the_map_decoder_are_checked_together():
+    # atari100k keeps the schema's defaults: the decoder reads the map and its sub-cell detail
     with pytest.raises(ConfigError, match="attention_detail' needs 'model.decoder_attention: true'"):
-        load_config(["cpu"], ["model.decoder_attention=false"])
+        load_config(["atari100k"], ["model.decoder_attention=false"])
     off = ["model.decoder_attention=false", "model.attention_detail=false"]
-    assert not load_config(["cpu"], off).model.attention_detail
-    assert load_config(["cpu"], ["model.decoder_attention=false", "model.attention=false"]).model.attention_detail
+    assert not load_config(["atari100k"], off).model.attention_detail
+    ablation = ["model.decoder_attention=false", "model.attention=false"]
+    assert load_config(["atari100k"], ablation).model.attention_detail
     with pytest.raises(ConfigError, match="field"):
-        load_config(["cpu"], ["model.decoder=field"])
+        load_config(["atari100k"], ["model.decoder=field"])
+    assert load_config(["cpu"], ["model.decoder=field"]).model.decoder == "field"  # cpu's decoder reads no map
     with pytest.raises(ConfigError, match="attention_detail_dropout"):
         load_config(["cpu"], ["model.attention_detail_dropout=1.5"])
+
+
+def test_the_cpu_preset_decodes_from_the_state_alone_and_attention_md_can_restore_the_map():
+    cpu = load_config(["cpu"]).model
+    assert cpu.attention and not cpu.decoder_attention and not cpu.attention_detail
+    restored = load_config(["cpu"], ["model.decoder_attention=true", "model.attention_detail=true"]).model
+    assert restored.decoder_attention and restored.attention_detail
 
 
 def test_the_object_policy_needs_the_attention_schema():
