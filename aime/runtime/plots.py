@@ -160,9 +160,12 @@ def eval_table(groups: Mapping[str, Sequence[Run]], random: tuple[float, int] | 
         cells = []
         for runs in groups.values():
             values = np.array([r.eval.values[r.eval.steps == step][-1] for r in runs if (r.eval.steps == step).any()])
-            cell = f"{values.mean():.2f} ± {values.std():.2f}" if values.size > 1 else ""
-            if values.size == 1:  # one run: its return, with no spread over runs to give
+            if values.size == 0:
+                cell = ""
+            elif values.size == 1:  # one run: its return, with no spread over runs to give
                 cell = f"{values[0]:.2f}"
+            else:
+                cell = f"{values.mean():.2f} ± {values.std():.2f}"
             if 0 < values.size < len(runs):
                 cell += f" ({values.size} of {len(runs)})"
             cells.append(cell)
