@@ -5,6 +5,7 @@
     python scripts/plot_runs.py runs/* --random random.json --out curves.png
     python scripts/plot_runs.py runs/* --tag objects/attention_lift_ball --out curves.png   # more panels
     python scripts/plot_runs.py runs/* --table       # and a Markdown table of the eval returns
+    python scripts/plot_runs.py runs/* --panel eval:steps --out eval.png   # one panel only
 
 Runs whose config.yaml are equal except for the seed and the log directory are one group: its
 curve is the mean over the runs, with a band of one standard deviation (see aime/runtime/plots.py).
@@ -18,7 +19,15 @@ import argparse
 import sys
 
 from aime.runtime.extras import require
-from aime.runtime.plots import counted, eval_table, group_runs, load_run, plot_groups, read_random_return
+from aime.runtime.plots import (
+    PANELS,
+    counted,
+    eval_table,
+    group_runs,
+    load_run,
+    plot_groups,
+    read_random_return,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="TAG",
         help="also plot this scalar of metrics.jsonl against agent steps (repeatable): objects/attention_lift_ball",
+    )
+    parser.add_argument(
+        "--panel",
+        action="append",
+        default=[],
+        metavar="WHICH:AXIS",
+        help="draw this return panel, train or eval against steps or hours (repeatable; default all four): eval:steps",
     )
     parser.add_argument(
         "--table", action="store_true", help="also print a Markdown table of the eval return at each evaluated step"
@@ -67,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         groups = {counted(label, len(runs)): runs for label, runs in zip(args.label, groups.values())}
-    out = plot_groups(groups, args.out, random=random, title=args.title, tags=args.tag)
+    panels = [tuple(panel.partition(":")[::2]) for panel in args.panel] or PANELS
+    try:
+        out = plot_groups(groups, args.out, random=random, title=args.title, tags=args.tag, panels=panels)
+    except ValueError as error:
+        print(f"plot_runs.py: error: {error}", file=sys.stderr)
+        return 2
     for label, members in groups.items():
         print(f"{label}: {', '.join(str(r.path) for r in members)}")
     print(f"wrote {out}")

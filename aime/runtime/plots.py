@@ -24,6 +24,8 @@ import yaml
 # changes only when a batch is drawn, not which (runs before it existed lack the key)
 IGNORED_KEYS = ("seed", "log.logdir", "replay.prefetch")
 TRAIN_TAG, EVAL_TAG = "charts/episodic_return", "eval/episodic_return"
+# what :func:`archive_run` keeps by default: the returns, the evaluations and the object metrics
+ARCHIVED = (TRAIN_TAG, "eval/", "objects/")
 
 
 @dataclass
@@ -70,7 +72,10 @@ def run_hours(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """``[len(rows)]`` hours of training before each row of a ``metrics.jsonl``: the time since the
     first row, less each pause between sessions. A resumed session starts with an ``"event":
     "resume"`` row (:meth:`aime.runtime.logger.Logger.event`); the time from the row before it (the
-    last one the resume kept, at the checkpoint) to it is a pause. Rows must be in file order."""
+    last one the resume kept, at the checkpoint) to it is a pause. Rows must be in file order. NaN
+    throughout when some row has no ``"time"`` (an archive transcribed from a table: steps only)."""
+    if any("time" not in r for r in rows):
+        return np.full(len(rows), np.nan)
     times = np.array([r["time"] for r in rows], dtype=float)
     if times.size == 0:
         return times
@@ -105,6 +110,36 @@ def load_run(path: str | Path, smooth: int = 20, tags: Sequence[str] = ()) -> Ru
     train = curve(TRAIN_TAG)
     train.values = trailing_mean(train.values, smooth)
     return Run(path, config, train, curve(EVAL_TAG), {tag: curve(tag) for tag in tags})
+
+
+def archive_run(path: str | Path, out: str | Path, keep: Sequence[str] = ARCHIVED) -> Path:
+    """Keep a run's curves in a few kilobytes: write ``out/config.yaml`` (a copy) and
+    ``out/metrics.jsonl`` with the rows that hold a key starting with one of ``keep``, each cut to
+    those keys, its ``step`` and ``time``, plus every ``"resume"`` row and the row before it (cut to
+    ``step`` and ``time``: :func:`run_hours` needs them). :func:`load_run` reads ``out`` as it reads
+    the run, so a figure can be drawn again after the run directory (checkpoints, replay) is gone.
+
+    Raises:
+        ValueError: ``path`` is not a run directory, or ``out`` is ``path``.
+    """
+    path, out = Path(path), Path(out)
+    for name in ("config.yaml", "metrics.jsonl"):
+        if not (path / name).is_file():
+            raise ValueError(f"{path} has no {name}: not an AIME run directory")
+    if out.resolve() == path.resolve():
+        raise ValueError(f"the archive {out} would overwrite the run it archives")
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    kept = []
+    for index, row in enumerate(rows):
+        values = {k: v for k, v in row.items() if k.startswith(tuple(keep))}
+        resume_next = index + 1 < len(rows) and rows[index + 1].get("event") == "resume"
+        if values or resume_next or row.get("event") == "resume":
+            base = {k: row[k] for k in ("step", "time", "event") if k in row}
+            kept.append(json.dumps(base | values))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text((path / "config.yaml").read_text())
+    (out / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
+    return out
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -196,36 +231,57 @@ def tails(curves: Sequence[tuple[np.ndarray, np.ndarray]], end: float) -> list[t
     return out
 
 
+def panel_curves(runs: Sequence[Run], which: str, axis: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(x, y)`` of each run's ``which`` (``"train"``, ``"eval"`` or one of ``Run.tags``) against
+    ``axis`` (``"steps"`` or ``"hours"``), leaving out the runs with no data there: a tag never
+    logged, or hours an archive transcribed from a table does not have."""
+    curves = [getattr(r, which) if which in ("train", "eval") else r.tags.get(which) for r in runs]
+    return [
+        (getattr(c, axis), c.values)
+        for c in curves
+        if c is not None and c.values.size and np.isfinite(getattr(c, axis)).all()
+    ]
+
+
+PANELS = (("train", "steps"), ("train", "hours"), ("eval", "steps"), ("eval", "hours"))
+
+
 def plot_groups(
     groups: Mapping[str, Sequence[Run]],
     out: str | Path,
     random: tuple[float, int] | None = None,
     title: str = "",
     tags: Sequence[str] = (),
+    panels: Sequence[tuple[str, str]] = PANELS,
 ) -> Path:
-    """A 2x2 figure (train / eval return against agent steps / wall-clock hours), mean +- sd per
-    group, a dashed line at the random policy's return, and a row of panels of the other ``tags``
-    (``Run.tags``) against agent steps, two per row; written to ``out`` (PNG, PDF, SVG...). Where a
-    group's runs differ in length, the mean covers what all of them reached and each longer run goes
-    on as a thin line of the group's colour."""
+    """A figure of ``panels`` (``(which, axis)``: the train or eval return against agent steps or
+    wall-clock hours; by default all four), mean +- sd per group, a dashed line at the random
+    policy's return, then a panel for each of the other ``tags`` (``Run.tags``) against agent steps,
+    two panels per row; written to ``out`` (PNG, PDF, SVG...). Where a group's runs differ in
+    length, the mean covers what all of them reached and each longer run goes on as a thin line of
+    the group's colour. A run with no data for a panel (a tag it never logged, hours an archive
+    does not have) is left out of that panel's mean."""
     from matplotlib.figure import Figure  # the plots extra; no pyplot: no GUI backend, no global state
 
-    rows = 2 + (len(tags) + 1) // 2
-    figure = Figure(figsize=(12, 4 * rows), layout="constrained")
-    axes = figure.subplots(rows, 2, squeeze=False)
-    panels = [("train", "steps"), ("train", "hours"), ("eval", "steps"), ("eval", "hours")]
-    panels += [(tag, "steps") for tag in tags]
+    panels = [*panels, *((tag, "steps") for tag in tags)]
+    for which, axis in panels:
+        if which not in ("train", "eval", *tags) or axis not in ("steps", "hours"):
+            raise ValueError(f"panel {which}:{axis}: choose train or eval (or a tag) against steps or hours")
+    rows = (len(panels) + 1) // 2
+    columns = 1 if len(panels) == 1 else 2
+    figure = Figure(figsize=(6 * columns, 4 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
     for ax, (which, axis) in zip(axes.flat, panels):
         for index, (label, runs) in enumerate(groups.items()):
-            curves = [r.tags[which] if which in tags else getattr(r, which) for r in runs]
-            x, mean, sd = mean_sd([(getattr(c, axis), c.values) for c in curves])
+            curves = panel_curves(runs, which, axis)
+            x, mean, sd = mean_sd(curves)
             if x.size == 0:
                 continue
             colour = f"C{index % 10}"
             ax.plot(x, mean, color=colour, label=label, marker="o" if x.size == 1 else None)
             ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, linewidth=0)
             if len(curves) > 1:  # runs still under way stop the mean; the longer ones go on alone
-                for tail_x, tail_y in tails([(getattr(c, axis), c.values) for c in curves], x[-1]):
+                for tail_x, tail_y in tails(curves, x[-1]):
                     ax.plot(tail_x, tail_y, color=colour, linewidth=0.8, alpha=0.7)
         if random is not None and which in ("train", "eval"):
             ax.axhline(random[0], color="grey", linestyle="--", label=f"random policy ({random[1]} episodes)")

@@ -11,10 +11,21 @@ import numpy as np
 import pytest
 import yaml
 
-from aime.runtime.plots import eval_table, group_runs, load_run, mean_sd, plot_groups, tails, trailing_mean
+from aime.runtime.plots import (
+    archive_run,
+    eval_table,
+    group_runs,
+    load_run,
+    mean_sd,
+    panel_curves,
+    plot_groups,
+    tails,
+    trailing_mean,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOT = [sys.executable, str(ROOT / "scripts" / "plot_runs.py")]
+ARCHIVE = [sys.executable, str(ROOT / "scripts" / "archive_run.py")]
 
 
 def make_run(path, seed, lr, evals, train=(), start=1000.0):
@@ -134,3 +145,69 @@ def test_the_eval_table_gives_each_groups_mean_and_sd_at_each_evaluated_step(run
         "| 300 | 9.00 (1 of 2) |  |",  # one run evaluated there, the other group none
         "| random policy (100 episodes) | -0.60 | -0.60 |",
     ]
+
+
+def test_an_archive_keeps_the_curves_and_the_hours_of_a_resumed_run(tmp_path):
+    run = make_run(tmp_path / "run", 0, 1e-3, {100: 1.0}, train=[(10, 1.0), (20, 3.0)])
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # a second session: a checkpoint row at step 150 (losses only), a pause of an hour, the resume
+    rows += [
+        {"step": 150, "time": 1100.0, "losses/kl": 0.5},
+        {"step": 150, "time": 4700.0, "event": "resume"},
+        {"step": 200, "time": 4760.0, "eval/episodic_return": 2.0, "objects/attention_lift_ball": 9.0},
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = archive_run(run, tmp_path / "archive")
+    kept = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert not any("losses/kl" in r for r in kept)  # cut to the returns, evaluations and object metrics
+    assert {"step": 150, "time": 1100.0} in kept  # the row before the resume: the pause starts there
+    tags = ["objects/attention_lift_ball"]
+    original, archived = load_run(run, tags=tags), load_run(out, tags=tags)
+    for which in ("train", "eval"):
+        for axis in ("steps", "hours", "values"):
+            assert np.array_equal(getattr(getattr(original, which), axis), getattr(getattr(archived, which), axis))
+    assert archived.eval.hours[-1] == pytest.approx((100 + 60) / 3600)  # the hour's pause left out
+    assert archived.tags[tags[0]].values.tolist() == [9.0]
+    assert archived.config == original.config
+    with pytest.raises(ValueError, match="would overwrite the run"):
+        archive_run(run, run)
+    with pytest.raises(ValueError, match="not an AIME run directory"):
+        archive_run(tmp_path / "archive" / "missing", tmp_path / "elsewhere")
+
+
+def test_runs_without_hours_or_a_tag_are_left_out_of_those_panels_only(runs, tmp_path):
+    # an archive transcribed from a table: eval returns at steps, no wall-clock
+    table = tmp_path / "table"
+    table.mkdir()
+    (table / "config.yaml").write_text((runs[0] / "config.yaml").read_text())
+    (table / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "eval/episodic_return": v}) + "\n" for s, v in ((100, 4.0), (200, 6.0)))
+    )
+    loaded = [load_run(p) for p in (runs[0], table)]
+    assert np.isnan(loaded[1].eval.hours).all()
+    assert len(panel_curves(loaded, "eval", "steps")) == 2
+    (hours,) = panel_curves(loaded, "eval", "hours")
+    assert np.array_equal(hours[0], loaded[0].eval.hours)
+    (train,) = panel_curves(loaded, "train", "steps")  # the table has no train returns
+    assert panel_curves(loaded, "objects/attention_lift_ball", "steps") == []
+    out = plot_groups(group_runs(loaded), tmp_path / "one.png", panels=[("eval", "steps")])
+    assert cv2.imread(str(out)).shape == (400, 600, 3)  # one panel
+    with pytest.raises(ValueError, match="choose train or eval"):
+        plot_groups(group_runs(loaded), tmp_path / "bad.png", panels=[("eval", "minutes")])
+
+
+def test_cli_archives_a_run_and_plots_one_panel_from_archives(runs, tmp_path):
+    result = subprocess.run(ARCHIVE + [str(runs[1]), str(tmp_path / "kept" / "b")], capture_output=True, text=True)
+    assert result.returncode == 0 and "wrote" in result.stdout, result.stderr
+    out = tmp_path / "eval.png"
+    result = subprocess.run(
+        PLOT + [str(runs[0]), str(tmp_path / "kept" / "b"), "--panel", "eval:steps", "--out", str(out), "--table"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "| 300 | 9.00 (1 of 2) |" in result.stdout, result.stderr
+    assert cv2.imread(str(out)).shape == (400, 600, 3)
+    result = subprocess.run(PLOT + [str(runs[0]), "--panel", "eval:days"], capture_output=True, text=True)
+    assert result.returncode == 2 and "choose train or eval" in result.stderr
+    result = subprocess.run(ARCHIVE + [str(tmp_path), str(tmp_path / "x")], capture_output=True, text=True)
+    assert result.returncode == 2 and "not an AIME run directory" in result.stderr
