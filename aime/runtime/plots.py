@@ -24,8 +24,9 @@ import yaml
 # changes only when a batch is drawn, not which (runs before it existed lack the key)
 IGNORED_KEYS = ("seed", "log.logdir", "replay.prefetch")
 TRAIN_TAG, EVAL_TAG = "charts/episodic_return", "eval/episodic_return"
-# what :func:`archive_run` keeps by default: the returns, the evaluations and the object metrics
-ARCHIVED = (TRAIN_TAG, "eval/", "objects/")
+# what :func:`archive_run` keeps by default: the returns, the evaluations, the attention's entropy
+# and the object metrics
+ARCHIVED = (TRAIN_TAG, "eval/", "attention/", "objects/")
 
 
 @dataclass
