@@ -85,6 +85,18 @@ def run_hours(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     return (times - times[0] - np.concatenate([[0.0], np.cumsum(pauses)])) / 3600
 
 
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a run directory's ``metrics.jsonl``, in file order.
+
+    Raises:
+        ValueError: ``path`` is not a run directory (no ``config.yaml`` or ``metrics.jsonl``).
+    """
+    for name in ("config.yaml", "metrics.jsonl"):
+        if not (path / name).is_file():
+            raise ValueError(f"{path} has no {name}: not an AIME run directory")
+    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
 def load_run(path: str | Path, smooth: int = 20, tags: Sequence[str] = ()) -> Run:
     """Read a run directory; ``smooth``: train returns are averaged over the last this many episodes;
     ``tags``: other scalars to keep (``Run.tags``; a tag the run never logged has an empty curve).
@@ -93,11 +105,8 @@ def load_run(path: str | Path, smooth: int = 20, tags: Sequence[str] = ()) -> Ru
         ValueError: ``path`` is not a run directory (no ``config.yaml`` or ``metrics.jsonl``).
     """
     path = Path(path)
-    for name in ("config.yaml", "metrics.jsonl"):
-        if not (path / name).is_file():
-            raise ValueError(f"{path} has no {name}: not an AIME run directory")
+    rows = read_rows(path)
     config = flatten_mapping(yaml.safe_load((path / "config.yaml").read_text()) or {})
-    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
     hours = run_hours(rows)
 
     def curve(tag: str) -> Curve:
@@ -124,12 +133,9 @@ def archive_run(path: str | Path, out: str | Path, keep: Sequence[str] = ARCHIVE
         ValueError: ``path`` is not a run directory, or ``out`` is ``path``.
     """
     path, out = Path(path), Path(out)
-    for name in ("config.yaml", "metrics.jsonl"):
-        if not (path / name).is_file():
-            raise ValueError(f"{path} has no {name}: not an AIME run directory")
+    rows = read_rows(path)
     if out.resolve() == path.resolve():
         raise ValueError(f"the archive {out} would overwrite the run it archives")
-    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
     kept = []
     for index, row in enumerate(rows):
         values = {k: v for k, v in row.items() if k.startswith(tuple(keep))}
