@@ -75,6 +75,14 @@ def init(device: torch.device | str, timeout: timedelta = timedelta(hours=2)) ->
     device = local_device(device)
     if not launched() or is_distributed():
         return device
+    # torch._dynamo, once imported, holds references to the default process group that exists at
+    # that moment; a run imports it with its first optimiser. Imported after the group was made, it
+    # kept the group alive past destroy_process_group, and the group's gloo worker threads lived on
+    # into interpreter shutdown: one that released its last tensors then needed the GIL and aborted
+    # the process ("terminate called without an active exception"; 1 torchrun run in 73 on an idle
+    # 2-core machine, 2 CI runs in 6). Imported first, it holds nothing, and cleanup() joins them.
+    import torch._dynamo  # noqa: F401
+
     if device.type == "cuda":
         torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl", device_id=device, timeout=timeout)
@@ -90,9 +98,9 @@ def cleanup(synchronize: bool = False) -> None:
 
     With ``synchronize`` (a run that ended normally on every rank) the ranks first meet at a
     barrier, so that none tears its connections down while another is still in its last
-    collective: without it, about one 2-rank gloo run in 15 on a loaded 2-core machine aborted at
-    exit ("terminate called without an active exception"). A rank that leaves on an exception does
-    not wait for the others, which may be elsewhere."""
+    collective. A rank that leaves on an exception does not wait for the others, which may be
+    elsewhere. ``destroy_process_group`` then frees the group and joins its worker threads while
+    the interpreter is whole: a group that outlived it aborted processes at exit (see :func:`init`)."""
     global _comm_device
     if is_distributed():
         if synchronize:

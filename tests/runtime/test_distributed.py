@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -192,3 +194,46 @@ def test_agent_replicas_stay_identical_and_skip_together(two_ranks):
         assert r["skip_finite"] is False and r["skip_metrics"] == {"nonfinite_loss": 1.0}
         assert r["agent_after_skip"] == r["agent_trained"]
         assert r["fused_skip"] == (False, {"nonfinite_loss": 1.0}, True)
+
+
+RANK_THAT_LEAVES = """
+import os, sys, torch
+from aime.runtime import distributed
+distributed.init("cpu")
+torch.optim.Adam(torch.nn.Linear(2, 2).parameters())  # a run's first optimiser imports torch._dynamo
+distributed.all_reduce_scalar(1.0)
+distributed.cleanup(synchronize=True)
+print(sorted(open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads this process's threads from /proc")
+def test_cleanup_joins_the_groups_threads_while_the_interpreter_lives():
+    """A group that outlives ``cleanup`` keeps gloo worker threads into interpreter shutdown, where
+    one that frees a tensor aborts the process: its threads must be gone once ``cleanup`` returns
+    (fresh interpreters: whether torch._dynamo was imported before the group decides it)."""
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RANK_THAT_LEAVES],
+            env={
+                **os.environ,
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": "2",
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "OMP_NUM_THREADS": "1",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-2000:]
+        threads = out.strip().splitlines()[-1]
+        assert "gloo" not in threads, f"threads after cleanup: {threads}"
+        assert "python" in threads  # the listing itself worked
