@@ -26,7 +26,7 @@ IGNORED_KEYS = ("seed", "log.logdir", "replay.prefetch")
 TRAIN_TAG, EVAL_TAG = "charts/episodic_return", "eval/episodic_return"
 # what :func:`archive_run` keeps by default: the returns, the evaluations, the attention's entropy
 # and the object metrics
-ARCHIVED = (TRAIN_TAG, "eval/", "attention/", "objects/")
+ARCHIVED = (TRAIN_TAG, "eval/", "attention/", "objects/", "behavior/")
 
 
 @dataclass
