@@ -1,5 +1,5 @@
 """Keep a run's curves with the code: its config and the returns, evaluations, attention entropy,
-object metrics and behaviour statistics of its metrics.jsonl (a few kilobytes; checkpoints and
+object metrics and behaviour statistics of its metrics.jsonl (tens of kilobytes; checkpoints and
 replay are left behind).
 
     python scripts/archive_run.py runs/breakout/nomap_s1 docs/data/breakout/nomap_s1

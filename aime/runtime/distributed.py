@@ -79,8 +79,9 @@ def init(device: torch.device | str, timeout: timedelta = timedelta(hours=2)) ->
     # that moment; a run imports it with its first optimiser. Imported after the group was made, it
     # kept the group alive past destroy_process_group, and the group's gloo worker threads lived on
     # into interpreter shutdown: one that released its last tensors then needed the GIL and aborted
-    # the process ("terminate called without an active exception"; 1 torchrun run in 73 on an idle
-    # 2-core machine, 2 CI runs in 6). Imported first, it holds nothing, and cleanup() joins them.
+    # the process ("terminate called without an active exception": 1 run of tests/scripts/
+    # test_torchrun.py's command in 73 on an idle 2-core machine, whose core dump showed this stack;
+    # the same abort failed 2 CI runs in 6). Imported first, it holds nothing; cleanup() joins them.
     import torch._dynamo  # noqa: F401
 
     if device.type == "cuda":

@@ -24,8 +24,8 @@ import yaml
 # changes only when a batch is drawn, not which (runs before it existed lack the key)
 IGNORED_KEYS = ("seed", "log.logdir", "replay.prefetch")
 TRAIN_TAG, EVAL_TAG = "charts/episodic_return", "eval/episodic_return"
-# what :func:`archive_run` keeps by default: the returns, the evaluations, the attention's entropy
-# and the object metrics
+# what :func:`archive_run` keeps by default: the returns, the evaluations, the attention's entropy,
+# the object metrics and the behaviour's statistics (the actor's entropy, the advantages)
 ARCHIVED = (TRAIN_TAG, "eval/", "attention/", "objects/", "behavior/")
 
 
@@ -123,7 +123,7 @@ def load_run(path: str | Path, smooth: int = 20, tags: Sequence[str] = ()) -> Ru
 
 
 def archive_run(path: str | Path, out: str | Path, keep: Sequence[str] = ARCHIVED) -> Path:
-    """Keep a run's curves in a few kilobytes: write ``out/config.yaml`` (a copy) and
+    """Keep a run's curves in tens of kilobytes: write ``out/config.yaml`` (a copy) and
     ``out/metrics.jsonl`` with the rows that hold a key starting with one of ``keep``, each cut to
     those keys, its ``step`` and ``time``, plus every ``"resume"`` row and the row before it (cut to
     ``step`` and ``time``: :func:`run_hours` needs them). :func:`load_run` reads ``out`` as it reads

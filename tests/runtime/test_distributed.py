@@ -231,7 +231,11 @@ def test_cleanup_joins_the_groups_threads_while_the_interpreter_lives():
         )
         for rank in range(2)
     ]
-    outputs = [proc.communicate(timeout=120) for proc in procs]
+    try:
+        outputs = [proc.communicate(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:  # a rank left waiting for the other
+            proc.kill()
     for proc, (out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-2000:]
         threads = out.strip().splitlines()[-1]
