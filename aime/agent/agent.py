@@ -335,8 +335,11 @@ class Agent(nn.Module):
         """Replay numpy arrays -> tensors on the agent's device (:func:`to_tensors`)."""
         return to_tensors(batch, self.device)
 
-    def train_step(self, batch: Mapping[str, np.ndarray | Tensor]) -> tuple[dict[str, Tensor | float], bool]:
-        """One world-model and one behaviour update.
+    def train_step(
+        self, batch: Mapping[str, np.ndarray | Tensor], *, learn_actor: bool = True
+    ) -> tuple[dict[str, Tensor | float], bool]:
+        """One world-model and one behaviour update; with ``learn_actor=False`` the actor takes no
+        step (nor does its optimiser's state change) while the critic does (``train.actor_start``).
 
         Returns ``(metrics, finite)``: ``metrics`` are detached 0-dim tensors on the device (read
         them when logging); when a loss is not finite the update is skipped -- no parameter,
@@ -361,7 +364,7 @@ class Agent(nn.Module):
             return dict(NONFINITE), False
         wm_loss, metrics, out, wm_bad = wm.loss, wm.metrics, wm.out, wm.skip
 
-        learned = self._learn_behavior(data, out, wm_bad)
+        learned = self._learn_behavior(data, out, wm_bad, learn_actor)
         if learned is None:
             return dict(NONFINITE), False
         # world-model metrics are losses unless they name their own section (attention/...)
@@ -385,13 +388,15 @@ class Agent(nn.Module):
         return (dict(NONFINITE), False) if learned is None else (learned, True)
 
     def _learn_behavior(
-        self, data: Mapping[str, Tensor], out: Mapping[str, Tensor], wm_bad: Tensor
+        self, data: Mapping[str, Tensor], out: Mapping[str, Tensor], wm_bad: Tensor, learn_actor: bool = True
     ) -> dict[str, Tensor] | None:
-        """The actor's and critic's step from the posterior states ``out`` of ``data``'s windows.
+        """The actor's and critic's step from the posterior states ``out`` of ``data``'s windows
+        (the critic's alone unless ``learn_actor``).
 
         Returns the ``behavior/...`` metrics with the actor's and critic's losses and gradient
-        norms, or ``None`` when the step was skipped (``wm_bad``, or a behaviour loss not finite):
-        then no parameter, optimiser moment, slow critic or return range changed.
+        norms (no ``grad_norm/actor`` when the actor took no step), or ``None`` when the step was
+        skipped (``wm_bad``, or a behaviour loss not finite): then no parameter, optimiser moment,
+        slow critic or return range changed.
         """
         keys = [k for k in ("deter", "stoch", "cell") if k in out]
         start = {k: out[k].detach().flatten(0, 1).float() for k in keys}
@@ -408,12 +413,16 @@ class Agent(nn.Module):
         scales = self.cfg.train.loss_scales
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
-        (scales.actor * a_loss + scales.critic * c_loss).backward()
+        learners = {"actor": self.behavior.actor} if learn_actor else {}
+        learners["critic"] = self.behavior.critic
+        (scales.critic * c_loss + (scales.actor * a_loss if learn_actor else 0.0)).backward()
         if self.sync is not None:  # one collective for both optimisers' parameters
-            self.sync.all_reduce_gradients([*self.behavior.actor.parameters(), *self.behavior.critic.parameters()])
-        actor_norm = nn.utils.clip_grad_norm_(self.behavior.actor.parameters(), 100.0)
-        critic_norm = nn.utils.clip_grad_norm_(self.behavior.critic.parameters(), 100.0)
-        self._step(self.actor_opt, bad)
+            self.sync.all_reduce_gradients([p for net in learners.values() for p in net.parameters()])
+        norms = {
+            f"grad_norm/{name}": nn.utils.clip_grad_norm_(net.parameters(), 100.0) for name, net in learners.items()
+        }
+        if learn_actor:
+            self._step(self.actor_opt, bad)
         self._step(self.critic_opt, bad)
         self.behavior.update_slow_critic(skip=bad if self.fused else None)
         if self.fused:
@@ -424,8 +433,7 @@ class Agent(nn.Module):
             **{f"behavior/{k}": v for k, v in b_metrics.items()},
             "losses/actor": a_loss.detach(),
             "losses/critic": c_loss.detach(),
-            "grad_norm/actor": actor_norm,
-            "grad_norm/critic": critic_norm,
+            **norms,
         }
 
     def _nonfinite(self, *losses: Tensor) -> Tensor:

@@ -227,6 +227,7 @@ def validate(cfg: Config) -> None:
         "env.noop_max",
         "train.steps",
         "train.warmup_steps",
+        "train.actor_start",
         "train.train_ratio",
         "eval.every",
         "eval.episodes",

@@ -167,6 +167,11 @@ class TrainConfig:
     """Agent steps (each is ``frame_skip`` emulator frames) summed over training environments."""
     warmup_steps: int = 5_000
     """Random-action steps collected before training starts."""
+    actor_start: int = 0
+    """Agent steps before the actor learns (0: from the first update). Until then the actor acts with
+    its initial, near-uniform policy while the world model learns, and the critic learns that
+    policy's values; an actor that learns in an unripe world model can settle early on what it
+    predicts (Breakout's seed 1, docs/breakout.md)."""
     batch_size: int = 16
     seq_len: int = 64
     train_ratio: float = 512.0

@@ -455,7 +455,7 @@ class Trainer:
 
     def _train_once(self, batch: dict[str, Any]) -> dict[str, Any]:
         t = self.cfg.train
-        metrics, finite = self.agent.train_step(batch)
+        metrics, finite = self.agent.train_step(batch, learn_actor=self.env_steps >= t.actor_start)
         if finite:
             self.updates += 1
             self.nonfinite_streak = 0

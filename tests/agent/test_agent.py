@@ -37,6 +37,25 @@ def test_behavior_step_trains_the_actor_and_critic_in_a_world_model_it_leaves_as
         assert any(not torch.equal(before[k], after[k]) for k in keys), prefix
 
 
+def test_train_step_without_the_actor_leaves_it_and_its_optimiser_as_they_are():
+    torch.manual_seed(0)
+    agent = Agent(load_config(["debug", "tiny"]), num_actions=3)
+    batch = random_replay(12).sample(2, 4)
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    metrics, finite = agent.train_step(batch, learn_actor=False)
+    assert finite and "grad_norm/critic" in metrics and "grad_norm/actor" not in metrics
+    assert "losses/actor" in metrics  # still measured, only not stepped
+    assert not agent.actor_opt.state  # no moment was created, so the actor's first step is a first step
+    after = agent.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("behavior.actor"))
+    for prefix in ("world_model.decoder", "behavior.critic", "behavior.slow_critic"):
+        keys = [k for k in before if k.startswith(prefix)]
+        assert any(not torch.equal(before[k], after[k]) for k in keys), prefix
+    metrics, finite = agent.train_step(batch)
+    assert finite and "grad_norm/actor" in metrics and agent.actor_opt.state
+    assert any(not torch.equal(before[k], v) for k, v in agent.state_dict().items() if k.startswith("behavior.actor"))
+
+
 def test_nonfinite_loss_skips_the_update():
     torch.manual_seed(0)
     agent = Agent(load_config(["debug", "tiny"]), num_actions=3)

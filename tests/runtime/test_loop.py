@@ -123,7 +123,9 @@ def test_nonfinite_updates_are_counted_logged_and_stop_the_run_with_a_checkpoint
         )
     trainer.env_steps = trainer.replay.total_added * 2  # consistent with the replay, as a checkpoint requires
     outcomes = iter([False, False, True, False, False, False])
-    trainer.agent.train_step = lambda batch: (dict(NONFINITE), False) if not next(outcomes) else ({"x": 1.0}, True)
+    trainer.agent.train_step = lambda batch, learn_actor: (
+        (dict(NONFINITE), False) if not next(outcomes) else ({"x": 1.0}, True)
+    )
     batch = trainer._next_batch()
     try:
         assert trainer._train_once(batch) == {} and trainer._train_once(batch) == {}
@@ -154,3 +156,21 @@ def test_the_final_evaluation_is_skipped_when_the_periodic_one_evaluated_the_las
         Trainer(cfg, logdir, progress=False).run()
         steps = [r["step"] for r in metrics(logdir) if "eval/episodic_return" in r]
         assert steps == expected, (every, steps)
+
+
+def test_the_actor_learns_from_train_actor_start_on(tmp_path):
+    from aime.runtime.loop import Trainer
+
+    cfg = load_config(
+        ["debug"],
+        ["train.steps=48", "train.warmup_steps=8", "train.actor_start=24", "env.num_envs=2", "eval.every=0"],
+    )
+    cfg.eval.episodes, cfg.eval.max_steps = 1, 20
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    calls, train_step = [], trainer.agent.train_step
+    trainer.agent.train_step = lambda batch, learn_actor: (
+        calls.append((trainer.env_steps, learn_actor)) or train_step(batch, learn_actor=learn_actor)
+    )
+    trainer.run()
+    assert calls and {learn for step, learn in calls} == {False, True}
+    assert all(learn == (step >= 24) for step, learn in calls), calls
