@@ -3,7 +3,9 @@
 :class:`Trainer` owns the environments, the replay buffer, the agent, the logger and the
 checkpoints of one run. It stops cleanly on SIGINT/SIGTERM (a checkpoint is written first), skips
 updates whose loss is not finite (counted and logged; too many in a row stop the run with a
-checkpoint), and resumes exactly from a checkpoint directory.
+checkpoint), and resumes from a checkpoint directory: networks, optimisers, replay, counters and
+random streams as saved, the environments' games started anew (ale-py's vector environment cannot
+save a game in progress).
 
 Under ``torchrun`` (see :mod:`aime.runtime.distributed`) each rank runs this loop with its own
 environments, replay and seeds; gradients are averaged, so the replicas stay identical. Counters
