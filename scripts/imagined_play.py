@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--game-steps", type=int, default=4000, help="agent steps each script plays (default 4000)")
     parser.add_argument("--rows", type=int, default=500, help="newest replay rows per stream for the actor (500)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the windows, the rollouts and the games")
+    parser.add_argument("--prior-mode", action="store_true", help="imagine with the prior's mode, not samples from it")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.starts < 1 or args.game_steps < 8 or args.rows < 1:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in POLICIES:
             torch.manual_seed(args.seed)
             game = replay_figures(replay, args.rows) if name == "actor" else games[protocol][name]
-            imagined = imagined_play(agent, start, start_cont, name, actions)
+            imagined = imagined_play(agent, start, start_cont, name, actions, sample=not args.prior_mode)
             rows[name] = {**imagined, **{f"game {k}": v for k, v in game.items()}}
         steps = replay.total_added * cfg.env.num_envs
         results[run] = {"agent_steps": steps, "rollouts": int(start_cont.numel()), "policies": rows}

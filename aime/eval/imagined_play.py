@@ -95,7 +95,12 @@ def scripted_policy(name: str, actions: list[str], dead_zone: float = 2.0) -> Ca
 
 @torch.no_grad()
 def imagined_play(
-    agent, start: dict[str, Tensor], start_cont: Tensor, policy: str | ImaginedPolicy, actions: list[str]
+    agent,
+    start: dict[str, Tensor],
+    start_cont: Tensor,
+    policy: str | ImaginedPolicy,
+    actions: list[str],
+    sample: bool = True,
 ) -> dict[str, float | list[float]]:
     """Roll one policy out in ``agent``'s imagination and score it as the actor's loss would.
 
@@ -106,6 +111,8 @@ def imagined_play(
         policy: ``"actor"`` (the agent's, sampled), a :func:`scripted_policy` name (it reads the
             decoder's frame of each imagined state), or ``feat [N, F] -> one-hot [N, A]``.
         actions: the game's action names (``get_action_meanings()``).
+        sample: draw each imagined ``stoch`` from the prior, as the actor's rollouts do (False: the
+            prior's mode).
     Returns:
         Means over the rollouts: ``return`` (the lambda-return from the start, what the actor's
         advantage compares), ``reward`` (per imagined step), ``survival`` (the product of the
@@ -131,7 +138,7 @@ def imagined_play(
         act = lambda feat: F.one_hot(script(frames_of(feat)), num_actions).float()  # noqa: E731
     else:
         act = policy
-    traj = wm.imagine(act, start, behavior.horizon)
+    traj = wm.imagine(act, start, behavior.horizon, sample=sample)
     feat = traj["feat"]  # [N, H+1, F]
     if not seen:  # the frames of states the policy did not read itself
         for t in range(feat.shape[1] - 1):

@@ -405,8 +405,13 @@ class VRNN(nn.Module):
         state["action"] = torch.zeros(b, self.num_actions, device=obs.device)
         return state, extra
 
-    def imagine(self, policy: Policy, start: State, horizon: int, attention: bool = False) -> dict[str, Tensor]:
+    def imagine(
+        self, policy: Policy, start: State, horizon: int, attention: bool = False, sample: bool = True
+    ) -> dict[str, Tensor]:
         """Roll the model forward from ``start`` (``deter [N, D]``, ``stoch [N, S]``) with actions alone.
+
+        Each step's ``stoch`` is drawn from the prior, or with ``sample=False`` is the prior's mode
+        (to tell what the deterministic path keeps from what sampling adds or loses).
 
         ``policy(feat [N, F]) -> [N, A]`` (one-hot, straight-through allowed). Returns ``deter``,
         ``stoch``, ``feat`` of shape ``[N, H+1, ...]`` (the start included) and ``action [N, H, A]``;
@@ -425,7 +430,8 @@ class VRNN(nn.Module):
             if track:
                 maps.append(self.perception.predict(maps[-1], state["deter"], state["stoch"]))
             state = self._transition(state, act)
-            state["stoch"] = self.latent.sample(self.latent.prior(state["deter"]))
+            prior = self.latent.prior(state["deter"])
+            state["stoch"] = self.latent.sample(prior) if sample else self.latent.mode(prior)
             steps.append(state)
             actions.append(act)
         out = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0]}

@@ -111,6 +111,27 @@ def test_imagine_touches_no_observation():
     assert torch.isfinite(img["feat"]).all()
 
 
+def test_imagining_with_the_prior_mode_draws_nothing_and_follows_the_mode():
+    torch.manual_seed(0)
+    model = VRNN(3, **SMALL)
+    batch = make_batch()
+    out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    start = {"deter": out["deter"][:, -1], "stoch": out["stoch"][:, -1]}
+
+    def right(feat):
+        return torch.nn.functional.one_hot(torch.full(feat.shape[:1], 2), 3).float()
+
+    runs = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        runs.append((model.imagine(right, start, 4), model.imagine(right, start, 4, sample=False)))
+    (sampled_a, mode_a), (sampled_b, mode_b) = runs
+    torch.testing.assert_close(mode_a["feat"], mode_b["feat"])  # no draw: the seed changes nothing
+    assert not torch.equal(sampled_a["stoch"], sampled_b["stoch"])
+    prior = model.latent.prior(mode_a["deter"][:, 1])
+    torch.testing.assert_close(mode_a["stoch"][:, 1], model.latent.mode(prior))
+
+
 @pytest.mark.parametrize("latent", ["categorical", "gaussian", "stickbreaking"])
 def test_each_latent_trains_a_step(latent):
     torch.manual_seed(0)
