@@ -24,14 +24,15 @@ import numpy as np
 import torch
 
 import envs
-from aime.eval.imagined_play import game_play, imagined_play, scripted_policy
+from aime.eval.imagined_play import frame_figures, game_play, imagined_play, red_positions, scripted_policy
 from aime.runtime.checkpoint import CheckpointError, load_agent, read_newest
 from aime.runtime.environments import env_options
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
 
 POLICIES = ("actor", "follow", "left", "right")
-COLUMNS = ("return", "reward", "survival", "distance", "ball_drawn", "game reward", "game terminals", "game distance")
+COLUMNS = ("return", "reward", "survival", "distance", "ball_drawn")
+COLUMNS += ("game reward", "game terminals", "game distance", "game ball_drawn")
 
 
 def load_run(run: str):
@@ -54,9 +55,15 @@ def start_states(agent, replay: ReplayBuffer, starts: int) -> tuple[dict[str, to
 
 
 def replay_figures(replay: ReplayBuffer, rows: int) -> dict[str, float]:
-    """Reward and terminals per step in the newest ``rows`` rows of every stream (the actor's play)."""
+    """Reward and terminals per step in the newest ``rows`` rows of every stream (the actor's play),
+    and the frames' figures (``aime.eval.imagined_play.frame_figures``)."""
     newest = replay.newest(min(rows, replay.filled))
-    return {"reward": float(newest["reward"].mean()), "terminals": float(newest["is_terminal"].mean())}
+    frames = torch.from_numpy(newest["obs"]).flatten(0, 1).float() / 255
+    return {
+        "reward": float(newest["reward"].mean()),
+        "terminals": float(newest["is_terminal"].mean()),
+        **frame_figures(red_positions(frames)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from aime.agent.behavior import lambda_return
 
-__all__ = ["ImaginedPolicy", "game_play", "imagined_play", "red_positions", "scripted_policy"]
+__all__ = ["ImaginedPolicy", "frame_figures", "game_play", "imagined_play", "red_positions", "scripted_policy"]
 
 ImaginedPolicy = Callable[[Tensor], Tensor]  # feat [N, F] -> one-hot actions [N, A]
 
@@ -61,6 +61,20 @@ def red_positions(frames: Tensor) -> dict[str, Tensor]:
         "ball_x": torch.where(ball_mass > _BALL_MASS, (ball.sum(1) * cols).sum(-1) / ball_mass, nan),
         "ball_y": torch.where(ball_mass > _BALL_MASS, (ball.sum(2) * rows).sum(-1) / ball_mass, nan),
         "paddle_x": torch.where(paddle_mass > _PADDLE_MASS, (paddle * cols).sum(-1) / paddle_mass, nan),
+    }
+
+
+def frame_figures(seen: dict[str, Tensor]) -> dict[str, float]:
+    """What :func:`red_positions` (of any shape ``[...]``) saw, in two figures: ``distance``, the
+    mean horizontal distance from the ball to the paddle (px) where the ball is low and both are
+    drawn (NaN if never), and ``ball_drawn``, the share of frames with a ball between the bricks
+    and the paddle."""
+    ball_x, ball_y, paddle_x = seen["ball_x"], seen["ball_y"], seen["paddle_x"]
+    low = (ball_y > _BALL_LOW) & ~paddle_x.isnan()
+    distance = (ball_x - paddle_x).abs()[low]
+    return {
+        "distance": float(distance.mean()) if distance.numel() else float("nan"),
+        "ball_drawn": float((~ball_x.isnan()).float().mean()),
     }
 
 
@@ -147,21 +161,21 @@ def imagined_play(
     cont = torch.sigmoid(wm.cont(feat[:, 1:]))
     value = behavior.value(feat, objects=tokens(feat)).mean()  # [N, H+1]
     returns = lambda_return(reward, cont, value, behavior.discount, behavior.lam)  # [N, H]
-    ball_x, ball_y, paddle_x = (torch.stack([s[k] for s in seen], 1) for k in ("ball_x", "ball_y", "paddle_x"))
-    low = ball_y > _BALL_LOW
-    distance = (ball_x - paddle_x).abs()[low & ~paddle_x.isnan()]
+    positions = {k: torch.stack([s[k] for s in seen], 1) for k in seen[0]}  # [N, H]
     shares = traj["action"].mean((0, 1))
     out = {
         "return": returns[:, 0].mean(),
         "reward": reward.mean(),
         "survival": (cont * start_cont[:, None]).prod(1).mean(),
         "value": value[:, -1].mean(),
-        "distance": distance.mean() if distance.numel() else torch.tensor(float("nan")),
-        "ball_drawn": (~ball_x.isnan()).float().mean(),
+        **{f"share_{name}": shares[i] for i, name in enumerate(actions)},
     }
-    out.update({f"share_{name}": shares[i] for i, name in enumerate(actions)})
-    drawn_by_step = (~ball_x.isnan()).float().mean(0)
-    return {**{k: float(v) for k, v in out.items()}, "ball_drawn_by_step": drawn_by_step.tolist()}
+    drawn_by_step = (~positions["ball_x"].isnan()).float().mean(0)
+    return {
+        **{k: float(v) for k, v in out.items()},
+        **frame_figures(positions),
+        "ball_drawn_by_step": drawn_by_step.tolist(),
+    }
 
 
 def game_play(env, script: Callable[[Tensor], Tensor], steps: int, seed: int = 0) -> dict[str, float]:
@@ -173,26 +187,20 @@ def game_play(env, script: Callable[[Tensor], Tensor], steps: int, seed: int = 0
         script: ``frames [N, 3, 84, 84] -> action indices [N]``.
         steps: agent steps over all the sub-envs (at least one per sub-env).
     Returns:
-        ``reward`` and ``terminals`` per agent step, and ``distance`` (ball to paddle, px, where
-        the ball is low), as :func:`imagined_play` reports them.
+        ``reward`` and ``terminals`` per agent step, and the frames' ``distance`` and
+        ``ball_drawn`` (:func:`frame_figures`), as :func:`imagined_play` reports them.
     """
     n = env.num_envs
     if steps < n:
         raise ValueError(f"game_play: steps must be >= the {n} sub-envs, got {steps}")
     obs, _ = env.reset(seed=seed)
-    reward_sum, terminals, distances = 0.0, 0, []
+    reward_sum, terminals, seen = 0.0, 0, []
     for _ in range(steps // n):
         frames = torch.from_numpy(obs).float() / 255
-        seen = red_positions(frames)
-        low = (seen["ball_y"] > _BALL_LOW) & ~seen["paddle_x"].isnan()
-        distances.append((seen["ball_x"] - seen["paddle_x"]).abs()[low])
+        seen.append(red_positions(frames))
         obs, reward, terminated, _, _ = env.step(script(frames).numpy())
         reward_sum += float(np.sum(reward))
         terminals += int(np.sum(terminated))
     played = (steps // n) * n
-    distance = torch.cat(distances)
-    return {
-        "reward": reward_sum / played,
-        "terminals": terminals / played,
-        "distance": float(distance.mean()) if distance.numel() else float("nan"),
-    }
+    positions = {k: torch.cat([s[k] for s in seen]) for k in seen[0]}
+    return {"reward": reward_sum / played, "terminals": terminals / played, **frame_figures(positions)}

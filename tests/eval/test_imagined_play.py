@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import envs
-from aime.eval.imagined_play import game_play, imagined_play, red_positions, scripted_policy
+from aime.eval.imagined_play import frame_figures, game_play, imagined_play, red_positions, scripted_policy
 from aime.eval.play_history import breakout_ball, breakout_paddle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,9 @@ def test_red_positions_finds_ball_and_paddle_where_drawn_and_nan_where_not():
     assert seen["paddle_x"][0].item() == pytest.approx(59.5) and seen["paddle_x"][1].item() == pytest.approx(19.5)
     assert seen["ball_x"][1].isnan() and seen["ball_x"][2].isnan()  # none, and one among the bricks
     assert seen["paddle_x"][2].isnan()
+    low = red_positions(torch.stack([frame((30, 50), 60), frame((40, 40), 60), frame(None, 60)]))
+    figures = frame_figures(low)  # the ball at row 40 is not yet low: one distance counts
+    assert figures["distance"] == pytest.approx(29.0) and figures["ball_drawn"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match=r"\[N, 3, 84, 84\]"):
         red_positions(torch.zeros(2, 3, 64, 64))
 
@@ -128,6 +131,7 @@ def test_the_script_reports_imagination_beside_the_game(tiny_breakout_run, tiny_
     assert report["agent_steps"] == 48 and report["rollouts"] == 8
     assert report["policies"]["left"]["share_LEFT"] == 1.0
     assert 0.0 <= report["policies"]["follow"]["game terminals"] <= 1.0
+    assert 0.0 <= report["policies"]["actor"]["game ball_drawn"] <= 1.0  # read from its replay's frames
     assert "| policy | return | reward | survival |" in result.stdout
     catch = subprocess.run(command[:2] + [str(tiny_catch_run)], capture_output=True, text=True, timeout=120)
     assert catch.returncode == 2 and "the scripts play Breakout" in catch.stderr
