@@ -120,3 +120,17 @@ def tiny_catch_run(tmp_path_factory):
     overrides = ["env.num_envs=2", "train.steps=40", "train.warmup_steps=1000", "eval.episodes=0", "eval.every=0"]
     Trainer(load_config(["debug", "tiny"], overrides), logdir, progress=False).run()
     return logdir
+
+
+@pytest.fixture(scope="session")
+def tiny_breakout_run(tmp_path_factory):
+    """A tiny Breakout run (2 environments, 48 agent steps, a lost life terminal): a checkpoint with
+    its replay, for the scripts that read Breakout runs."""
+    from aime.config import load_config
+    from aime.runtime.loop import Trainer
+
+    logdir = tmp_path_factory.mktemp("tiny_breakout") / "run"
+    overrides = ["env.name=Breakout", "env.num_envs=2", "env.terminal_on_life_loss=true", "train.steps=48"]
+    overrides += ["train.warmup_steps=1000", "eval.episodes=0", "eval.every=0"]
+    Trainer(load_config(["debug", "tiny"], overrides), logdir, progress=False).run()
+    return logdir

@@ -84,19 +84,6 @@ def test_in_the_real_game_following_the_ball_keeps_lives_longer_than_a_wall():
         game_play(env, scripted_policy("left", ACTIONS), 4)
 
 
-@pytest.fixture(scope="module")
-def tiny_breakout_run(tmp_path_factory):
-    """A tiny Breakout run (2 environments, 48 agent steps): a checkpoint with its replay."""
-    from aime.config import load_config
-    from aime.runtime.loop import Trainer
-
-    logdir = tmp_path_factory.mktemp("tiny_breakout") / "run"
-    overrides = ["env.name=Breakout", "env.num_envs=2", "env.terminal_on_life_loss=true", "train.steps=48"]
-    overrides += ["train.warmup_steps=1000", "eval.episodes=0", "eval.every=0"]
-    Trainer(load_config(["debug", "tiny"], overrides), logdir, progress=False).run()
-    return logdir
-
-
 def test_imagined_play_scores_each_policy_over_the_horizon(tiny_breakout_run):
     from aime.runtime.checkpoint import load_agent
 
