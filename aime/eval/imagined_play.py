@@ -136,6 +136,11 @@ def imagined_play(
         and ``ball_drawn_by_step``, that share at each step ``0 .. H-1`` (0: the start state).
     """
     wm, behavior = agent.world_model, agent.behavior
+    if wm.decoder_attention:
+        raise ValueError(
+            "imagined_play: this decoder reads the attention map (model.decoder_attention); the frames of "
+            "imagined states are drawn here from the state alone"
+        )
     tokens = wm.object_tokens if behavior.object_dim else (lambda feat: None)
     num_actions = behavior.num_actions
     seen: list[dict[str, Tensor]] = []
@@ -145,13 +150,15 @@ def imagined_play(
         seen.append(red_positions(frames))
         return frames
 
-    if policy == "actor":
-        act = lambda feat: F.one_hot(behavior.act(feat, True, tokens(feat)), num_actions).float()  # noqa: E731
-    elif isinstance(policy, str):
+    def actor(feat: Tensor) -> Tensor:
+        return F.one_hot(behavior.act(feat, True, tokens(feat)), num_actions).float()
+
+    def scripted(feat: Tensor) -> Tensor:
+        return F.one_hot(script(frames_of(feat)), num_actions).float()
+
+    if isinstance(policy, str) and policy != "actor":
         script = scripted_policy(policy, actions)
-        act = lambda feat: F.one_hot(script(frames_of(feat)), num_actions).float()  # noqa: E731
-    else:
-        act = policy
+    act = actor if policy == "actor" else scripted if isinstance(policy, str) else policy
     traj = wm.imagine(act, start, behavior.horizon, sample=sample)
     feat = traj["feat"]  # [N, H+1, F]
     if not seen:  # the frames of states the policy did not read itself

@@ -101,6 +101,9 @@ def test_imagined_play_scores_each_policy_over_the_horizon(tiny_breakout_run):
     assert len(left["ball_drawn_by_step"]) == horizon
     assert 0.0 < left["survival"] < 1.0 and ended["survival"] == 0.0  # a terminal start survives nothing
     assert all(np.isfinite(v) for k, v in left.items() if k not in ("distance", "ball_drawn_by_step"))
+    wm.decoder_attention = True  # frames drawn from the map are not what the scripts read
+    with pytest.raises(ValueError, match="reads the attention map"):
+        imagined_play(agent, start, start_cont, "left", ACTIONS)
 
 
 def test_the_script_reports_imagination_beside_the_game(tiny_breakout_run, tiny_catch_run, tmp_path):
