@@ -10,9 +10,12 @@ policy keep its paddle under the ball (OCAtari's boxes)? ``aime.eval.play_histor
 play changed over training, from its replay (episode lengths and returns, action shares, the
 Breakout paddle against a wall); ``scripts/play_history.py``. ``aime.eval.probes``: can the ball
 and the paddle be read from the state ``[h, z]`` the actor reads (probes fitted to OCAtari's box
-centres); ``scripts/probe_latents.py``.
+centres); ``scripts/probe_latents.py``. ``aime.eval.imagined_play``: what a world model's
+imagination pays scripted Breakout policies (follow the ball, hold a wall) against what the game
+pays them; ``scripts/imagined_play.py`` and ``scripts/refit_world_model.py``.
 """
 
+from aime.eval.imagined_play import game_play, imagined_play, red_positions, scripted_policy
 from aime.eval.model_report import discounted_returns, filter_rows, model_report
 from aime.eval.objects import ObjectData, cell_oracle, evaluate_objects, format_seed_table, format_table
 from aime.eval.play_history import breakout_paddle, episode_history, paddle_at_wall
@@ -30,10 +33,14 @@ __all__ = [
     "filter_rows",
     "format_seed_table",
     "format_table",
+    "game_play",
+    "imagined_play",
     "latent_states",
     "model_report",
     "object_centres",
     "paddle_at_wall",
     "paddle_tracking",
     "probe_error",
+    "red_positions",
+    "scripted_policy",
 ]
