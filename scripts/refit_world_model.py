@@ -30,7 +30,7 @@ import envs
 from aime.agent.agent import Agent, world_model_update
 from aime.config import ConfigError, apply_override, validate
 from aime.eval.imagined_play import imagined_play
-from aime.runtime.checkpoint import CheckpointError, config_of, load_agent_state, read_newest
+from aime.runtime.checkpoint import CheckpointError, load_run_config, read_newest
 from aime.runtime.environments import env_options
 from aime.runtime.replay import ReplayBuffer
 from aime.runtime.run_dir import replay_dirname
@@ -44,8 +44,7 @@ def read_run(run: str, overrides: list[str]):
     """The run's configuration with ``overrides`` (validated) and the replay of its newest checkpoint."""
 
     def read(checkpoint: Path):
-        cfg = config_of(load_agent_state(checkpoint, mmap=True))
-        return cfg, ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
+        return load_run_config(checkpoint), ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
 
     cfg, replay = read_newest(run, read)
     for text in overrides:

@@ -161,14 +161,16 @@ def imagined_play(
     act = actor if policy == "actor" else scripted if isinstance(policy, str) else policy
     traj = wm.imagine(act, start, behavior.horizon, sample=sample)
     feat = traj["feat"]  # [N, H+1, F]
-    if not seen:  # the frames of states the policy did not read itself
-        for t in range(feat.shape[1] - 1):
-            frames_of(feat[:, t])
+    if seen:  # the script read each state's frame as it acted
+        positions = {k: torch.stack([s[k] for s in seen], 1) for k in seen[0]}  # [N, H]
+    else:  # the states the policy acted on, drawn all at once
+        acted = feat[:, :-1]
+        drawn = red_positions(wm.decode(acted.flatten(0, 1)).clamp(0, 1))
+        positions = {k: v.unflatten(0, acted.shape[:2]) for k, v in drawn.items()}  # [N, H]
     reward = wm.reward(feat[:, 1:]).mean()  # [N, H]
     cont = torch.sigmoid(wm.cont(feat[:, 1:]))
     value = behavior.value(feat, objects=tokens(feat)).mean()  # [N, H+1]
     returns = lambda_return(reward, cont, value, behavior.discount, behavior.lam)  # [N, H]
-    positions = {k: torch.stack([s[k] for s in seen], 1) for k in seen[0]}  # [N, H]
     shares = traj["action"].mean((0, 1))
     out = {
         "return": returns[:, 0].mean(),
