@@ -2,11 +2,16 @@
 imagination measured between updates, overrides applied, bad input refused."""
 
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
-from aime.runtime.checkpoint import load_agent_state
+import pytest
+import torch
+
+from aime.agent.agent import Agent, world_model_update
+from aime.runtime.checkpoint import CheckpointError, load_agent_state
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / "scripts" / "refit_world_model.py")
@@ -38,3 +43,26 @@ def test_overrides_reach_the_new_model_and_bad_input_is_refused(tiny_breakout_ru
     catch = subprocess.run([sys.executable, SCRIPT, str(tiny_catch_run)], capture_output=True, text=True, timeout=120)
     assert catch.returncode == 2 and "the scripts play Breakout" in catch.stderr
     assert (tiny_breakout_run / "checkpoint" / "agent.pt").stat().st_mtime_ns == written  # only read
+
+
+def test_continue_starts_from_the_runs_own_world_model_and_refuses_new_shapes(tiny_breakout_run):
+    script = runpy.run_path(SCRIPT, run_name="refit_under_test")
+    cfg, replay, payload = script["read_run"](str(tiny_breakout_run), ["train.model_lr=1e-5"])
+    trained = Agent(cfg, int(payload["num_actions"]), "cpu")  # a world model one update on, as a run's would be
+    trained.load_state_dict(payload["agent"])
+    batch = trained.to_tensors(replay.sample(2, 8))
+    world_model_update(trained.world_model, trained.model_opt, batch, cfg.train.grad_clip)
+    payload["agent"], payload["optimizers"]["model"] = trained.state_dict(), trained.model_opt.state_dict()
+    agent = Agent(cfg, int(payload["num_actions"]), "cpu")
+    script["continue_from"](agent, payload)
+    ours, theirs = agent.world_model.state_dict(), trained.world_model.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in ours.items())
+    moments = [
+        (a["exp_avg"], b["exp_avg"]) for a, b in zip(agent.model_opt.state.values(), trained.model_opt.state.values())
+    ]
+    assert len(agent.model_opt.state) == len(trained.model_opt.state) > 0
+    assert all(torch.equal(a, b) for a, b in moments)
+    assert agent.model_opt.param_groups[0]["lr"] == 1e-5  # the override, not the saved rate
+    cfg, _, payload = script["read_run"](str(tiny_breakout_run), ["model.deter=40"])
+    with pytest.raises(CheckpointError, match="--continue needs the run's own world-model shapes"):
+        script["continue_from"](Agent(cfg, int(payload["num_actions"]), "cpu"), payload)
