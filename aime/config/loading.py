@@ -240,6 +240,7 @@ def validate(cfg: Config) -> None:
         "train.critic_lr",
         "train.entropy",
         "train.free_bits",
+        "train.open_loop_horizon",
         "model.precision_strength",
         "model.embed_dim",
     ]
@@ -281,6 +282,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             "config key 'model.object_policy' needs 'model.attention: true' (the object tokens are the attention "
             "posterior's slots); set model.object_policy=false for the ablation"
+        )
+    if cfg.train.open_loop_horizon >= cfg.train.seq_len:
+        raise ConfigError(
+            f"config key 'train.open_loop_horizon' must be below train.seq_len ({cfg.train.seq_len}): the frames it "
+            f"draws lie in the same window; got {cfg.train.open_loop_horizon!r}"
         )
     for key in (
         "env.repeat_action_probability",

@@ -148,6 +148,8 @@ class LossScales:
     attention_detail: float = 1.0
     objects: float = 1.0
     """The object head's error against the posterior's slots (with ``model.object_policy``)."""
+    open_loop: float = 1.0
+    """Reconstruction from states imagined up to ``train.open_loop_horizon`` steps on."""
     slot_compactness: float = 0.0
     slot_grouping: float = 0.0
     """Motion grouping (``aime.world_model.grouping``): the slot of a moving cell should hold that
@@ -187,6 +189,10 @@ class TrainConfig:
     entropy: float = 3e-4
     free_bits: float = 1.0
     kl_balance: float = 0.8
+    open_loop_horizon: int = 0
+    """``k > 0``: the world model also learns to draw frames from states imagined ``1..k`` steps on
+    from its posterior states with the actions taken (loss term ``open_loop``), not only the next
+    step's prior through the KL. 0: off."""
     loss_scales: LossScales = field(default_factory=LossScales)
     max_nonfinite_updates: int = 20
     """Consecutive non-finite losses after which the run stops (with a checkpoint)."""

@@ -113,6 +113,11 @@ class VRNN(nn.Module):
             filtered with dropout in training would differ from those the policy acts on).
         loss_scales: the weight of every term (default :class:`aime.config.LossScales`).
         free_bits, kl_balance: KL balancing (see :func:`aime.world_model.objectives.balanced_kl`).
+        open_loop_horizon: ``k > 0`` adds the term ``open_loop`` (weight ``loss_scales.open_loop``):
+            from each posterior state of a window the prior is rolled ``j`` steps with the actions
+            taken (``j`` drawn from ``1..k`` per start) and the decoder draws frame ``t + j`` from
+            the imagined state, against the real frame (see :meth:`open_loop_loss`). The one-step
+            KL alone does not teach imagination to keep what it must carry over several steps.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class VRNN(nn.Module):
         loss_scales: LossScales | None = None,
         free_bits: float = _TRAIN.free_bits,
         kl_balance: float = _TRAIN.kl_balance,
+        open_loop_horizon: int = _TRAIN.open_loop_horizon,
     ) -> None:
         super().__init__()
         if num_actions < 1:
@@ -169,6 +175,9 @@ class VRNN(nn.Module):
         self.precision_strength = precision_strength
         self.scales = loss_scales or LossScales()
         self.free_bits, self.kl_balance = free_bits, kl_balance
+        if open_loop_horizon < 0:
+            raise ValueError(f"open_loop_horizon must be >= 0 (0: off), got {open_loop_horizon}")
+        self.open_loop_horizon = open_loop_horizon
         embed_dim = embed_dim or hidden
         perception = PERCEPTIONS["schema" if attention else "plain"]
         perception_args = dict(
@@ -241,6 +250,7 @@ class VRNN(nn.Module):
         kwargs = dataclasses.asdict(model)
         if train is not None:
             kwargs.update(loss_scales=train.loss_scales, free_bits=train.free_bits, kl_balance=train.kl_balance)
+            kwargs.update(open_loop_horizon=train.open_loop_horizon)
         kwargs.update(overrides)
         return cls(num_actions, **kwargs)
 
@@ -505,6 +515,9 @@ class VRNN(nn.Module):
             terms.update(self.decoder.aux_losses(flat, target, maps, fine))
         dyn, rep, stats = self.latent.kl(out["post"], out["prior"])
         terms["kl"] = objectives.balanced_kl(dyn, rep, self.free_bits, self.kl_balance).mean()
+        if self.open_loop_horizon > 0 and self.scales.open_loop > 0 and t > 1:
+            pixel_weights = None if weights is None else weights.unflatten(0, (b, t))
+            terms["open_loop"] = self.open_loop_loss(batch, out, pixel_weights)
         terms["reward"] = -self.reward(feat).log_prob(batch["reward"].float()).mean()
         terms["continuation"] = objectives.continue_loss(self.cont(feat), batch["is_terminal"]).mean()
         terms.update(self.perception.losses(out, is_first, obs))
@@ -518,6 +531,45 @@ class VRNN(nn.Module):
         metrics.update({f"latent_{k}": v for k, v in stats.items()})
         metrics.update(self.perception.metrics(out))
         return total, metrics, out
+
+    def open_loop_loss(self, batch: dict[str, Tensor], out: dict, weights: Tensor | None = None) -> Tensor:
+        """Reconstruction from imagined states: scalar.
+
+        From the posterior state at each step ``t < T - k`` of a window (``k`` the open-loop horizon,
+        at most ``T - 1``) the prior is rolled ``j`` steps with the actions taken, ``j`` drawn from
+        ``1..k`` per start, and the decoder draws frame ``t + j`` from the imagined state (with the
+        attention prior's map where the decoder reads one, without the sub-cell detail, as in
+        imagination). The error (the reconstruction's, pixels weighted by ``weights [B, T, S, S]``
+        of the target frames if given) is averaged over the starts whose ``j`` steps do not cross an
+        episode's start. Gradients reach the transition, the prior and the decoder.
+
+        Args:
+            batch: :meth:`loss`'s batch (``obs``, ``action``, ``is_first`` ``[B, T, ...]``).
+            out: :meth:`observe`'s outputs on it.
+        """
+        obs, is_first = batch["obs"], batch["is_first"].bool()
+        b, t = obs.shape[:2]
+        k = min(self.open_loop_horizon, t - 1)
+        n = t - k
+        keys = ("deter", "stoch", "cell") + (("attention",) if self.decoder_attention else ())
+        start = {key: out[key][:, :n].flatten(0, 1) for key in keys if key in out}
+        onehot = self._onehot(batch["action"])
+        queue = iter([onehot[:, j : j + n].flatten(0, 1) for j in range(k)])  # the actions taken from t on
+        img = self.imagine(lambda feat: next(queue), start, k, attention=self.decoder_attention)
+        steps = torch.randint(1, k + 1, (b * n,), device=obs.device)  # [b*n]
+        rows = torch.arange(b * n, device=obs.device)
+        feat = img["feat"][rows, steps]
+        maps = img["attention"][rows, steps] if self.decoder_attention else None
+        origin = torch.arange(n, device=obs.device).repeat(b)  # t of each start, batch-major as flatten
+        target_index = (rows // n, origin + steps)
+        target = obs[target_index].float() / 255.0  # [b*n, 3, S, S]
+        pixel_weights = None if weights is None else weights[target_index]
+        error = self.decoder.loss(feat, target, pixel_weights, maps, None)
+        # a start is kept when no episode begins in (t, t + j]
+        started = torch.cumsum(is_first[:, 1:].long(), 1)  # episode starts in (0, i] at [:, i - 1]
+        before = torch.cat([torch.zeros_like(started[:, :1]), started], 1)  # in (0, i] at [:, i]
+        keep = before[target_index] == before[:, :n].flatten(0, 1)
+        return (error * keep).sum() / keep.sum().clamp_min(1)
 
     def _spatial_latent_losses(self, features: Tensor) -> dict[str, Tensor]:
         """Seed 004's losses on the encoder's spatial latents ``[N, F, R, R]`` (off by default)."""

@@ -444,3 +444,56 @@ def test_the_object_head_predicts_the_posteriors_slots_and_trains_with_the_model
     assert VRNN(3, **SMALL).object_tokens(out["feat"]) is None
     with pytest.raises(ValueError, match="object_policy needs attention"):
         VRNN(3, attention=False, object_policy=True, **SMALL)
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_open_loop_loss_draws_frame_t_plus_j_from_the_state_imagined_j_steps_on(attention):
+    """The term against a start-by-start computation: the prior rolled with the actions taken, the
+    frame ``j`` steps on as the target, starts whose ``j`` steps cross an episode start left out."""
+    torch.manual_seed(0)
+    model = VRNN(3, attention=attention, decoder_attention=attention, open_loop_horizon=2, **SMALL)
+    batch = make_batch(b=2, t=6)
+    batch["is_first"][0, 3] = True
+    out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+    torch.manual_seed(1)
+    loss = model.open_loop_loss(batch, out)
+    n = 4  # starts t = 0..3, each with 2 steps ahead in the window
+    torch.manual_seed(1)  # the same draws: the rollout's samples, then the steps j
+    start = {k: out[k][:, :n].flatten(0, 1) for k in ("deter", "stoch", "attention") if k in out}
+    actions = F.one_hot(batch["action"], 3).float()
+    queue = iter([actions[:, j : j + n].flatten(0, 1) for j in range(2)])
+    img = model.imagine(lambda feat: next(queue), start, 2, attention=attention)
+    steps = torch.randint(1, 3, (2 * n,))
+    errors = []
+    for row, j in enumerate(steps.tolist()):
+        b, t = divmod(row, n)
+        if batch["is_first"][b, t + 1 : t + j + 1].any():
+            continue
+        maps = img["attention"][row, j][None] if attention else None
+        frame = model.decode(img["feat"][row, j][None], maps)
+        target = batch["obs"][b, t + j][None].float() / 255.0
+        errors.append((frame - target).square().sum())
+    assert 0 < len(errors) < 2 * n  # the episode start at [0, 3] leaves some starts out
+    assert torch.allclose(loss, torch.stack(errors).mean(), rtol=1e-5)
+
+
+def test_open_loop_loss_reaches_the_transition_and_is_checked():
+    torch.manual_seed(0)
+    model = VRNN(3, attention=True, open_loop_horizon=2, **SMALL)
+    batch = make_batch(t=5)
+    total, terms, _ = model.loss(batch)
+    assert terms["open_loop"] > 0
+    model.zero_grad()
+    terms_only = model.open_loop_loss(batch, model.observe(batch["obs"], batch["action"], batch["is_first"]))
+    terms_only.backward()
+    for part in (model.cell, model.img_in, model.latent, model.decoder):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), part
+    batch["is_first"][:] = True  # every step starts an episode: no start has a frame ahead in its episode
+    assert model.open_loop_loss(batch, model.observe(batch["obs"], batch["action"], batch["is_first"])) == 0
+    assert "open_loop" not in VRNN(3, attention=False, **SMALL).loss(batch)[1]  # off by default
+    with pytest.raises(ValueError, match="open_loop_horizon"):
+        VRNN(3, open_loop_horizon=-1, **SMALL)
+    with pytest.raises(ConfigError, match="open_loop_horizon"):
+        load_config(["debug"], ["train.open_loop_horizon=16", "train.seq_len=16"])
+    cfg = load_config(["debug"], ["train.open_loop_horizon=3"])
+    assert VRNN.from_config(cfg.model, 3, cfg.train).open_loop_horizon == 3
