@@ -40,7 +40,7 @@ from aime.runtime.run_dir import replay_dirname
 
 SCRIPTS = ("right", "follow")  # a wall the ball comes down at, and the paddle under the ball
 STEPS_SHOWN = (0, 1, 5, 10)  # imagined steps whose ball share the table shows
-LOSSES = ("reconstruction", "kl_value", "reward", "continuation")  # the world-model terms reported
+LOSSES = ("reconstruction", "open_loop", "kl_value", "reward", "continuation")  # the world-model terms reported
 
 
 def read_run(run: str, overrides: list[str]):
