@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         if update % args.every == 0 or update == args.updates:
             measure(update)
     if args.json:
-        args.json.write_text(json.dumps({"run": args.run, "overrides": args.overrides, "rows": rows}, indent=1))
+        record = {"run": args.run, "overrides": args.overrides, "continue": args.resume, "rows": rows}
+        args.json.write_text(json.dumps(record, indent=1))
     return 0
 
 

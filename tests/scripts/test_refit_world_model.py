@@ -38,6 +38,12 @@ def test_overrides_reach_the_new_model_and_bad_input_is_refused(tiny_breakout_ru
     longer = subprocess.run(command + ["--set", "train.seq_len=8", "--json", str(out)], capture_output=True, text=True)
     assert longer.returncode == 0, longer.stderr
     assert json.loads(out.read_text())["overrides"] == ["train.seq_len=8"]
+    assert json.loads(out.read_text())["continue"] is False
+    resumed = subprocess.run(command + ["--continue", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(out.read_text())["continue"] is True
+    reshaped = subprocess.run(command + ["--continue", "--set", "model.deter=40"], capture_output=True, text=True)
+    assert reshaped.returncode == 2 and "--continue needs the run's own world-model shapes" in reshaped.stderr
     bad = subprocess.run(command + ["--set", "train.seq_lenn=8"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "train.seq_len" in bad.stderr
     catch = subprocess.run([sys.executable, SCRIPT, str(tiny_catch_run)], capture_output=True, text=True, timeout=120)
