@@ -193,6 +193,10 @@ class TrainConfig:
     """``k > 0``: the world model also learns to draw frames from states imagined ``1..k`` steps on
     from its posterior states with the actions taken (loss term ``open_loop``), not only the next
     step's prior through the KL. 0: off."""
+    open_loop_decoder_grad: bool = True
+    """Whether the ``open_loop`` term's gradients reach the decoder's parameters. ``False``: the
+    decoder learns from the posterior's frames alone, and the term trains the transition, the prior
+    and the start states to give states the decoder draws correctly."""
     loss_scales: LossScales = field(default_factory=LossScales)
     max_nonfinite_updates: int = 20
     """Consecutive non-finite losses after which the run stops (with a checkpoint)."""

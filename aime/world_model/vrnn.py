@@ -28,9 +28,10 @@ loss share one state convention and are read together; the schema's losses are
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -118,6 +119,9 @@ class VRNN(nn.Module):
             taken (``j`` drawn from ``1..k`` per start) and the decoder draws frame ``t + j`` from
             the imagined state, against the real frame (see :meth:`open_loop_loss`). The one-step
             KL alone does not teach imagination to keep what it must carry over several steps.
+        open_loop_decoder_grad: whether that term's gradients reach the decoder's parameters
+            (``False``: the decoder learns from the posterior's frames alone, and the term trains
+            the transition, the prior and the start states to give states it draws correctly).
     """
 
     def __init__(
@@ -158,6 +162,7 @@ class VRNN(nn.Module):
         free_bits: float = _TRAIN.free_bits,
         kl_balance: float = _TRAIN.kl_balance,
         open_loop_horizon: int = _TRAIN.open_loop_horizon,
+        open_loop_decoder_grad: bool = _TRAIN.open_loop_decoder_grad,
     ) -> None:
         super().__init__()
         if num_actions < 1:
@@ -178,6 +183,7 @@ class VRNN(nn.Module):
         if open_loop_horizon < 0:
             raise ValueError(f"open_loop_horizon must be >= 0 (0: off), got {open_loop_horizon}")
         self.open_loop_horizon = open_loop_horizon
+        self.open_loop_decoder_grad = open_loop_decoder_grad
         embed_dim = embed_dim or hidden
         perception = PERCEPTIONS["schema" if attention else "plain"]
         perception_args = dict(
@@ -250,7 +256,9 @@ class VRNN(nn.Module):
         kwargs = dataclasses.asdict(model)
         if train is not None:
             kwargs.update(loss_scales=train.loss_scales, free_bits=train.free_bits, kl_balance=train.kl_balance)
-            kwargs.update(open_loop_horizon=train.open_loop_horizon)
+            kwargs.update(
+                open_loop_horizon=train.open_loop_horizon, open_loop_decoder_grad=train.open_loop_decoder_grad
+            )
         kwargs.update(overrides)
         return cls(num_actions, **kwargs)
 
@@ -541,7 +549,8 @@ class VRNN(nn.Module):
         attention prior's map where the decoder reads one, without the sub-cell detail, as in
         imagination). The error (the reconstruction's, pixels weighted by ``weights [B, T, S, S]``
         of the target frames if given) is averaged over the starts whose ``j`` steps do not cross an
-        episode's start. Gradients reach the transition, the prior and the decoder.
+        episode's start. Gradients reach the transition, the prior, the start states and, unless
+        ``open_loop_decoder_grad`` is ``False``, the decoder's parameters.
 
         Args:
             batch: :meth:`loss`'s batch (``obs``, ``action``, ``is_first`` ``[B, T, ...]``).
@@ -564,7 +573,8 @@ class VRNN(nn.Module):
         target_index = (rows // n, origin + steps)
         target = obs[target_index].float() / 255.0  # [b*n, 3, S, S]
         pixel_weights = None if weights is None else weights[target_index]
-        error = self.decoder.loss(feat, target, pixel_weights, maps, None)
+        with _parameters_frozen(self.decoder, not self.open_loop_decoder_grad):
+            error = self.decoder.loss(feat, target, pixel_weights, maps, None)
         # a start is kept when no episode begins in (t, t + j]
         started = torch.cumsum(is_first[:, 1:].long(), 1)  # episode starts in (0, i] at [:, i - 1]
         before = torch.cat([torch.zeros_like(started[:, :1]), started], 1)  # in (0, i] at [:, i]
@@ -596,6 +606,20 @@ class VRNN(nn.Module):
             )
         if tuple(is_first.shape) != bt:
             raise ValueError(f"is_first: expected {bt}, got {tuple(is_first.shape)}")
+
+
+@contextlib.contextmanager
+def _parameters_frozen(module: nn.Module, frozen: bool) -> Iterator[None]:
+    """Within, if ``frozen``, the operations recorded give ``module``'s parameters no gradient;
+    their inputs still get theirs, and each parameter's ``requires_grad`` is restored on exit."""
+    params = [p for p in module.parameters() if p.requires_grad] if frozen else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def _rename_perception_keys(module: nn.Module, state_dict: dict, prefix: str, *_: object) -> None:

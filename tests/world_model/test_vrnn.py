@@ -497,3 +497,30 @@ def test_open_loop_loss_reaches_the_transition_and_is_checked():
         load_config(["debug"], ["train.open_loop_horizon=16", "train.seq_len=16"])
     cfg = load_config(["debug"], ["train.open_loop_horizon=3"])
     assert VRNN.from_config(cfg.model, 3, cfg.train).open_loop_horizon == 3
+
+
+def test_open_loop_decoder_grad_false_leaves_the_decoder_to_the_posterior_frames():
+    """With the decoder frozen for the term, its parameters get nothing from it, the transition and
+    the encoder (through the start states) still do, the term's value is unchanged, and the
+    decoder's parameters take gradients again afterwards."""
+    batch = make_batch(t=5)
+    values = {}
+    for grad in (True, False):
+        torch.manual_seed(0)
+        model = VRNN(3, attention=True, open_loop_horizon=2, open_loop_decoder_grad=grad, **SMALL)
+        out = model.observe(batch["obs"], batch["action"], batch["is_first"])
+        torch.manual_seed(1)
+        values[grad] = model.open_loop_loss(batch, out)
+        values[grad].backward()
+        decoder_grads = [p.grad for p in model.decoder.parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in decoder_grads) == grad
+        assert all(g is None for g in decoder_grads) != grad
+        for part in (model.cell, model.latent, model.encoder):
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), part
+        assert all(p.requires_grad for p in model.decoder.parameters())
+    assert torch.allclose(values[True], values[False])
+    model.zero_grad()
+    model.loss(batch)[0].backward()  # the whole loss: the reconstruction still trains the decoder
+    assert all(p.grad is not None for p in model.decoder.parameters())
+    cfg = load_config(["debug"], ["train.open_loop_horizon=3", "train.open_loop_decoder_grad=false"])
+    assert VRNN.from_config(cfg.model, 3, cfg.train).open_loop_decoder_grad is False
