@@ -271,6 +271,7 @@ class Agent(nn.Module):
             discount=t.discount,
             lam=t.lambda_,
             entropy=t.entropy,
+            replay_value=t.loss_scales.replay_value,
             object_dim=0 if self.world_model.object_head is None else self.world_model.object_head.token_dim,
         )
         self.to(self.device)
@@ -403,7 +404,7 @@ class Agent(nn.Module):
         start_cont = 1.0 - data["is_terminal"].flatten().float()
         normalizer = [b.clone() for b in self.behavior.normalizer.buffers()]
         with self.autocast_context():
-            a_loss, c_loss, b_metrics = self.behavior.loss(self.world_model, start, start_cont)
+            a_loss, c_loss, b_metrics = self.behavior.loss(self.world_model, start, start_cont, replay=data)
         if self.sync is not None:  # the return range comes from each replica's own imagined returns
             self.sync.average_buffers(self.behavior.normalizer)
         bad = wm_bad | self._nonfinite(a_loss, c_loss)  # a skipped world model skips the behaviour too
@@ -429,10 +430,14 @@ class Agent(nn.Module):
             self._restore_normalizer(normalizer, bad)
             if bool(bad):  # the update's one host read
                 return None
+        replay_value = (
+            {"losses/replay_value": b_metrics.pop("replay_value_loss")} if "replay_value_loss" in b_metrics else {}
+        )
         return {
             **{f"behavior/{k}": v for k, v in b_metrics.items()},
             "losses/actor": a_loss.detach(),
             "losses/critic": c_loss.detach(),
+            **replay_value,
             **norms,
         }
 

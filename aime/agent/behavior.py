@@ -8,7 +8,9 @@ lambda-return
 
 is the critic's two-hot target and, normalised by a running 5th-95th percentile range
 ``S`` (``max(1, S)``), the actor's REINFORCE advantage, with an entropy bonus. The critic is also
-pulled towards a slow (EMA) copy of itself. Every loss is a pure function below.
+pulled towards a slow (EMA) copy of itself. With ``replay_value > 0`` the critic also learns, at
+the replayed posterior states, the lambda-return of the real rewards bootstrapped by imagination
+(DreamerV3's replay value loss, :func:`replay_lambda_return`). Every loss is a pure function below.
 
 With object tokens (``object_dim > 0``, the world model's ``object_tokens``) the actor and critic
 also read ``K`` object tokens by cross-attention from ``s``
@@ -18,6 +20,7 @@ also read ``K`` object tokens by cross-attention from ``s``
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +49,34 @@ def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, discount: float, 
     return torch.stack(out[::-1], 1)
 
 
+def replay_lambda_return(
+    reward: Tensor, terminal: Tensor, last: Tensor, boot: Tensor, discount: float, lam: float
+) -> Tensor:
+    """Lambda-returns ``[B, T-1]`` along replayed windows, from real rewards and imagined returns.
+
+    With ``reward, terminal, last, boot [B, T]`` (``reward[:, t]`` and ``terminal[:, t]`` belong to
+    the step into ``t``; ``last[:, t]``: state ``t`` ends its episode for learning, so no return
+    runs past it; ``boot[:, t]``: the imagined lambda-return from the posterior state ``t``)::
+
+        R_t = r_{t+1} + gamma (1 - d_{t+1}) ((1 - l_t) b_{t+1} + l_t R_{t+1}),   l_t = lambda (1 - last_{t+1}),
+
+    with ``R_{T-1} = b_{T-1}``: the window's real rewards as far as they go, then imagination.
+    """
+    if not (reward.shape == terminal.shape == last.shape == boot.shape) or reward.dim() != 2:
+        raise ValueError(
+            f"expected reward, terminal, last and boot [B, T], got {tuple(reward.shape)}, "
+            f"{tuple(terminal.shape)}, {tuple(last.shape)}, {tuple(boot.shape)}"
+        )
+    live = discount * (1.0 - terminal[:, 1:].float())
+    cont = lam * (1.0 - last[:, 1:].float())
+    out = []
+    ret = boot[:, -1]
+    for t in reversed(range(reward.shape[1] - 1)):  # the window's steps, not batch: a short recurrence
+        ret = reward[:, t + 1] + live[:, t] * ((1 - cont[:, t]) * boot[:, t + 1] + cont[:, t] * ret)
+        out.append(ret)
+    return torch.stack(out[::-1], 1)
+
+
 def actor_loss(log_prob: Tensor, entropy: Tensor, advantage: Tensor, weight: Tensor, entropy_scale: float) -> Tensor:
     """REINFORCE with an entropy bonus: ``mean(weight * -(log_prob * sg(advantage) + eta * entropy))``."""
     return (weight * -(log_prob * advantage.detach() + entropy_scale * entropy)).mean()
@@ -55,6 +86,29 @@ def critic_loss(dist: TwoHot, target: Tensor, slow_target: Tensor, weight: Tenso
     """Two-hot log loss to the lambda-return plus to the slow critic's value, discount-weighted."""
     loss = -dist.log_prob(target.detach()) - slow_scale * dist.log_prob(slow_target.detach())
     return (weight * loss).mean()
+
+
+def replay_value_loss(
+    dist: TwoHot, slow_value: Tensor, replay: Mapping[str, Tensor], boot: Tensor, discount: float, lam: float
+) -> tuple[Tensor, Tensor]:
+    """The critic's two-hot loss at replayed posterior states (DreamerV3's ``repval``).
+
+    Args:
+        dist: the critic at the windows' posterior states, ``[B, T]`` values.
+        slow_value: ``[B, T]``, the slow critic's values there (the same pull as :func:`critic_loss`).
+        replay: the windows' ``reward``, ``is_terminal``, ``is_first`` ``[B, T]``.
+        boot: ``[B, T]``, the imagined lambda-return from each of those states.
+    Returns:
+        ``(loss, returns [B, T-1])``; states that end their episode for learning (terminal, or
+        followed by a new episode's first step) carry no weight.
+    """
+    terminal, first = replay["is_terminal"].bool(), replay["is_first"].bool()
+    last = terminal | torch.cat([first[:, 1:], torch.zeros_like(first[:, :1])], 1)
+    returns = replay_lambda_return(replay["reward"].float(), terminal, last, boot.detach(), discount, lam)
+    weight = (~last[:, :-1]).float()
+    head = TwoHot(dist.logits[:, :-1], dist.bins)
+    loss = -head.log_prob(returns.detach()) - head.log_prob(slow_value[:, :-1].detach())
+    return (weight * loss).mean(), returns
 
 
 class ReturnNormalizer(nn.Module):
@@ -92,6 +146,8 @@ class Behavior(nn.Module):
         unimix: uniform mixture in the actor's distribution.
         object_dim: size of one object token the actor and critic also read (0: they read ``s``
             alone). Then every method takes the tokens, ``objects [..., K, object_dim]``.
+        replay_value: weight of :func:`replay_value_loss` in the critic's loss (0: off; DreamerV3:
+            0.3). Then :meth:`loss` needs the replayed windows the start states came from.
     """
 
     def __init__(
@@ -108,8 +164,12 @@ class Behavior(nn.Module):
         unimix: float = 0.01,
         bins: int = 255,
         object_dim: int = 0,
+        replay_value: float = 0.0,
     ) -> None:
         super().__init__()
+        if replay_value < 0:
+            raise ValueError(f"replay_value: expected a weight >= 0, got {replay_value}")
+        self.replay_value = replay_value
         self.num_actions, self.horizon, self.discount, self.lam = num_actions, horizon, discount, lam
         self.entropy_scale, self.slow_decay, self.unimix = entropy, slow_decay, unimix
         self.object_dim = object_dim
@@ -149,13 +209,22 @@ class Behavior(nn.Module):
         """The critic's (or the slow critic's) value distribution at ``feat [..., F]``."""
         return TwoHot(self._run(self.slow_critic if slow else self.critic, feat, objects).float(), self.bins)
 
-    def loss(self, world_model: nn.Module, start: dict[str, Tensor], start_cont: Tensor) -> tuple[Tensor, Tensor, dict]:
+    def loss(
+        self,
+        world_model: nn.Module,
+        start: dict[str, Tensor],
+        start_cont: Tensor,
+        replay: Mapping[str, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor, dict]:
         """Actor and critic losses from imagined rollouts.
 
         Args:
             world_model: a :class:`~aime.world_model.vrnn.VRNN` (its parameters are not trained here).
             start: posterior states ``deter [N, D]``, ``stoch [N, S]`` (``cell`` for LSTM), detached.
             start_cont: ``[N]`` 1 - is_terminal of the start states.
+            replay: the windows the start states are the posterior of, ``reward``, ``is_terminal``,
+                ``is_first`` ``[B, T]`` with ``N = B * T`` (row-major); needed when
+                ``replay_value > 0``, ignored otherwise.
         Returns:
             ``(actor_loss, critic_loss, metrics)``.
         """
@@ -188,6 +257,15 @@ class Behavior(nn.Module):
         entropy = dist.entropy()
         a_loss = actor_loss(log_prob, entropy, advantage, weight[:, :-1], self.entropy_scale)
         c_loss = critic_loss(TwoHot(critic.logits[:, :-1], self.bins), returns, slow_value[:, :-1], weight[:, :-1])
+        replayed = {}
+        if self.replay_value > 0:
+            windows = self._windows(replay, feat.shape[0])
+            at_replay = TwoHot(windows(critic.logits[:, 0]), self.bins)
+            r_loss, r_returns = replay_value_loss(
+                at_replay, windows(slow_value[:, 0]), replay, windows(returns[:, 0]), self.discount, self.lam
+            )
+            c_loss = c_loss + self.replay_value * r_loss
+            replayed = {"replay_value_loss": r_loss.detach(), "replay_return": r_returns.mean().detach()}
         metrics = {
             "imagined_return": returns.mean().detach(),
             "imagined_reward": reward.mean(),
@@ -197,8 +275,21 @@ class Behavior(nn.Module):
             "return_range": self.normalizer.range.detach().clone(),  # S before max(1, S)
             "advantage": advantage.mean().detach(),
             "advantage_std": advantage.std().detach(),  # the actor's signal, against the entropy bonus
+            **replayed,
         }
         return a_loss, c_loss, metrics
+
+    @staticmethod
+    def _windows(replay: Mapping[str, Tensor] | None, n: int):
+        """``[N, ...] -> [B, T, ...]`` for the replayed windows' ``[B, T]`` (checked against ``N``)."""
+        if replay is None:
+            raise ValueError(
+                "Behavior.loss: replay_value > 0 needs the replayed windows (reward, is_terminal, is_first)"
+            )
+        b, t = replay["reward"].shape
+        if b * t != n:
+            raise ValueError(f"Behavior.loss: {n} start states, but the replayed windows are [{b}, {t}]")
+        return lambda x: x.reshape(b, t, *x.shape[1:])
 
     @torch.no_grad()
     def update_slow_critic(self, skip: Tensor | None = None) -> None:

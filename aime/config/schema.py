@@ -159,6 +159,9 @@ class LossScales:
     nca_refinement: float = 0.0
     actor: float = 1.0
     critic: float = 1.0
+    replay_value: float = 0.0
+    """The critic's loss at the replayed posterior states, toward the real rewards' lambda-return
+    bootstrapped by imagination (DreamerV3's replay value loss, which it weighs 0.3); 0: off."""
 
 
 @dataclass

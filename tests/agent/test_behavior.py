@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from aime.agent.behavior import Behavior, ReturnNormalizer, actor_loss, lambda_return
+from aime.agent.behavior import Behavior, ReturnNormalizer, actor_loss, lambda_return, replay_lambda_return
 from aime.world_model.vrnn import VRNN
 
 
@@ -19,6 +19,28 @@ def test_lambda_return_matches_a_hand_computation():
     torch.testing.assert_close(td, reward + g * cont * value[:, 1:])
     with pytest.raises(ValueError, match="expected reward"):
         lambda_return(reward, cont, value[:, :3], g, lam)
+
+
+def test_replay_lambda_return_uses_real_rewards_then_imagination_and_stops_at_episode_ends():
+    reward = torch.tensor([[9.0, 1.0, 0.0, 2.0]])  # reward[:, 0] came before the window: never used
+    boot = torch.tensor([[0.5, 1.0, 2.0, 4.0]])
+    none = torch.zeros(1, 4, dtype=torch.bool)
+    g, lam = 0.9, 0.5
+    r2 = 2.0 + g * ((1 - lam) * 4.0 + lam * 4.0)  # R_{T-1} = b_{T-1}
+    r1 = 0.0 + g * ((1 - lam) * 2.0 + lam * r2)
+    r0 = 1.0 + g * ((1 - lam) * 1.0 + lam * r1)
+    torch.testing.assert_close(replay_lambda_return(reward, none, none, boot, g, lam), torch.tensor([[r0, r1, r2]]))
+    # the step into state 2 is terminal: R_1 is its reward alone, and R_0 reaches it through R_1
+    terminal = torch.tensor([[False, False, True, False]])
+    got = replay_lambda_return(reward, terminal, terminal, boot, g, lam)
+    torch.testing.assert_close(got[0, :2], torch.tensor([1.0 + g * (1 - lam) * 1.0, 0.0]))
+    # state 1 ends its episode (a new one follows): R_0 takes its bootstrap, nothing past it
+    last = torch.tensor([[False, True, False, False]])
+    torch.testing.assert_close(
+        replay_lambda_return(reward, none, last, boot, g, lam)[0, 0], torch.tensor(1.0 + g * 1.0)
+    )
+    with pytest.raises(ValueError, match="expected reward"):
+        replay_lambda_return(reward, none, none, boot[:, :3], g, lam)
 
 
 def test_return_normalizer_tracks_the_percentile_range_and_floors_at_one():
@@ -92,3 +114,40 @@ def test_act_modes():
     greedy = beh.act(feat, explore=False)
     assert greedy.shape == (10,) and torch.equal(greedy, beh.act(feat, explore=False))
     assert ((0 <= greedy) & (greedy < 4)).all()
+
+
+def test_replay_value_loss_pulls_the_critic_at_replayed_states_to_the_real_returns():
+    torch.manual_seed(0)
+    wm = VRNN(3, deter=16, stoch=2, classes=3, hidden=16, cnn_depth=4, context_dim=8, num_slots=2, attention=False)
+    b, t = 2, 5
+    start = {"deter": torch.randn(b * t, 16), "stoch": torch.randn(b * t, 6)}
+    replay = {
+        "reward": torch.full((b, t), 3.0),
+        "is_terminal": torch.zeros(b, t, dtype=torch.bool),
+        "is_first": torch.zeros(b, t, dtype=torch.bool),
+    }
+    plain = Behavior(wm.feat_size, 3, hidden=16, horizon=4)
+    beh = Behavior(wm.feat_size, 3, hidden=16, horizon=4, replay_value=1.0)
+    beh.load_state_dict(plain.state_dict())
+    torch.manual_seed(1)
+    _, c_plain, _ = plain.loss(wm, start, torch.ones(b * t))
+    torch.manual_seed(1)
+    _, c_loss, metrics = beh.loss(wm, start, torch.ones(b * t), replay=replay)
+    # the same imagination, plus the replay term: the real rewards (3 a step) lift the returns
+    assert c_loss > c_plain and metrics["replay_return"] > 2.9 and metrics["replay_value_loss"] > 0
+    feat = wm.feat(start)
+    for net, kwargs in ((plain, {}), (beh, {"replay": replay})):
+        opt = torch.optim.Adam(net.critic.parameters(), 1e-2)
+        for _ in range(40):
+            _, loss, _ = net.loss(wm, start, torch.ones(b * t), **kwargs)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    # imagination alone pays the untrained reward head's ~0; the replay term teaches these states pay
+    assert beh.value(feat).mean().mean() > plain.value(feat).mean().mean() + 0.5
+    with pytest.raises(ValueError, match="replayed windows"):
+        beh.loss(wm, start, torch.ones(b * t))
+    with pytest.raises(ValueError, match="replayed windows are"):
+        beh.loss(wm, start, torch.ones(b * t), replay={k: v[:, :4] for k, v in replay.items()})
+    with pytest.raises(ValueError, match="replay_value"):
+        Behavior(wm.feat_size, 3, replay_value=-1.0)
