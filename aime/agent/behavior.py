@@ -31,10 +31,11 @@ from aime.nn.distributions import StraightThroughCategorical, TwoHot, symlog_bin
 from aime.nn.mlp import mlp
 
 
-def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, discount: float, lam: float) -> Tensor:
+def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, discount: float, lam: float | Tensor) -> Tensor:
     """Lambda-returns ``[N, H]`` from ``reward, cont [N, H]`` (at steps 1..H) and ``value [N, H+1]``.
 
-    ``reward[:, t]`` and ``cont[:, t]`` belong to the transition ``s_t -> s_{t+1}``.
+    ``reward[:, t]`` and ``cont[:, t]`` belong to the transition ``s_t -> s_{t+1}``; ``lam`` is one
+    number or ``[N, H]`` (a ``lam[:, t]`` of 0 bootstraps ``R_t`` from ``value[:, t+1]`` alone).
     """
     if value.shape[1] != reward.shape[1] + 1 or reward.shape != cont.shape:
         raise ValueError(
@@ -44,7 +45,8 @@ def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, discount: float, 
     out = []
     ret = value[:, -1]
     for t in reversed(range(reward.shape[1])):  # the horizon, not batch: a short recurrence
-        ret = reward[:, t] + discount * cont[:, t] * ((1 - lam) * value[:, t + 1] + lam * ret)
+        lam_t = lam[:, t] if isinstance(lam, Tensor) else lam
+        ret = reward[:, t] + discount * cont[:, t] * ((1 - lam_t) * value[:, t + 1] + lam_t * ret)
         out.append(ret)
     return torch.stack(out[::-1], 1)
 
@@ -67,14 +69,8 @@ def replay_lambda_return(
             f"expected reward, terminal, last and boot [B, T], got {tuple(reward.shape)}, "
             f"{tuple(terminal.shape)}, {tuple(last.shape)}, {tuple(boot.shape)}"
         )
-    live = discount * (1.0 - terminal[:, 1:].float())
-    cont = lam * (1.0 - last[:, 1:].float())
-    out = []
-    ret = boot[:, -1]
-    for t in reversed(range(reward.shape[1] - 1)):  # the window's steps, not batch: a short recurrence
-        ret = reward[:, t + 1] + live[:, t] * ((1 - cont[:, t]) * boot[:, t + 1] + cont[:, t] * ret)
-        out.append(ret)
-    return torch.stack(out[::-1], 1)
+    live = 1.0 - terminal[:, 1:].float()
+    return lambda_return(reward[:, 1:], live, boot, discount, lam * (1.0 - last[:, 1:].float()))
 
 
 def actor_loss(log_prob: Tensor, entropy: Tensor, advantage: Tensor, weight: Tensor, entropy_scale: float) -> Tensor:
