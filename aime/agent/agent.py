@@ -19,7 +19,7 @@ runtime to the agent, never back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -182,6 +182,7 @@ def world_model_update(
     autocast: bool = False,
     fused: bool = False,
     sync: GradientSync | None = None,
+    extra_loss: Callable[[Mapping[str, Tensor], dict], tuple[Tensor, dict[str, Tensor]]] | None = None,
 ) -> WorldModelStep:
     """One world-model update on a batch of windows: loss, backward, clip, step -- unless the loss is
     not finite, when parameters and optimiser state stay as they were.
@@ -200,10 +201,15 @@ def world_model_update(
             host read. Otherwise the flag is read once, before the backward pass.
         sync: data-parallel replicas' agreement: gradients are averaged before clipping, and every
             replica skips when any one's loss is not finite.
+        extra_loss: ``(data, out) -> (term, metrics)``, a term added to the model's loss from its
+            outputs (``train.replay_value_grad``), and its detached metrics.
     """
     device_type = next(model.parameters()).device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
         loss, metrics, out = model.loss(data)
+        if extra_loss is not None:
+            term, extra = extra_loss(data, out)
+            loss, metrics = loss + term, {**metrics, **extra}
     skip = nonfinite(loss, sync=sync)
     if not fused and bool(skip):  # unfused optimisers cannot skip on the device
         return WorldModelStep(loss, metrics, out, skip, None)
@@ -360,6 +366,7 @@ class Agent(nn.Module):
             autocast=self.autocast,
             fused=self.fused,
             sync=self.sync,
+            extra_loss=self._replay_value_term if t.replay_value_grad else None,
         )
         if wm.grad_norm is None:  # an unfused optimiser read the flag: nothing was stepped
             return dict(NONFINITE), False
@@ -373,6 +380,13 @@ class Agent(nn.Module):
         result.update(learned)
         result.update({"losses/world_model": wm_loss.detach(), "grad_norm/world_model": wm.grad_norm})
         return result, True
+
+    def _replay_value_term(self, data: Mapping[str, Tensor], out: dict) -> tuple[Tensor, dict[str, Tensor]]:
+        """``train.replay_value_grad``: the replay value loss at the posterior states ``out["feat"]``
+        ``[B, T, F]``, weighted, for the world model's update (its metric: ``replay_value_model``)."""
+        feat = out["feat"]
+        loss = self.behavior.replay_value_model_loss(feat, data, self.world_model.object_tokens(feat))
+        return self.cfg.train.loss_scales.replay_value * loss, {"replay_value_model": loss.detach()}
 
     def behavior_step(self, batch: Mapping[str, np.ndarray | Tensor]) -> tuple[dict[str, Tensor | float], bool]:
         """One behaviour update in the imagination of the world model as it stands (not trained).

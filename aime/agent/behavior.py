@@ -275,6 +275,25 @@ class Behavior(nn.Module):
         }
         return a_loss, c_loss, metrics
 
+    def replay_value_model_loss(
+        self, feat: Tensor, replay: Mapping[str, Tensor], objects: Tensor | None = None
+    ) -> Tensor:
+        """The replay value loss with its gradient into the world model (``train.replay_value_grad``).
+
+        Args:
+            feat: ``[B, T, F]``, the replayed windows' posterior states, not detached.
+            replay: their ``reward``, ``is_terminal``, ``is_first`` ``[B, T]``.
+            objects: the object tokens at ``feat`` (``object_policy``), or None.
+        Returns:
+            the unweighted scalar :func:`replay_value_loss` of the critic at ``feat``, bootstrapped
+            by the slow critic's values there. The critic's parameters also receive its gradient;
+            the caller steps the world model's optimiser alone with it.
+        """
+        with torch.no_grad():
+            slow = self.value(feat.detach(), slow=True, objects=None if objects is None else objects.detach()).mean()
+        loss, _ = replay_value_loss(self.value(feat, objects=objects), slow, replay, slow, self.discount, self.lam)
+        return loss
+
     @staticmethod
     def _windows(replay: Mapping[str, Tensor] | None, n: int):
         """``[N, ...] -> [B, T, ...]`` for the replayed windows' ``[B, T]`` (checked against ``N``)."""

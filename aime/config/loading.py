@@ -250,6 +250,11 @@ def validate(cfg: Config) -> None:
     for key in non_negative:
         if get_value(cfg, key) < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {get_value(cfg, key)!r}")
+    if cfg.train.replay_value_grad and cfg.train.loss_scales.replay_value <= 0:
+        raise ConfigError(
+            "config key 'train.replay_value_grad' needs 'train.loss_scales.replay_value' > 0 (the term's weight), "
+            f"got {cfg.train.loss_scales.replay_value!r}"
+        )
     if not 0.0 < cfg.model.attention_loss_fraction <= 1.0:
         raise ConfigError(
             f"config key 'model.attention_loss_fraction' must lie in (0, 1], got {cfg.model.attention_loss_fraction!r}"

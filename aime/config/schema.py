@@ -200,6 +200,12 @@ class TrainConfig:
     """Whether the ``open_loop`` term's gradients reach the decoder's parameters. ``False``: the
     decoder learns from the posterior's frames alone, and the term trains the transition, the prior
     and the start states to give states the decoder draws correctly."""
+    replay_value_grad: bool = False
+    """With ``loss_scales.replay_value > 0``: the replay value loss also trains the world model, its
+    gradient reaching the posterior states (DreamerV3's ``repval_grad``), so the state is shaped by
+    what the game really pays. Its term in the world model's update bootstraps from the slow
+    critic's values (the imagined returns come after that update); logged as
+    ``losses/replay_value_model``."""
     loss_scales: LossScales = field(default_factory=LossScales)
     max_nonfinite_updates: int = 20
     """Consecutive non-finite losses after which the run stops (with a checkpoint)."""

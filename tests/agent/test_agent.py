@@ -1,10 +1,11 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from aime.agent.agent import Agent
-from aime.config import load_config
+from aime.config import ConfigError, load_config
 from aime.runtime.replay import random_replay
 
 
@@ -96,3 +97,43 @@ def test_compile_option_compiles_in_place_and_keeps_checkpoint_keys():
     compiled.load_state_dict(eager.state_dict())
     feat = torch.randn(5, compiled.world_model.feat_size)
     torch.testing.assert_close(compiled.behavior.actor(feat), eager.behavior.actor(feat), rtol=1e-4, atol=1e-5)
+
+
+def test_replay_value_grad_adds_the_replay_value_loss_to_the_world_models_update():
+    on = ["train.loss_scales.replay_value=0.3"]
+    batch = random_replay(12, seed=3).sample(2, 4)
+    agents = []
+    for extra in ([], ["train.replay_value_grad=true"]):
+        torch.manual_seed(0)
+        agents.append(Agent(load_config(["debug", "tiny"], on + extra), num_actions=3))
+    plain, shaped = agents
+    with torch.no_grad():  # a critic that has learned something: its output layer starts at zero
+        for p in shaped.behavior.critic.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    plain.load_state_dict(shaped.state_dict())
+    data = shaped.to_tensors(batch)
+    _, _, out = shaped.world_model.loss(data)
+    term, metrics = shaped._replay_value_term(data, out)
+    assert term > 0 and torch.equal(term, 0.3 * metrics["replay_value_model"])
+    term.backward()
+    # the critic's loss at the posterior states reaches the state's makers: the transition and the encoder
+    for part in ("cell", "encoder"):
+        grads = [p.grad for p in getattr(shaped.world_model, part).parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), part
+    shaped.zero_grad(set_to_none=True)
+    results = []
+    for agent in agents:
+        torch.manual_seed(1)
+        results.append(agent.train_step(batch))
+    (m_plain, ok_plain), (m_shaped, ok_shaped) = results
+    assert ok_plain and ok_shaped and "losses/replay_value_model" not in m_plain
+    assert math.isfinite(float(m_shaped["losses/replay_value_model"]))
+    assert float(m_shaped["losses/world_model"]) > float(m_plain["losses/world_model"])
+    moved = [
+        not torch.equal(a, b)
+        for (k, a), b in zip(plain.state_dict().items(), shaped.state_dict().values())
+        if k.startswith("world_model.cell")
+    ]
+    assert any(moved)
+    with pytest.raises(ConfigError, match="replay_value_grad"):
+        load_config(["debug", "tiny"], ["train.replay_value_grad=true"])
