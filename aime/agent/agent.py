@@ -278,6 +278,7 @@ class Agent(nn.Module):
             lam=t.lambda_,
             entropy=t.entropy,
             replay_value=t.loss_scales.replay_value,
+            sample=t.imagination == "sample",
             object_dim=0 if self.world_model.object_head is None else self.world_model.object_head.token_dim,
         )
         self.to(self.device)

@@ -144,6 +144,8 @@ class Behavior(nn.Module):
             alone). Then every method takes the tokens, ``objects [..., K, object_dim]``.
         replay_value: weight of :func:`replay_value_loss` in the critic's loss (0: off; DreamerV3:
             0.3). Then :meth:`loss` needs the replayed windows the start states came from.
+        sample: imagine each step's ``z`` as a sample from the prior (DreamerV3); ``False``: as the
+            prior's mode (``train.imagination: mode``).
     """
 
     def __init__(
@@ -161,6 +163,7 @@ class Behavior(nn.Module):
         bins: int = 255,
         object_dim: int = 0,
         replay_value: float = 0.0,
+        sample: bool = True,
     ) -> None:
         super().__init__()
         if replay_value < 0:
@@ -169,6 +172,7 @@ class Behavior(nn.Module):
         self.num_actions, self.horizon, self.discount, self.lam = num_actions, horizon, discount, lam
         self.entropy_scale, self.slow_decay, self.unimix = entropy, slow_decay, unimix
         self.object_dim = object_dim
+        self.sample = sample
         if object_dim:
             self.actor = ObjectMLP(feat_dim, object_dim, hidden, num_actions, layers)
             self.critic = ObjectMLP(feat_dim, object_dim, hidden, bins, layers, zero_last=True)
@@ -234,7 +238,7 @@ class Behavior(nn.Module):
             return self._distribution(logits[-1].detach()).sample().squeeze(-2)
 
         with torch.no_grad():
-            traj = world_model.imagine(policy, start, self.horizon)
+            traj = world_model.imagine(policy, start, self.horizon, sample=self.sample)
             feat = traj["feat"]  # [N, H+1, F]
             reward = world_model.reward(feat[:, 1:]).mean()
             cont = torch.sigmoid(world_model.cont(feat[:, 1:]))

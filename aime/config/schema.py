@@ -200,6 +200,10 @@ class TrainConfig:
     """Whether the ``open_loop`` term's gradients reach the decoder's parameters. ``False``: the
     decoder learns from the posterior's frames alone, and the term trains the transition, the prior
     and the start states to give states the decoder draws correctly."""
+    imagination: str = "sample"
+    """How the actor's imagined rollouts draw each step's ``z`` from the prior: ``sample`` (DreamerV3)
+    or ``mode`` (the prior's most likely value: the rollout follows the deterministic path, which
+    keeps a Breakout ball drawn about twice as long as samples do)."""
     replay_value_grad: bool = False
     """With ``loss_scales.replay_value > 0``: the replay value loss also trains the world model, its
     gradient reaching the posterior states (DreamerV3's ``repval_grad``), so the state is shaped by
@@ -282,5 +286,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.slot_position": ("learned", "fourier"),
     "model.prior_position_bias": ("none", "relative"),
     "train.precision": ("auto", "fp32", "bf16"),
+    "train.imagination": ("sample", "mode"),
     "replay.prefetch": ("auto", "thread", "none"),
 }

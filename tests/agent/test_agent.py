@@ -137,3 +137,10 @@ def test_replay_value_grad_adds_the_replay_value_loss_to_the_world_models_update
     assert any(moved)
     with pytest.raises(ConfigError, match="replay_value_grad"):
         load_config(["debug", "tiny"], ["train.replay_value_grad=true"])
+
+
+def test_train_imagination_chooses_samples_or_the_priors_mode():
+    assert Agent(load_config(["debug", "tiny"]), num_actions=3).behavior.sample
+    assert not Agent(load_config(["debug", "tiny"], ["train.imagination=mode"]), num_actions=3).behavior.sample
+    with pytest.raises(ConfigError, match="train.imagination"):
+        load_config(["debug", "tiny"], ["train.imagination=mean"])

@@ -95,6 +95,21 @@ def test_actor_loss_scores_the_imagined_actions_under_the_policy_at_their_states
     assert seen["log_prob"].requires_grad
 
 
+@pytest.mark.parametrize("sample", [True, False])
+def test_imagination_draws_z_from_the_prior_or_takes_its_mode(monkeypatch, sample):
+    torch.manual_seed(0)
+    wm = VRNN(3, deter=16, stoch=2, classes=3, hidden=16, cnn_depth=4, context_dim=8, num_slots=2, attention=False)
+    beh = Behavior(wm.feat_size, 3, hidden=16, horizon=4, sample=sample)
+    seen, imagine = {}, wm.imagine
+    monkeypatch.setattr(wm, "imagine", lambda *a, **k: seen.setdefault("traj", imagine(*a, **k)))
+    beh.loss(wm, {"deter": torch.randn(64, 16), "stoch": torch.randn(64, 6)}, torch.ones(64))
+    traj = seen["traj"]
+    with torch.no_grad():
+        mode = wm.latent.mode(wm.latent.prior(traj["deter"][:, 1:]))
+    # 64 x 4 draws from near-even priors over 3 classes: samples leave the mode somewhere
+    assert torch.equal(traj["stoch"][:, 1:], mode) is not sample
+
+
 def test_slow_critic_follows_the_critic_by_ema():
     beh = Behavior(6, 3, hidden=8, slow_decay=0.75)
     with torch.no_grad():
