@@ -1,21 +1,16 @@
-"""aime.runtime.distributed: single-process no-ops, and a real 2-process gloo group (forked)."""
+"""aime.runtime.distributed: single-process no-ops, and a real 2-process gloo group (fresh interpreters)."""
 
 import os
 import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
-from aime.agent.agent import Agent
-from aime.config import load_config
 from aime.runtime import distributed
-from aime.runtime.replay import random_replay
 
 
 def test_single_process_helpers_are_no_ops(monkeypatch):
@@ -67,90 +62,47 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _batch(seed: int, nan_reward: bool = False) -> dict:
-    batch = random_replay(8, seed=seed, capacity=100).sample(2, 4)
-    if nan_reward:
-        batch["reward"][:] = np.nan
-    return batch
+def _rank_env(rank: int, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RANK": str(rank),
+        "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "OMP_NUM_THREADS": "1",
+    }
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ.update(
-        {
-            "RANK": str(rank),
-            "WORLD_SIZE": "2",
-            "LOCAL_RANK": str(rank),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-    )
-    torch.set_num_threads(1)
-    assert distributed.init("cpu") == torch.device("cpu")
-    out = {"rank": distributed.rank(), "world": distributed.world_size(), "main": distributed.is_main()}
+def _run_two_ranks(args: list[str], timeout: float = 240) -> list[str]:
+    """Run ``python *args`` as ranks 0 and 1 of a gloo group; their stdouts, or a failure that says why."""
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, *args],
+            env=_rank_env(rank, port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
     try:
-        # gradients: a used tensor, one used only on rank 1, one unused everywhere, a float64 one
-        base = torch.arange(6.0).reshape(2, 3)
-        used, half, unused = nn.Parameter(torch.zeros(2, 3)), nn.Parameter(torch.zeros(4)), nn.Parameter(torch.zeros(2))
-        double = nn.Parameter(torch.zeros(3, dtype=torch.float64))
-        used.grad = base * (rank + 1)
-        double.grad = torch.full((3,), 2.0 * rank, dtype=torch.float64)
-        if rank == 1:
-            half.grad = torch.full((4,), 4.0)
-        distributed.all_reduce_gradients([used, half, unused, double])
-        out.update(used=used.grad, half=half.grad, unused=unused.grad, double=double.grad)
-
-        torch.manual_seed(100 + rank)  # different initial weights on each rank
-        module = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-        module.register_buffer("stat", torch.full((2,), float(rank)))
-        module.register_buffer("flag", torch.tensor(bool(rank)))
-        distributed.average_buffers(module)
-        out.update(stat=module.stat.clone(), flag=module.flag.clone())
-        distributed.broadcast_parameters(module)
-        out["broadcast"] = {k: v.clone() for k, v in module.state_dict().items()}
-
-        out["all_true_mixed"] = distributed.all_true(rank == 0)
-        out["all_true_both"] = distributed.all_true(torch.tensor(True))
-        out["any_rank_mixed"] = distributed.any_rank(torch.tensor(rank == 1))
-        out["any_rank_none"] = distributed.any_rank(torch.tensor(False))
-        out["max"] = distributed.all_reduce_scalar(15.0 * rank, "max")
-        out["sum"] = distributed.all_reduce_scalar(rank + 1, "sum")
-        out["object"] = distributed.broadcast_object(f"from rank {rank}")
-
-        # two agents with different initial weights and different data stay identical
-        torch.manual_seed(rank)
-        agent = Agent(load_config(["debug", "tiny"]), num_actions=3, sync=distributed.gradient_sync())
-        distributed.broadcast_parameters(agent)
-        out["agent_start"] = distributed.state_digest(agent.state_dict())
-        metrics, finite = agent.train_step(_batch(rank))
-        out["agent_finite"] = finite
-        out["agent_trained"] = distributed.state_digest(agent.state_dict())
-        out["agent_loss"] = metrics["losses/world_model"]
-        # a non-finite loss on rank 1 alone: both ranks skip the update
-        skipped, finite = agent.train_step(_batch(10 + rank, nan_reward=rank == 1))
-        out["skip_finite"], out["skip_metrics"] = finite, skipped
-        out["agent_after_skip"] = distributed.state_digest(agent.state_dict())
-        # the same with fused optimisers, which skip on the device: rank 0 skips with rank 1 there too
-        fused = Agent(load_config(["debug", "tiny"]), num_actions=3, sync=distributed.gradient_sync(), fused=True)
-        distributed.broadcast_parameters(fused)
-        start = distributed.state_digest(fused.state_dict())
-        skipped, finite = fused.train_step(_batch(10 + rank, nan_reward=rank == 1))
-        out["fused_skip"] = (finite, skipped, distributed.state_digest(fused.state_dict()) == start)
-        distributed.barrier()
+        outputs = [proc.communicate(timeout=timeout) for proc in procs]
+    except subprocess.TimeoutExpired:  # mismatched collectives hang rather than fail
+        pytest.fail("the 2-rank group hung (ranks disagreed on which collectives to run)")
     finally:
-        distributed.cleanup()
-    torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+        for proc in procs:  # a rank left waiting for the other
+            proc.kill()
+    for rank, (proc, (_, err)) in enumerate(zip(procs, outputs)):
+        assert proc.returncode == 0, f"rank {rank} failed:\n{err[-3000:]}"
+    return [out for out, _ in outputs]
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("ranks")
-    context = mp.start_processes(_worker, args=(_free_port(), str(out_dir)), nprocs=2, start_method="fork", join=False)
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=1):  # raises if a rank failed
-        if time.monotonic() > deadline:  # mismatched collectives hang rather than fail
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the 2-rank group hung (ranks disagreed on which collectives to run)")
+    _run_two_ranks([str(Path(__file__).with_name("distributed_worker.py")), str(out_dir)])
     return [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
@@ -212,32 +164,8 @@ def test_cleanup_joins_the_groups_threads_while_the_interpreter_lives():
     """A group that outlives ``cleanup`` keeps gloo worker threads into interpreter shutdown, where
     one that frees a tensor aborts the process: its threads must be gone once ``cleanup`` returns
     (fresh interpreters: whether torch._dynamo was imported before the group decides it)."""
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RANK_THAT_LEAVES],
-            env={
-                **os.environ,
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": "2",
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(port),
-                "OMP_NUM_THREADS": "1",
-            },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    try:
-        outputs = [proc.communicate(timeout=120) for proc in procs]
-    finally:
-        for proc in procs:  # a rank left waiting for the other
-            proc.kill()
-    for proc, (out, err) in zip(procs, outputs):
-        assert proc.returncode == 0, err[-2000:]
+    outputs = _run_two_ranks(["-c", RANK_THAT_LEAVES], timeout=120)
+    for out in outputs:
         threads = out.strip().splitlines()[-1]
         assert "gloo" not in threads, f"threads after cleanup: {threads}"
         assert "python" in threads  # the listing itself worked
