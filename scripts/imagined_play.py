@@ -11,6 +11,7 @@ that pays following the ball less than a wall, while the game pays it more, teac
 
     python scripts/imagined_play.py runs/breakout/nomap_s1 --starts 512 --game-steps 4000
     python scripts/imagined_play.py runs/breakout/a runs/breakout/b --json imagined.json
+    python scripts/imagined_play.py runs/breakout/nomap_s1 --horizon 45 --prior-mode
 """
 
 from __future__ import annotations
@@ -78,12 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=500, help="newest replay rows per stream for the actor (500)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the windows, the rollouts and the games")
     parser.add_argument("--prior-mode", action="store_true", help="imagine with the prior's mode, not samples from it")
+    parser.add_argument(
+        "--horizon", type=int, help="imagined steps per rollout (default: the run's train.horizon, the actor's own)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.starts < 1 or args.game_steps < 8 or args.rows < 1:
         parser.error(
             f"need --starts >= 1, --game-steps >= 8, --rows >= 1; got {args.starts}, {args.game_steps}, {args.rows}"
         )
+    if args.horizon is not None and args.horizon < 1:
+        parser.error(f"need --horizon >= 1, got {args.horizon}")
     torch.set_grad_enabled(False)
     results, games = {}, {}
     for run in args.runs:
@@ -112,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in POLICIES:
             torch.manual_seed(args.seed)
             game = replay_figures(replay, args.rows) if name == "actor" else games[protocol][name]
-            imagined = imagined_play(agent, start, start_cont, name, actions, sample=not args.prior_mode)
+            imagined = imagined_play(
+                agent, start, start_cont, name, actions, sample=not args.prior_mode, horizon=args.horizon
+            )
             rows[name] = {**imagined, **{f"game {k}": v for k, v in game.items()}}
         steps = replay.total_added * cfg.env.num_envs
         results[run] = {"agent_steps": steps, "rollouts": int(start_cont.numel()), "policies": rows}
-        print(f"\n{run} ({steps:,} agent steps; {start_cont.numel()} rollouts of {agent.behavior.horizon} steps)")
+        horizon = args.horizon or agent.behavior.horizon
+        print(f"\n{run} ({steps:,} agent steps; {start_cont.numel()} rollouts of {horizon} steps)")
         print("| policy | " + " | ".join(COLUMNS) + " |")
         print("| --- |" + " ---: |" * len(COLUMNS))
         for name, row in rows.items():

@@ -115,6 +115,7 @@ def imagined_play(
     policy: str | ImaginedPolicy,
     actions: list[str],
     sample: bool = True,
+    horizon: int | None = None,
 ) -> dict[str, float | list[float]]:
     """Roll one policy out in ``agent``'s imagination and score it as the actor's loss would.
 
@@ -127,6 +128,7 @@ def imagined_play(
         actions: the game's action names (``get_action_meanings()``).
         sample: draw each imagined ``stoch`` from the prior, as the actor's rollouts do (False: the
             prior's mode).
+        horizon: imagined steps ``H`` (default: the agent's ``behavior.horizon``, the actor's own).
     Returns:
         Means over the rollouts: ``return`` (the lambda-return from the start, what the actor's
         advantage compares), ``reward`` (per imagined step), ``survival`` (the product of the
@@ -159,7 +161,7 @@ def imagined_play(
     if isinstance(policy, str) and policy != "actor":
         script = scripted_policy(policy, actions)
     act = actor if policy == "actor" else scripted if isinstance(policy, str) else policy
-    traj = wm.imagine(act, start, behavior.horizon, sample=sample)
+    traj = wm.imagine(act, start, behavior.horizon if horizon is None else horizon, sample=sample)
     feat = traj["feat"]  # [N, H+1, F]
     if seen:  # the script read each state's frame as it acted
         positions = {k: torch.stack([s[k] for s in seen], 1) for k in seen[0]}  # [N, H]

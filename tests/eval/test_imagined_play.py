@@ -99,6 +99,9 @@ def test_imagined_play_scores_each_policy_over_the_horizon(tiny_breakout_run):
     assert left["share_LEFT"] == 1.0 and left["share_RIGHT"] == 0.0
     assert sum(actor[f"share_{a}"] for a in ACTIONS) == pytest.approx(1.0)
     assert len(left["ball_drawn_by_step"]) == horizon
+    with torch.no_grad():
+        longer = imagined_play(agent, start, start_cont, "left", ACTIONS, horizon=horizon + 3)
+    assert len(longer["ball_drawn_by_step"]) == horizon + 3
     assert 0.0 < left["survival"] < 1.0 and ended["survival"] == 0.0  # a terminal start survives nothing
     assert all(np.isfinite(v) for k, v in left.items() if k not in ("distance", "ball_drawn_by_step"))
     wm.decoder_attention = True  # frames drawn from the map are not what the scripts read
@@ -110,7 +113,7 @@ def test_the_script_reports_imagination_beside_the_game(tiny_breakout_run, tiny_
     out = tmp_path / "imagined.json"
     command = [sys.executable, str(ROOT / "scripts" / "imagined_play.py"), str(tiny_breakout_run)]
     result = subprocess.run(
-        command + ["--starts", "8", "--game-steps", "16", "--rows", "8", "--json", str(out)],
+        command + ["--starts", "8", "--game-steps", "16", "--rows", "8", "--horizon", "5", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -123,5 +126,6 @@ def test_the_script_reports_imagination_beside_the_game(tiny_breakout_run, tiny_
     assert 0.0 <= report["policies"]["follow"]["game terminals"] <= 1.0
     assert 0.0 <= report["policies"]["actor"]["game ball_drawn"] <= 1.0  # read from its replay's frames
     assert "| policy | return | reward | survival |" in result.stdout
+    assert "8 rollouts of 5 steps" in result.stdout and len(report["policies"]["left"]["ball_drawn_by_step"]) == 5
     catch = subprocess.run(command[:2] + [str(tiny_catch_run)], capture_output=True, text=True, timeout=120)
     assert catch.returncode == 2 and "the scripts play Breakout" in catch.stderr
