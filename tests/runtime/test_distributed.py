@@ -90,9 +90,13 @@ def _run_two_ranks(args: list[str], timeout: float = 240) -> list[str]:
     try:
         outputs = [proc.communicate(timeout=timeout) for proc in procs]
     except subprocess.TimeoutExpired:  # mismatched collectives hang rather than fail
-        pytest.fail("the 2-rank group hung (ranks disagreed on which collectives to run)")
-    finally:
         for proc in procs:  # a rank left waiting for the other
+            proc.kill()
+        errors = [proc.communicate()[1] for proc in procs]
+        said = "".join(f"\nrank {r} (exit {p.returncode}):\n{e[-2000:]}" for r, (p, e) in enumerate(zip(procs, errors)))
+        pytest.fail(f"the 2-rank group hung (ranks disagreed on which collectives to run, or one failed){said}")
+    finally:
+        for proc in procs:  # nothing outlives the test
             proc.kill()
     for rank, (proc, (_, err)) in enumerate(zip(procs, outputs)):
         assert proc.returncode == 0, f"rank {rank} failed:\n{err[-3000:]}"
