@@ -216,6 +216,13 @@ class TrainConfig:
     compile: bool = False
     """``torch.compile`` the networks that run batched or once per step and the world model's time step (see
     ``aime.agent.agent.COMPILED`` and ``COMPILED_STEPS``)."""
+    compile_world_model: bool = False
+    """``torch.compile`` the world model's whole loss (``VRNN.loss``: the encoder, the time loop
+    unrolled over the batch's ``T`` steps, the decoder and every term), forward and backward each one
+    graph: far fewer, fused operations than the eager update runs. Compiling takes minutes the first
+    time (7-14 at the ``cpu`` preset's T 16 on 2 CPU cores, more for larger ``T``; torch's on-disk
+    cache shortens it for later runs of the same sizes), so it is for long runs: 1.40x faster
+    updates on one thread of a loaded 2-core CPU, 1.08x on two free threads (docs/benchmarks.md)."""
     precision: str = "auto"
     """``bf16``: the world model's and the behaviour's networks run under bf16 autocast (losses,
     distributions, the return normaliser and optimiser state stay fp32); ``fp32``: no autocast;

@@ -265,6 +265,10 @@ class Trainer:
             f"logdir: {self.logdir}",
             f"TensorBoard: tensorboard --logdir {self.logdir.parent}",
         ]
+        if self.agent.compiled:  # the first update waits for torch.compile: say why nothing moves
+            names = self.agent.compiled
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            lines.append(f"torch.compile: {shown}; the first update compiles (minutes)")
         return "\n".join(lines)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -294,6 +298,7 @@ class Trainer:
             clock=self.clock,
             enabled=self.progress and distributed.is_main(),
             announce=self._print if distributed.is_main() else lambda line: None,
+            wait_for_update=bool(self.agent.compiled),
         )
         outcome = "crashed"
         try:

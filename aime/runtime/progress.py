@@ -37,6 +37,8 @@ class RunEstimate:
         start: the agent step and the time this session started at.
         announce_after: the expected duration is announced once training has run this many
             seconds, or sooner once it has covered ``announce_fraction`` of the training steps left.
+        wait_for_update: measure from the first reading after this session's first update instead
+            (a compiled agent's first update compiles for minutes, and would count as training).
     """
 
     def __init__(
@@ -46,18 +48,23 @@ class RunEstimate:
         start: tuple[int, float],
         announce_after: float = 60.0,
         announce_fraction: float = 0.05,
+        wait_for_update: bool = False,
     ) -> None:
-        self.total, self.warmup = total, warmup
+        self.total, self.warmup, self.wait_for_update = total, warmup, wait_for_update
+        self.updates_at_warmup: int | None = None  # the update count at the first reading past warm-up
         self.start_steps, self.start_time = start
         self.origin: tuple[int, float] | None = None  # (step, time) where training began (this session)
         self.now: tuple[int, float] = start
         self.announce_after, self.announce_fraction = announce_after, announce_fraction
         self.announced = False
 
-    def observe(self, steps: int, now: float) -> None:
-        """Record the step reached at ``now`` (after each iteration)."""
+    def observe(self, steps: int, now: float, updates: int = 0) -> None:
+        """Record the step reached at ``now`` and the run's update count (after each iteration)."""
         if self.origin is None and steps >= self.warmup:
-            self.origin = (steps, now)
+            if self.updates_at_warmup is None:
+                self.updates_at_warmup = updates
+            if not self.wait_for_update or updates > self.updates_at_warmup:
+                self.origin = (steps, now)
         self.now = (steps, now)
 
     def rate(self) -> float | None:
@@ -76,7 +83,9 @@ class RunEstimate:
         """The bar's time field: the training rate and the ETA, or what they wait for."""
         remaining = self.remaining()
         if remaining is None:
-            return "ETA after warm-up" if self.now[0] < self.warmup else "ETA: measuring"
+            if self.now[0] < self.warmup:
+                return "ETA after warm-up"
+            return "ETA after the first update (compiling)" if self.origin is None else "ETA: measuring"
         return f"{self.rate():.2f} steps/s, ETA {format_duration(remaining)}"
 
     def announcement(self) -> str | None:
@@ -112,6 +121,8 @@ class Progress:
         file: where to draw (default stderr, tqdm's).
         clock: seconds (monotonic) for the estimate; a parameter so that tests can drive it.
         min_interval: the least time between redraws that are not forced.
+        announce: where the expected-duration line goes (default: written above the bar).
+        wait_for_update: the ETA's rate starts after this session's first update (:class:`RunEstimate`).
     """
 
     FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"  # tqdm puts ", " before the postfix
@@ -126,9 +137,10 @@ class Progress:
         clock: Callable[[], float] = time.monotonic,
         min_interval: float = 0.2,
         announce: Callable[[str], None] | None = None,
+        wait_for_update: bool = False,
     ) -> None:
         self.clock, self.min_interval = clock, min_interval
-        self.estimate = RunEstimate(total, warmup, (initial, clock()))
+        self.estimate = RunEstimate(total, warmup, (initial, clock()), wait_for_update=wait_for_update)
         self.bar = tqdm(
             total=total,
             initial=initial,
@@ -146,7 +158,7 @@ class Progress:
     def advance(self, steps: int, updates: int, last_return: float, recent: list[float]) -> None:
         """Record the run's counters (cheap; draws only if ``min_interval`` has passed)."""
         now = self.clock()
-        self.estimate.observe(steps, now)
+        self.estimate.observe(steps, now, updates)
         self.bar.n = steps
         returns = (
             f"return last {last_return:.1f}, mean({len(recent)}) {np.mean(recent):.1f}"

@@ -1,4 +1,5 @@
 import math
+import os
 
 import numpy as np
 import pytest
@@ -97,6 +98,51 @@ def test_compile_option_compiles_in_place_and_keeps_checkpoint_keys():
     compiled.load_state_dict(eager.state_dict())
     feat = torch.randn(5, compiled.world_model.feat_size)
     torch.testing.assert_close(compiled.behavior.actor(feat), eager.behavior.actor(feat), rtol=1e-4, atol=1e-5)
+
+
+def test_compile_world_model_replaces_the_instances_loss_and_keeps_checkpoint_keys():
+    cfg = load_config(["debug", "tiny"])
+    eager = Agent(cfg, 3)
+    cfg.train.compile_world_model = True
+    compiled = Agent(cfg, 3)  # torch.compile is lazy: nothing compiles until the loss is called
+    assert compiled.compiled == ["world_model.loss"] and eager.compiled == []
+    assert "loss" in vars(compiled.world_model) and "loss" not in vars(eager.world_model)
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+
+
+LONG_TESTS = os.environ.get("AIME_LONG_TESTS") == "1"
+
+
+# compiling takes 1-2 minutes for the ablation and about 5 for the full model on the 2-core CPU
+@pytest.mark.skipif(not LONG_TESTS, reason="compiles for minutes: AIME_LONG_TESTS=1")
+@pytest.mark.parametrize("attention", [False, True])
+def test_compile_world_model_gives_the_eager_losses_and_gradients(attention):
+    # every step's loss subset is the whole batch: no random draw but the latents' and the slots'
+    cfg = load_config(["debug", "tiny"], ["model.attention_loss_fraction=1", f"model.attention={attention}"])
+    torch.manual_seed(0)
+    eager = Agent(cfg, 3)
+    cfg.train.compile_world_model = True
+    compiled = Agent(cfg, 3)
+    compiled.load_state_dict(eager.state_dict())
+    data = eager.to_tensors(random_replay(12, seed=1).sample(2, 4))
+    results = []
+    for agent in (eager, compiled):
+        # the same computation on both sides: z at the posterior's mode, no slot noise (eval mode)
+        agent.world_model.latent.sample = agent.world_model.latent.mode
+        agent.world_model.eval()
+        loss, metrics, _ = agent.world_model.loss(data)
+        loss.backward()
+        grads = {n: p.grad for n, p in agent.world_model.named_parameters() if p.grad is not None}
+        results.append((loss.detach(), metrics, grads))
+    (loss_e, metrics_e, grads_e), (loss_c, metrics_c, grads_c) = results
+    torch.testing.assert_close(loss_c, loss_e, rtol=1e-4, atol=1e-5)
+    expected = {"kl", "reconstruction"} | ({"attention_prior", "slot_diversity"} if attention else set())
+    assert set(metrics_c) == set(metrics_e) and expected <= set(metrics_e)
+    for k in metrics_e:
+        torch.testing.assert_close(metrics_c[k], metrics_e[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert set(grads_c) == set(grads_e) and len(grads_e) > 10
+    for n in grads_e:
+        torch.testing.assert_close(grads_c[n], grads_e[n], rtol=1e-3, atol=1e-5, msg=n)
 
 
 def test_replay_value_grad_adds_the_replay_value_loss_to_the_world_models_update():

@@ -174,3 +174,19 @@ def test_the_actor_learns_from_train_actor_start_on(tmp_path):
     trainer.run()
     assert calls and {learn for step, learn in calls} == {False, True}
     assert all(learn == (step >= 24) for step, learn in calls), calls
+
+
+def test_the_start_up_summary_says_when_the_first_update_compiles(tmp_path):
+    from aime.runtime.loop import Trainer
+
+    summaries = []
+    for name, sets in (("eager", []), ("compiled", ["train.compile_world_model=true"])):
+        trainer = Trainer(load_config(["debug"], sets), tmp_path / name, progress=False)
+        try:
+            summaries.append(trainer.summary())
+        finally:
+            trainer.logger.close()
+            trainer.env.close()
+    eager, compiled = summaries
+    assert "torch.compile" not in eager
+    assert "torch.compile: world_model.loss; the first update compiles (minutes)" in compiled

@@ -41,3 +41,27 @@ def test_durations_read_in_the_largest_units():
     assert format_duration(42.4) == "42 s"
     assert format_duration(200) == "3 min 20 s"
     assert format_duration(14 * 3600 + 5 * 60 + 20) == "14 h 05 min"
+
+
+def test_a_compiling_first_update_is_left_out_of_the_rate_when_asked():
+    clock, out, lines = FakeClock(), io.StringIO(), []
+    progress = Progress(
+        total=1000, initial=0, warmup=100, file=out, clock=clock, announce=lines.append, wait_for_update=True
+    )
+    clock.now = 1.0
+    progress.advance(100, 0, float("nan"), [])  # warm-up ends; the first update follows and compiles
+    assert progress.estimate.rate() is None
+    assert "ETA after the first update (compiling)" in out.getvalue()
+    clock.now = 601.0
+    progress.advance(110, 1, 0.0, [0.0])  # 10 minutes later: compiled, one update done; the rate starts here
+    assert progress.estimate.rate() is None
+    clock.now = 611.0
+    progress.advance(210, 51, 0.0, [0.0])  # 10 steps/s once compiled
+    assert progress.estimate.rate() == 10.0 and progress.estimate.remaining() == 79.0
+    assert len(lines) == 1 and "expected duration: 11 min 30 s" in lines[0]  # 611 s so far + 79 s
+    # without waiting, the compilation counts as training: 110 steps in 610 s
+    plain = Progress(total=1000, initial=0, warmup=100, enabled=False, clock=FakeClock(1.0), announce=lambda _: None)
+    plain.advance(100, 0, 0.0, [])
+    plain.clock.now = 611.0
+    plain.advance(210, 51, 0.0, [])
+    assert plain.estimate.rate() == 110 / 610
