@@ -9,7 +9,8 @@ two, not their sum.
 
 The earlier learning test, ``tests/scripts/test_learning.py::test_debug_preset_learns_catch``
 (the ``debug`` preset with the attention schema, 4,000 agent steps, about 13 minutes on one core),
-is deselected from the default run and still runs when asked for: ``AIME_LONG_LEARNING_TEST=1``.
+is deselected from the default run and still runs when asked for: ``AIME_LONG_LEARNING_TEST=1``,
+or ``AIME_LONG_TESTS=1``, which also runs the tests that compile for minutes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ CATCH_TIMEOUT = 1200.0  # seconds; a run that hangs is killed and fails the test
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("AIME_LONG_LEARNING_TEST") != "1":
+    if "1" not in (os.environ.get("AIME_LONG_LEARNING_TEST"), os.environ.get("AIME_LONG_TESTS")):
         dropped = [item for item in items if item.nodeid == LONG_LEARNING_TEST]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
