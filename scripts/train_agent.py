@@ -4,6 +4,7 @@
     python scripts/train_agent.py --env Catch --preset cpu --steps 20000
     python scripts/train_agent.py --env Pong --preset cpu --set model.deter=256 --set train.batch_size=8
     python scripts/train_agent.py --resume runs/Breakout__0__1700000000
+    python scripts/train_agent.py --resume runs/Breakout__0__1700000000 --set train.compile_world_model=true
     torchrun --standalone --nproc_per_node=2 scripts/train_agent.py --env Catch --preset cpu  # data-parallel
 
 Bad input (unknown game, preset or key, negative steps, unwritable logdir, a --logdir that already
@@ -14,6 +15,7 @@ checkpoint, then exit (130/143). docs/running.md has the exit codes and the run-
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -22,7 +24,14 @@ from pathlib import Path
 import torch
 
 import envs
-from aime.config import ConfigError, default_preset, describe, load_config
+from aime.config import (
+    RESUME_KEYS,
+    ConfigError,
+    apply_resume_overrides,
+    default_preset,
+    describe,
+    load_config,
+)
 from aime.runtime import distributed
 from aime.runtime.checkpoint import CheckpointError, config_differences, recover, saved_config
 from aime.runtime.device import configure_process, resolve_device
@@ -55,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set model.deter=256 (repeatable)",
+        help="override a config key, e.g. --set model.deter=256 (repeatable); with --resume only "
+        f"{', '.join(RESUME_KEYS)}",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -105,13 +115,25 @@ def check_resumable(cfg, logdir: Path) -> None:
     """Bring the run's checkpoint to its newest complete generation (a save cut short by a crash
     leaves a partial one), then check that config.yaml still describes that checkpoint."""
     recover(logdir / "checkpoint")
-    differences = config_differences(cfg, saved_config(logdir))
+    differences = config_differences(cfg, saved_config(logdir), ignore=("train.steps", *RESUME_KEYS))
     if differences:
         shown = "; ".join(differences[:3]) + ("; ..." if len(differences) > 3 else "")
         raise ConfigError(
             f"{logdir / 'config.yaml'} does not match the run's checkpoint ({shown}): it was edited "
-            "or damaged; restore it (only --steps may change on --resume)"
+            "or damaged; restore it (only --steps and --set of the keys --help names may change on --resume)"
         )
+
+
+def resumed_config(cfg, logdir: Path, overrides: list[str]) -> list[str]:
+    """A resumed run keeps the values of :data:`RESUME_KEYS` that its last session ran with (the
+    checkpoint's; ``config.yaml`` holds the first session's), then applies this session's ``--set``
+    overrides of them. Returns the ``key=value`` of each one that differs from the last session."""
+    saved = saved_config(logdir)
+    for key in RESUME_KEYS:
+        section, name = key.split(".")
+        if name in saved.get(section, {}):
+            setattr(getattr(cfg, section), name, saved[section][name])
+    return apply_resume_overrides(cfg, overrides)
 
 
 def check_writable(logdir: Path) -> None:
@@ -139,11 +161,13 @@ def train(args: argparse.Namespace) -> int:
     """Configure, train, report; under torchrun every rank runs this (rank 0 reports)."""
     try:
         if args.resume:
-            if args.preset or args.set or args.env or args.seed is not None or args.logdir:
+            if args.preset or args.env or args.seed is not None or args.logdir:
                 raise ConfigError(
-                    "--resume continues a run with its saved configuration; only --steps may be given with it"
+                    "--resume continues a run with its saved configuration; only --steps and --set of "
+                    f"{', '.join(RESUME_KEYS)} may be given with it"
                 )
             cfg = config_from_checkpoint(args.resume)
+            apply_resume_overrides(copy.deepcopy(cfg), args.set)  # a refused --set fails before the run is touched
             if args.steps is not None:
                 cfg.train.steps = args.steps
             logdir, presets = Path(args.resume), ["(resumed)"]
@@ -170,6 +194,9 @@ def train(args: argparse.Namespace) -> int:
         logdir = distributed.broadcast_object(logdir)  # rank 0's (a default name holds the time)
         if args.resume:
             on_main_rank(lambda: check_resumable(cfg, logdir))
+            changed = resumed_config(cfg, logdir, args.set)
+            if changed and distributed.is_main():
+                print(f"resumed with {', '.join(changed)}", flush=True)
         else:  # before any rank writes into it
             on_main_rank(lambda: check_new_logdir(logdir))
         check_writable(logdir)

@@ -3,8 +3,10 @@ import dataclasses
 import pytest
 
 from aime.config import (
+    RESUME_KEYS,
     Config,
     ConfigError,
+    apply_resume_overrides,
     available_presets,
     default_preset,
     describe,
@@ -131,3 +133,22 @@ def test_the_object_policy_needs_the_attention_schema():
     assert load_config(["cpu"], ["model.object_policy=true"]).model.object_policy
     with pytest.raises(ConfigError, match="object_policy' needs 'model.attention: true'"):
         load_config(["cpu"], ["model.object_policy=true", "model.attention=false"])
+
+
+def test_a_resumed_run_may_change_only_how_it_computes_and_reports():
+    cfg = load_config(["debug"])
+    changed = apply_resume_overrides(
+        cfg, ["train.compile_world_model=true", "log.scalars_every=8", "train.compile=false"]
+    )
+    assert cfg.train.compile_world_model is True and cfg.log.scalars_every == 8
+    assert changed == ["train.compile_world_model=True", "log.scalars_every=8"]  # compile was already off
+    for text, message in [
+        ("model.deter=8", "--set may change only train.compile"),
+        ("train.model_lr=1e-3", "got 'train.model_lr'"),
+        ("log.scalars_every=often", "log.scalars_every"),
+    ]:
+        before = flatten(cfg)
+        with pytest.raises(ConfigError, match=message):
+            apply_resume_overrides(cfg, [text])
+        assert flatten(cfg) == before
+    assert all(key in flatten(cfg) for key in RESUME_KEYS)

@@ -19,8 +19,10 @@ from ``aime.config``.
 
 from aime.config.loading import (
     CONFIGS_DIR,
+    RESUME_KEYS,
     apply_mapping,
     apply_override,
+    apply_resume_overrides,
     available_presets,
     default_preset,
     describe,
@@ -52,6 +54,7 @@ from aime.config.schema import (
 __all__ = [
     "CHOICES",
     "CONFIGS_DIR",
+    "RESUME_KEYS",
     "Config",
     "ConfigError",
     "EnvConfig",
@@ -62,6 +65,7 @@ __all__ = [
     "ReplayConfig",
     "TrainConfig",
     "apply_mapping",
+    "apply_resume_overrides",
     "apply_override",
     "available_presets",
     "default_preset",

@@ -144,6 +144,42 @@ def apply_override(cfg: Config, text: str) -> None:
     apply_mapping(cfg, nested, where=f"override {text!r}")
 
 
+RESUME_KEYS = (
+    "train.compile",
+    "train.compile_world_model",
+    "log.scalars_every",
+    "log.images_every",
+    "log.checkpoint_every",
+)
+"""The keys a resumed run may change (``train_agent.py --resume DIR --set KEY=VALUE``): how the
+update is computed and how often the run reports and saves, never what it learns from or with.
+(``train.steps`` changes with ``--steps``.)"""
+
+
+def apply_resume_overrides(cfg: Config, overrides: Sequence[str]) -> list[str]:
+    """Apply ``key=value`` overrides of :data:`RESUME_KEYS` to a resumed run's ``cfg`` in place and
+    return the ``key=value`` of each one that changed a value.
+
+    Raises:
+        ConfigError: an override of any other key (it would change what the saved run is), or a
+            malformed or mistyped one.
+    """
+    changed = []
+    for text in overrides:
+        key, _ = parse_override(text)
+        if key not in RESUME_KEYS:
+            raise ConfigError(
+                f"--resume continues a run with its saved configuration; --set may change only "
+                f"{', '.join(RESUME_KEYS)} (and --steps the length), got {key!r}"
+            )
+        before = get_value(cfg, key)
+        apply_override(cfg, text)
+        if get_value(cfg, key) != before:
+            changed.append(f"{key}={get_value(cfg, key)}")
+    validate(cfg)
+    return changed
+
+
 def read_preset(name: str) -> dict:
     """The mapping stored in ``configs/<name>.yaml`` (or a path to a YAML file)."""
     path = Path(name)

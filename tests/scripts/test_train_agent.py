@@ -104,6 +104,28 @@ def test_resume_continues_from_the_saved_step(catch_run, tmp_path):
     assert max(m["step"] for m in metrics(copy)) == 96
 
 
+def test_resume_may_change_how_often_it_reports_and_keeps_the_change(catch_run, tmp_path):
+    logdir, _ = catch_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(logdir), str(copy)], check=True)
+    refused = run(["--resume", str(copy), "--steps", "96", "--set", "model.deter=8"])
+    assert refused.returncode == 2 and "--set may change only train.compile" in refused.stderr
+    assert load_agent_state(copy / "checkpoint" / "agent.pt")["counters"]["env_steps"] == 64  # untouched
+
+    result = run(["--resume", str(copy), "--steps", "96", "--set", "log.scalars_every=8"])
+    assert result.returncode == 0, result.stderr
+    assert "resumed with log.scalars_every=8" in result.stdout
+    assert load_agent_state(copy / "checkpoint" / "agent.pt")["config"]["log"]["scalars_every"] == 8
+    logged = sorted({m["step"] for m in metrics(copy) if "losses/kl" in m and m["step"] > 64})
+    assert logged == [72, 80, 88, 96]  # every 8 steps (16 before the resume)
+
+    result = run(["--resume", str(copy), "--steps", "112"])  # the next session keeps it
+    assert result.returncode == 0, result.stderr
+    assert "resumed with" not in result.stdout
+    assert load_agent_state(copy / "checkpoint" / "agent.pt")["config"]["log"]["scalars_every"] == 8
+    assert "scalars_every: 16" in (copy / "config.yaml").read_text()  # the run's first configuration
+
+
 def test_evaluate_script_plays_episodes_and_saves_overlays(catch_run, tmp_path):
     logdir, _ = catch_run
     result = subprocess.run(
