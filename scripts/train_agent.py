@@ -124,16 +124,16 @@ def check_resumable(cfg, logdir: Path) -> None:
         )
 
 
-def resumed_config(cfg, logdir: Path, overrides: list[str]) -> list[str]:
+def resumed_config(cfg, logdir: Path, overrides: list[str]) -> None:
     """A resumed run keeps the values of :data:`RESUME_KEYS` that its last session ran with (the
     checkpoint's; ``config.yaml`` holds the first session's), then applies this session's ``--set``
-    overrides of them. Returns the ``key=value`` of each one that differs from the last session."""
+    overrides of them."""
     saved = saved_config(logdir)
     for key in RESUME_KEYS:
         section, name = key.split(".")
         if name in saved.get(section, {}):
             setattr(getattr(cfg, section), name, saved[section][name])
-    return apply_resume_overrides(cfg, overrides)
+    apply_resume_overrides(cfg, overrides)
 
 
 def check_writable(logdir: Path) -> None:
@@ -194,9 +194,7 @@ def train(args: argparse.Namespace) -> int:
         logdir = distributed.broadcast_object(logdir)  # rank 0's (a default name holds the time)
         if args.resume:
             on_main_rank(lambda: check_resumable(cfg, logdir))
-            changed = resumed_config(cfg, logdir, args.set)
-            if changed and distributed.is_main():
-                print(f"resumed with {', '.join(changed)}", flush=True)
+            resumed_config(cfg, logdir, args.set)  # the summary names what this session changed
         else:  # before any rank writes into it
             on_main_rank(lambda: check_new_logdir(logdir))
         check_writable(logdir)

@@ -343,6 +343,15 @@ def config_differences(cfg, saved: dict[str, Any], ignore: tuple[str, ...] = ("t
     return out
 
 
+def changed_settings(cfg, saved: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """``key=value`` (``cfg``'s value) for each of ``keys`` that ``saved`` (a checkpoint's
+    configuration mapping) holds with another value: what a resumed session changed."""
+    from aime.config import flatten
+
+    mine, before = flatten(cfg), dict(_leaves(saved))
+    return [f"{key}={mine[key]}" for key in keys if key in before and before[key] != mine[key]]
+
+
 def _leaves(mapping: dict[str, Any], prefix: str = ""):
     """``(dotted key, value)`` for every leaf of a nested mapping."""
     for name, value in mapping.items():

@@ -67,12 +67,14 @@ class Logger:
             record[tag] = value if math.isfinite(value) else None
         self._jsonl.write(json.dumps(record) + "\n")
 
-    def event(self, name: str, step: int) -> None:
+    def event(self, name: str, step: int, **details: Any) -> None:
         """Record that ``name`` happened at ``step`` (``"resume"``): a row of ``metrics.jsonl`` only,
-        ``{"step", "time", "event"}``, so readers can tell a run's sessions apart (a resumed run's
-        wall-clock leaves out the pause before it: :func:`aime.runtime.plots.load_run`)."""
+        ``{"step", "time", "event"}`` and the JSON-serialisable ``details`` (a resume's ``changed``
+        settings), so readers can tell a run's sessions apart (a resumed run's wall-clock leaves out
+        the pause before it: :func:`aime.runtime.plots.load_run`)."""
         if self.enabled:
-            self._jsonl.write(json.dumps({"step": int(step), "time": time.time(), "event": name}) + "\n")
+            row = {"step": int(step), "time": time.time(), "event": name, **details}
+            self._jsonl.write(json.dumps(row) + "\n")
 
     def images(self, images: Mapping[str, torch.Tensor | np.ndarray], step: int) -> None:
         """Log ``{tag: [N, 3, H, W] float in [0, 1]}`` (or uint8) as image grids in one row."""

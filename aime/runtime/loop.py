@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 import envs
 from aime.agent.agent import Agent
-from aime.config import Config, flatten, save_config, to_dict
+from aime.config import RESUME_KEYS, Config, flatten, save_config, to_dict
 from aime.runtime import checkpoint as ckpt
 from aime.runtime import distributed
 from aime.runtime.device import resolve_device, resolve_precision
@@ -105,6 +105,7 @@ class Trainer:
             seed_everything(self.seed)
         self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, obs_shape, seed=self.seed)
         self.prefetcher = BurstPrefetcher(self._next_batch, prefetch_enabled(cfg.replay.prefetch, self.device))
+        self.resume_changes: list[str] = []  # ``key=value`` of the RESUME_KEYS this session changed
         if resume:
             rollback = self._prepare_resume()
             self._load()
@@ -117,8 +118,9 @@ class Trainer:
         self.logger = Logger(
             self.logdir, enabled=distributed.is_main(), purge_step=self.env_steps + 1 if resume else None
         )
-        if resume:
-            self.logger.event("resume", self.env_steps)
+        if resume:  # with the settings this session changed (RESUME_KEYS), if any
+            changed = {"changed": self.resume_changes} if self.resume_changes else {}
+            self.logger.event("resume", self.env_steps, **changed)
         else:
             self.logger.hyperparameters(self.hyperparameters(), metric_tags=HPARAM_METRICS)
         self.rng = np.random.default_rng(self.seed + 7919 * (self.env_steps + 1))
@@ -225,6 +227,7 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError) as error:
             raise ckpt.CheckpointError(f"checkpoint does not fit this configuration: {error}") from error
         self.replay = ReplayBuffer.load(self.ckpt_dir / replay_dirname(self.rank))
+        self.resume_changes = ckpt.changed_settings(self.cfg, payload.get("config", {}), RESUME_KEYS)
         counters = payload["counters"]
         self.env_steps, self.updates = int(counters["env_steps"]), int(counters["updates"])
         self.saved_step = self.env_steps
@@ -265,6 +268,8 @@ class Trainer:
             f"logdir: {self.logdir}",
             f"TensorBoard: tensorboard --logdir {self.logdir.parent}",
         ]
+        if self.resume_changes:
+            lines.append(f"resumed with {', '.join(self.resume_changes)} (kept by the next checkpoint)")
         if self.agent.compiled:  # the first update waits for torch.compile: say why nothing moves
             names = self.agent.compiled
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -141,7 +141,7 @@ def archive_run(path: str | Path, out: str | Path, keep: Sequence[str] = ARCHIVE
         values = {k: v for k, v in row.items() if k.startswith(tuple(keep))}
         resume_next = index + 1 < len(rows) and rows[index + 1].get("event") == "resume"
         if values or resume_next or row.get("event") == "resume":
-            base = {k: row[k] for k in ("step", "time", "event") if k in row}
+            base = {k: row[k] for k in ("step", "time", "event", "changed") if k in row}
             kept.append(json.dumps(base | values))
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text((path / "config.yaml").read_text())

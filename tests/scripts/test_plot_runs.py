@@ -154,7 +154,7 @@ def test_an_archive_keeps_the_curves_and_the_hours_of_a_resumed_run(tmp_path):
     rows += [
         {"step": 120, "time": 1090.0, "losses/kl": 0.7, "attention/entropy_ratio": 0.4, "behavior/actor_entropy": 1.2},
         {"step": 150, "time": 1100.0, "losses/kl": 0.5},
-        {"step": 150, "time": 4700.0, "event": "resume"},
+        {"step": 150, "time": 4700.0, "event": "resume", "changed": ["train.compile_world_model=True"]},
         {"step": 200, "time": 4760.0, "eval/episodic_return": 2.0, "objects/attention_lift_ball": 9.0},
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -162,6 +162,7 @@ def test_an_archive_keeps_the_curves_and_the_hours_of_a_resumed_run(tmp_path):
     kept = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert not any("losses/kl" in r for r in kept)  # cut to returns, evaluations, attention, objects, behaviour
     assert {"step": 150, "time": 1100.0} in kept  # the row before the resume: the pause starts there
+    assert {"step": 150, "time": 4700.0, "event": "resume", "changed": ["train.compile_world_model=True"]} in kept
     assert {"step": 120, "time": 1090.0, "attention/entropy_ratio": 0.4, "behavior/actor_entropy": 1.2} in kept
     tags = ["objects/attention_lift_ball"]
     original, archived = load_run(run, tags=tags), load_run(out, tags=tags)

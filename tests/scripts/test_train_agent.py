@@ -114,7 +114,9 @@ def test_resume_may_change_how_often_it_reports_and_keeps_the_change(catch_run, 
 
     result = run(["--resume", str(copy), "--steps", "96", "--set", "log.scalars_every=8"])
     assert result.returncode == 0, result.stderr
-    assert "resumed with log.scalars_every=8" in result.stdout
+    assert "resumed with log.scalars_every=8 (kept by the next checkpoint)" in result.stdout
+    resume = [m for m in metrics(copy) if m.get("event") == "resume"]
+    assert [m.get("changed") for m in resume] == [["log.scalars_every=8"]]
     assert load_agent_state(copy / "checkpoint" / "agent.pt")["config"]["log"]["scalars_every"] == 8
     logged = sorted({m["step"] for m in metrics(copy) if "losses/kl" in m and m["step"] > 64})
     assert logged == [72, 80, 88, 96]  # every 8 steps (16 before the resume)
@@ -122,6 +124,7 @@ def test_resume_may_change_how_often_it_reports_and_keeps_the_change(catch_run, 
     result = run(["--resume", str(copy), "--steps", "112"])  # the next session keeps it
     assert result.returncode == 0, result.stderr
     assert "resumed with" not in result.stdout
+    assert [m.get("changed") for m in metrics(copy) if m.get("event") == "resume"] == [["log.scalars_every=8"], None]
     assert load_agent_state(copy / "checkpoint" / "agent.pt")["config"]["log"]["scalars_every"] == 8
     assert "scalars_every: 16" in (copy / "config.yaml").read_text()  # the run's first configuration
 
