@@ -235,3 +235,15 @@ def test_read_newest_reads_again_only_when_the_checkpoint_was_replaced(tmp_path)
     with pytest.raises(ValueError, match="damaged"):
         ckpt.read_newest(run, damaged)
     assert len(calls) == 1  # nothing was replaced: no second try
+
+
+def test_changed_settings_names_what_differs_from_the_checkpoints_configuration():
+    from aime.config import RESUME_KEYS, Config, to_dict
+
+    cfg = Config()
+    saved = to_dict(cfg)
+    assert ckpt.changed_settings(cfg, saved, RESUME_KEYS) == []
+    cfg.train.compile_world_model, cfg.log.images_every = True, 0
+    del saved["log"]["scalars_every"]  # a checkpoint written before a key says nothing about it
+    cfg.log.scalars_every = 5
+    assert ckpt.changed_settings(cfg, saved, RESUME_KEYS) == ["train.compile_world_model=True", "log.images_every=0"]
