@@ -26,24 +26,13 @@ import torch
 
 import envs
 from aime.eval.imagined_play import frame_figures, game_play, imagined_play, red_positions, scripted_policy
-from aime.runtime.checkpoint import CheckpointError, load_agent, read_newest
+from aime.runtime.checkpoint import CheckpointError, load_agent_and_replay
 from aime.runtime.environments import env_options
 from aime.runtime.replay import ReplayBuffer
-from aime.runtime.run_dir import replay_dirname
 
 POLICIES = ("actor", "follow", "left", "right")
 COLUMNS = ("return", "reward", "survival", "distance", "ball_drawn")
 COLUMNS += ("game reward", "game terminals", "game distance", "game ball_drawn")
-
-
-def load_run(run: str):
-    """The agent, configuration and replay of a run's newest checkpoint."""
-
-    def read(checkpoint: Path):
-        agent, cfg = load_agent(checkpoint, "cpu")
-        return agent, cfg, ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
-
-    return read_newest(run, read)
 
 
 def start_states(agent, replay: ReplayBuffer, starts: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -94,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     results, games = {}, {}
     for run in args.runs:
         try:
-            agent, cfg, replay = load_run(run)
+            agent, cfg, replay = load_agent_and_replay(run)
         except (CheckpointError, OSError, ValueError) as error:
             print(f"imagined_play.py: error: {run}: {error}", file=sys.stderr)
             return 2

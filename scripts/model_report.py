@@ -29,10 +29,8 @@ import torch
 import envs
 from aime.eval.model_report import filter_rows, model_report
 from aime.eval.tracking import agent_policy, paddle_tracking
-from aime.runtime.checkpoint import CheckpointError, load_agent, read_newest
+from aime.runtime.checkpoint import CheckpointError, load_agent_and_replay
 from aime.runtime.extras import require
-from aime.runtime.replay import ReplayBuffer
-from aime.runtime.run_dir import replay_dirname
 from envs.objects import record_objects
 
 ROWS = (
@@ -52,17 +50,6 @@ ROWS = (
     ("return_mean", "  discounted return that followed", "{:.3f}"),
     ("value_return_corr", "  correlation", "{:.2f}"),
 )
-
-
-def load_run(run: str, device: str):
-    """The agent, its configuration and its replay from a run's newest checkpoint (read again if a
-    training run replaces it meanwhile)."""
-
-    def read(checkpoint: Path):
-        agent, cfg = load_agent(checkpoint, device)
-        return agent, cfg, ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
-
-    return read_newest(run, read)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = {}
     for run in args.runs:
         try:
-            agent, cfg, replay = load_run(run, args.device)
+            agent, cfg, replay = load_agent_and_replay(run, args.device)
             rows = replay.newest(min(args.rows, replay.filled))
         except (CheckpointError, OSError, ValueError) as error:
             print(f"model_report.py: error: {run}: {error}", file=sys.stderr)

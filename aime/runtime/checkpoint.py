@@ -381,6 +381,19 @@ def load_agent(path: str | os.PathLike, device: str = "auto"):
     return agent, cfg
 
 
+def load_agent_and_replay(run: str | os.PathLike, device: str = "cpu"):
+    """``(agent, config, replay)`` from a run's newest checkpoint, read again if a training run
+    replaces it meanwhile (:func:`read_newest`): for the scripts that study a run as it stands."""
+    from aime.runtime.replay import ReplayBuffer
+    from aime.runtime.run_dir import replay_dirname
+
+    def read(checkpoint: Path):
+        agent, cfg = load_agent(checkpoint, device)
+        return agent, cfg, ReplayBuffer.load(checkpoint.parent / replay_dirname(0))
+
+    return read_newest(run, read)
+
+
 def save_world_model(path: str | os.PathLike, model, cfg, num_actions: int) -> None:
     """Write a world model alone (``scripts/train_world_model.py``), loadable by :func:`load_world_model`."""
     from aime.config import to_dict

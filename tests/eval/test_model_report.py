@@ -2,7 +2,6 @@
 on a real (tiny) run's checkpoint and replay."""
 
 import json
-import runpy
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import numpy as np
 import pytest
 
 from aime.eval.model_report import discounted_returns, model_report
+from aime.runtime.checkpoint import load_agent_and_replay
+from aime.runtime.replay import ReplayBuffer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,36 +100,28 @@ def test_survival_before_terminals_multiplies_the_continue_probabilities_of_the_
         model_report(predicted, rows, gamma=0.9, num_actions=1, burn_in=4, window=9)
 
 
-def test_a_checkpoint_replaced_while_it_is_read_is_read_again(run, tmp_path):
-    load_run = runpy.run_path(str(ROOT / "scripts" / "model_report.py"))["load_run"]
-    real = load_run.__globals__["ReplayBuffer"]
+def test_a_checkpoint_replaced_while_it_is_read_is_read_again(run, tmp_path, monkeypatch):
+    real = ReplayBuffer.load
     calls = []
 
-    class SavedMeanwhile:  # the run saves a new checkpoint (a new folder) while the replay is read
-        @staticmethod
-        def load(directory):
-            calls.append(directory)
-            if len(calls) == 1:
-                shutil.copytree(run / "checkpoint", tmp_path / "new")
-                shutil.rmtree(run / "checkpoint")
-                (tmp_path / "new").rename(run / "checkpoint")
-                raise ValueError("action.npy: expected int64 (2, 20), got int64 (2, 24)")
-            return real.load(directory)
+    def saved_meanwhile(directory):  # the run saves a new checkpoint (a new folder) while the replay is read
+        calls.append(directory)
+        if len(calls) == 1:
+            shutil.copytree(run / "checkpoint", tmp_path / "new")
+            shutil.rmtree(run / "checkpoint")
+            (tmp_path / "new").rename(run / "checkpoint")
+            raise ValueError("action.npy: expected int64 (2, 20), got int64 (2, 24)")
+        return real(directory)
 
-    class Damaged:
-        @staticmethod
-        def load(directory):
-            calls.append(directory)
-            raise ValueError("obs.npy is damaged")
+    def damaged(directory):
+        calls.append(directory)
+        raise ValueError("obs.npy is damaged")
 
-    load_run.__globals__["ReplayBuffer"] = SavedMeanwhile
-    try:
-        agent, cfg, replay = load_run(str(run), "cpu")
-        assert len(calls) == 2 and replay.filled == 20 and cfg.env.num_envs == 2
-        calls.clear()
-        load_run.__globals__["ReplayBuffer"] = Damaged
-        with pytest.raises(ValueError, match="damaged"):
-            load_run(str(run), "cpu")
-        assert len(calls) == 1  # nothing was replaced: no second try
-    finally:
-        load_run.__globals__["ReplayBuffer"] = real
+    monkeypatch.setattr(ReplayBuffer, "load", staticmethod(saved_meanwhile))
+    agent, cfg, replay = load_agent_and_replay(str(run), "cpu")
+    assert len(calls) == 2 and replay.filled == 20 and cfg.env.num_envs == 2
+    calls.clear()
+    monkeypatch.setattr(ReplayBuffer, "load", staticmethod(damaged))
+    with pytest.raises(ValueError, match="damaged"):
+        load_agent_and_replay(str(run), "cpu")
+    assert len(calls) == 1  # nothing was replaced: no second try
