@@ -2,6 +2,7 @@
 drawings against the frames, and the script on a real (tiny) Breakout run."""
 
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -89,22 +90,25 @@ def test_filter_age_refuses_starts_outside_the_window_and_windows_with_an_episod
         filter_age(agent.world_model, cut, [0], last=4)
 
 
-def test_the_script_prints_one_row_per_start(tiny_breakout_run, tiny_catch_run, tmp_path):
+def test_the_script_prints_one_row_per_start(tiny_breakout_run, tiny_catch_run, tmp_path, capsys):
     out = tmp_path / "age.json"
-    command = [sys.executable, str(ROOT / "scripts" / "filter_age.py")]
+    script = ROOT / "scripts" / "filter_age.py"
     options = ["--windows", "2", "--seq-len", "10", "--last", "4", "--starts", "0", "6"]
-    result = subprocess.run(
-        command + [str(tiny_breakout_run), *options, "--json", str(out)], capture_output=True, text=True, timeout=120
+    result = subprocess.run(  # the command line itself, once
+        [sys.executable, str(script), str(tiny_breakout_run), *options, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())[str(tiny_breakout_run)]
     assert [r["start"] for r in report["rows"]] == [0, 6] and report["agent_steps"] == 48
     assert "| filtered from | state ages | frame_error | ball_drawn | ball_near |" in result.stdout
     assert "| 6 | 0-3 |" in result.stdout
-    catch = subprocess.run(command + [str(tiny_catch_run), *options], capture_output=True, text=True, timeout=120)
-    assert catch.returncode == 0, catch.stderr
-    assert "| filtered from | state ages | frame_error |" in catch.stdout and "ball_drawn" not in catch.stdout
-    bad = subprocess.run(
-        command + [str(tiny_breakout_run), *options[:6], "--starts", "7"], capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "--starts must lie in [0, 6]" in bad.stderr
+    main = runpy.run_path(str(script))["main"]
+    assert main([str(tiny_catch_run), *options]) == 0  # not Breakout: no ball figures
+    printed = capsys.readouterr().out
+    assert "| filtered from | state ages | frame_error |" in printed and "ball_drawn" not in printed
+    with pytest.raises(SystemExit) as stop:
+        main([str(tiny_breakout_run), *options[:6], "--starts", "7"])
+    assert stop.value.code == 2 and "--starts must lie in [0, 6]" in capsys.readouterr().err
