@@ -33,21 +33,22 @@ _NEAR = 4.0  # pixels: a drawn ball this close to the real one on both axes is w
 def whole_windows(replay, count: int, seq_len: int, rounds: int = 50) -> dict[str, np.ndarray]:
     """``count`` replay windows of ``seq_len`` rows with no episode start after their first row.
 
-    Draws uniform windows (``replay.sample``, with the replay's own generator) and keeps the whole
-    ones, ``4 * count`` draws a round for at most ``rounds`` rounds. Returns the fields ``[count,
-    seq_len, ...]``. Raises ``ValueError`` when the replay's episodes are too short to give that many.
+    Draws uniform window positions (``replay.sample_indices``, with the replay's own generator),
+    ``4 * count`` a round for at most ``rounds`` rounds, and gathers the frames of the whole ones
+    only. Returns the fields ``[count, seq_len, ...]`` (:meth:`ReplayBuffer.gather`). Raises
+    ``ValueError`` when the replay's episodes are too short to give that many.
     """
     if count < 1 or seq_len < 2:
         raise ValueError(f"whole_windows: need count >= 1 and seq_len >= 2, got {count} and {seq_len}")
-    kept: list[dict[str, np.ndarray]] = []
-    found = 0
+    streams, rows = [], []
     for _ in range(rounds):
-        batch = replay.sample(4 * count, seq_len)
-        whole = ~batch["is_first"][:, 1:].astype(bool).any(1)
-        kept.append({k: v[whole] for k, v in batch.items()})
-        found += int(whole.sum())
-        if found >= count:
-            return {k: np.concatenate([b[k] for b in kept])[:count] for k in kept[0]}
+        stream, row = replay.sample_indices(4 * count, seq_len)
+        whole = ~replay.is_first[stream[:, None], row][:, 1:].any(1)
+        streams.append(stream[whole])
+        rows.append(row[whole])
+        if sum(len(s) for s in streams) >= count:
+            return replay.gather(np.concatenate(streams)[:count], np.concatenate(rows)[:count])
+    found = sum(len(s) for s in streams)
     raise ValueError(
         f"whole_windows: found {found} of {count} windows of {seq_len} rows without an episode start in "
         f"{rounds * 4 * count} draws; ask for shorter windows or fewer"

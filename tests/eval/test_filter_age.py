@@ -19,37 +19,35 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class EpisodeStarts:
-    """A replay stand-in whose windows start a new episode at ``cut`` (``None``: never)."""
+    """A replay stand-in of 8 streams of 40 rows: window ``i`` of a draw starts at row ``i % 30`` of
+    stream ``i % 8``; a new episode starts at row 5 of the odd streams (at ``cut``: every row)."""
 
-    def __init__(self, cut: int | None) -> None:
-        self.cut = cut
+    def __init__(self, cut: bool = False) -> None:
+        self.is_first = np.zeros((8, 40), dtype=bool)
+        self.is_first[1::2, 5] = True
+        self.is_first[:, :] |= cut
+        self.gathered = 0
 
-    def sample(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
-        is_first = np.zeros((batch_size, seq_len), dtype=bool)
-        if self.cut is not None:
-            is_first[::2, self.cut] = True  # every other window is cut
-        return {"is_first": is_first, "obs": np.arange(batch_size)[:, None].repeat(seq_len, 1)}
+    def sample_indices(self, batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+        i = np.arange(batch_size)
+        return i % 8, (i % 30)[:, None] + np.arange(seq_len)
+
+    def gather(self, stream: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        self.gathered += len(stream)
+        return {"is_first": self.is_first[stream[:, None], rows], "stream": stream, "row": rows[:, 0]}
 
 
-def test_whole_windows_keeps_windows_without_an_episode_start_after_their_first_frame():
-    windows = whole_windows(EpisodeStarts(cut=3), 5, 6)
+def test_whole_windows_gathers_windows_without_an_episode_start_after_their_first_frame():
+    replay = EpisodeStarts()
+    windows = whole_windows(replay, 5, 6)
     assert windows["is_first"].shape == (5, 6) and not windows["is_first"][:, 1:].any()
-    assert (windows["obs"][:, 0] % 2 == 1).all()  # the cut windows were left out
-    assert whole_windows(EpisodeStarts(cut=0), 3, 6)["obs"].shape == (3, 6)  # a start at the first frame is whole
+    # even streams are whole; an odd stream's window is whole where it starts at row 5 or after row 5
+    assert all(s % 2 == 0 or r >= 5 for s, r in zip(windows["stream"], windows["row"]))
+    assert (windows["stream"] % 2 == 1).any() and replay.gathered == 5  # only the kept windows' frames
     with pytest.raises(ValueError, match="found 0 of 2 windows of 6 rows"):
-        whole_windows(_AlwaysCut(), 2, 6, rounds=3)
+        whole_windows(EpisodeStarts(cut=True), 2, 6, rounds=3)
     with pytest.raises(ValueError, match="seq_len >= 2"):
-        whole_windows(EpisodeStarts(None), 2, 1)
-
-
-class _AlwaysCut(EpisodeStarts):
-    def __init__(self) -> None:
-        super().__init__(cut=None)
-
-    def sample(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
-        batch = super().sample(batch_size, seq_len)
-        batch["is_first"][:, 2] = True
-        return batch
+        whole_windows(replay, 2, 1)
 
 
 @pytest.fixture(scope="module")
