@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import envs
 from aime.eval.filter_age import filter_age, whole_windows
@@ -49,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not starts or not all(0 <= s <= args.seq_len - args.last for s in starts):
         parser.error(f"--starts must lie in [0, {args.seq_len - args.last}] (--seq-len - --last), got {starts}")
-    torch.set_grad_enabled(False)
     results = {}
     for run in args.runs:
         try:

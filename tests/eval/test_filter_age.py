@@ -107,6 +107,7 @@ def test_the_script_prints_one_row_per_start(tiny_breakout_run, tiny_catch_run, 
     assert main([str(tiny_catch_run), *options]) == 0  # not Breakout: no ball figures
     printed = capsys.readouterr().out
     assert "| filtered from | state ages | frame_error |" in printed and "ball_drawn" not in printed
+    assert torch.is_grad_enabled()  # run in a process of others' work, it leaves autograd as it was
     with pytest.raises(SystemExit) as stop:
         main([str(tiny_breakout_run), *options[:6], "--starts", "7"])
     assert stop.value.code == 2 and "--starts must lie in [0, 6]" in capsys.readouterr().err
