@@ -2,6 +2,7 @@
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -47,6 +48,11 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def run(args, **kwargs):
     return subprocess.run(TRAIN + args, capture_output=True, text=True, env=ENV, timeout=300, **kwargs)
+
+
+def train_agent_script() -> dict:
+    """``scripts/train_agent.py``'s globals, loaded in this process (its ``main`` not run)."""
+    return runpy.run_path(str(ROOT / "scripts" / "train_agent.py"), run_name="train_agent_under_test")
 
 
 def metrics(logdir):
@@ -113,9 +119,7 @@ def test_resume_continues_from_the_saved_step_and_may_change_how_often_it_report
     assert [m.get("changed") for m in metrics(copy) if m.get("event") == "resume"] == [["log.scalars_every=8"]]
     assert "scalars_every: 16" in (copy / "config.yaml").read_text()  # the run's first configuration
 
-    import runpy
-
-    script = runpy.run_path(str(ROOT / "scripts" / "train_agent.py"), run_name="train_agent_under_test")
+    script = train_agent_script()
     cfg = script["config_from_checkpoint"](copy)
     script["resumed_config"](cfg, copy, [])  # the next session, without --set, keeps the change
     assert cfg.log.scalars_every == 8 and cfg.log.images_every == 32
@@ -266,11 +270,9 @@ class _Configured(Exception):
 
 @pytest.mark.parametrize("resolved", ["cpu", "cuda"])
 def test_start_up_tunes_the_process_for_the_resolved_device(monkeypatch, tmp_path, resolved):
-    import runpy
-
     import torch
 
-    script = runpy.run_path(str(ROOT / "scripts" / "train_agent.py"), run_name="train_agent_under_test")
+    script = train_agent_script()
     names = script["main"].__globals__  # the functions' own globals (run_path returns a copy)
     seen = []
 
