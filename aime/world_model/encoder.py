@@ -18,6 +18,17 @@ from torch import Tensor, nn
 from aime.nn.feature_pyramid import FeaturePyramid
 
 
+def _trunk_layout(frames: Tensor) -> Tensor:
+    """The frames in the memory layout the pyramid runs fastest in (a convolution's output takes
+    its input's layout): channels-last in fp32 on CPU, where it keeps oneDNN's convolutions off
+    their slow NCHW path (about 1.5x); NCHW under CPU bf16 autocast, where GroupNorm's
+    channels-last kernel is 4-6x slower than its NCHW one and the convolutions lose nothing (the
+    pyramid's forward + backward, 256 frames, one thread: 0.80 s against 1.05 s channels-last)."""
+    if frames.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return frames.contiguous()
+    return frames.contiguous(memory_format=torch.channels_last)
+
+
 class Encoder(nn.Module):
     """Frames -> ``features [N, F, R, R]``, ``embed [N, embed_dim]``, ``readout [N, readout_dim, R, R]``.
 
@@ -43,7 +54,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.image_size, self.feature_channels = image_size, feature_channels
         widths = (feature_channels // 2, 3 * feature_channels // 4)  # 32/48/64 for 64 features, as the seed
-        self.trunk = FeaturePyramid(3, feature_channels, norm, widths).to(memory_format=torch.channels_last)
+        self.trunk = FeaturePyramid(3, feature_channels, norm, widths)
         self.resolution = ((image_size + 1) // 2 + 1) // 2
         self.down = nn.Sequential(
             nn.Conv2d(feature_channels, 2 * depth, 4, 2, 1),
@@ -66,8 +77,7 @@ class Encoder(nn.Module):
             )
         if frames.dtype == torch.uint8:
             frames = frames.float() / 255.0
-        # channels-last keeps oneDNN convolutions off their slow NCHW path (~1.5x on CPU)
-        features = self.trunk(frames.contiguous(memory_format=torch.channels_last)).contiguous()
+        features = self.trunk(_trunk_layout(frames)).contiguous()
         embed = self.to_embed(self.down(features))
         readout = self.readout(features) if self.readout is not None else None
         return features, embed, readout

@@ -16,6 +16,22 @@ def test_encoder_outputs_and_uint8_equals_float():
         enc(torch.zeros(3, 1, 84, 84))
 
 
+def test_encoder_trunk_layout_follows_the_precision():
+    """Channels-last into the pyramid in fp32; NCHW under CPU bf16 autocast (GroupNorm's fast path),
+    with the same features up to bf16's rounding."""
+    torch.manual_seed(0)
+    enc = Encoder(embed_dim=20, depth=4)
+    seen = []
+    enc.trunk.register_forward_pre_hook(lambda _, args: seen.append(args[0].is_contiguous()))
+    frames = torch.rand(2, 3, 84, 84)
+    fp32 = enc(frames)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = enc(frames)[0]
+    assert seen == [False, True]
+    assert fp32.is_contiguous() and bf16.is_contiguous()
+    torch.testing.assert_close(bf16.float(), fp32, atol=0.1, rtol=0.05)
+
+
 def test_conv_decoder_shape():
     assert ConvDecoder(10, depth=4)(torch.randn(2, 10)).shape == (2, 3, 84, 84)
     for size in (64, 96, 48):  # a stride-2 first step (R 16), stride 3 (R 24, R 12)
