@@ -94,11 +94,12 @@ def attend(
     """
     if k.shape[-2] > FEW_KEYS:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-    scores = torch.einsum("bhnd,bhmd->bhnm", q, k) * q.shape[-1] ** -0.5
+    # the softmax in fp32, as inside the fused kernel (CPU autocast would run it in bf16)
+    scores = torch.einsum("bhnd,bhmd->bhnm", q, k).float() * q.shape[-1] ** -0.5
     if mask is not None:
         scores = scores + mask
     weights = F.dropout(scores.softmax(dim=-1), dropout_p) if dropout_p > 0 else scores.softmax(dim=-1)
-    return torch.einsum("bhnm,bhmd->bhnd", weights, v)
+    return torch.einsum("bhnm,bhmd->bhnd", weights.to(v.dtype), v)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -172,6 +172,19 @@ def test_attend_equals_the_fused_kernel(keys, masked):
         torch.testing.assert_close(a, b)
 
 
+def test_attend_under_bf16_autocast_stays_near_fp32():
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (
+        torch.randn(2, 4, 30, 8, generator=g),
+        torch.randn(2, 4, 4, 8, generator=g),
+        torch.randn(2, 4, 4, 8, generator=g),
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = attend(q, k, v)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), attend(q, k, v), atol=0.05, rtol=0.02)
+
+
 def test_attend_dropout_acts_on_the_weights():
     g = torch.Generator().manual_seed(0)
     q, k = torch.randn(1, 2, 50, 8, generator=g), torch.randn(1, 2, 6, 8, generator=g)
