@@ -6,9 +6,8 @@ import math
 
 import pytest
 import torch
-from einops import rearrange
-
 import torch.nn.functional as F
+from einops import rearrange
 
 from aime.attention.prior import FEW_KEYS, AttentionPrior, attend, relative_position_index, rotary_tables
 
