@@ -1,4 +1,4 @@
-"""AttentionPrior: shapes, probabilities, recurrence, position bias, checkpointing, validation."""
+"""AttentionPrior and attend: shapes, probabilities, recurrence, position bias, checkpointing, validation."""
 
 from __future__ import annotations
 
