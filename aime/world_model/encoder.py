@@ -18,13 +18,14 @@ from torch import Tensor, nn
 from aime.nn.feature_pyramid import FeaturePyramid
 
 
-def _trunk_layout(frames: Tensor) -> Tensor:
+def _trunk_layout(frames: Tensor, norm: str) -> Tensor:
     """The frames in the memory layout the pyramid runs fastest in (a convolution's output takes
-    its input's layout): channels-last, which keeps oneDNN's fp32 convolutions off their slow NCHW
-    path (about 1.5x), except under CPU bf16 autocast: there GroupNorm's channels-last kernel is
-    4-6x slower than its NCHW one and the convolutions lose nothing in NCHW (the pyramid's forward +
-    backward, 1,024 frames, one thread: 3.23 s against 4.23 s channels-last)."""
-    if frames.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+    its input's layout): channels-last, which keeps oneDNN's convolutions off their slow NCHW path
+    (about 1.5x in fp32), except for a pyramid with GroupNorm under CPU bf16 autocast: there
+    GroupNorm's channels-last kernel is 4-6x slower than its NCHW one and outweighs the
+    convolutions' gain (the pyramid's forward + backward, 1,024 frames, one thread: 3.23 s NCHW
+    against 4.23 s channels-last; without the norm 2.94 s against 2.16 s, so it stays channels-last)."""
+    if norm == "group" and frames.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         return frames.contiguous()
     return frames.contiguous(memory_format=torch.channels_last)
 
@@ -52,7 +53,7 @@ class Encoder(nn.Module):
         norm: str = "group",
     ) -> None:
         super().__init__()
-        self.image_size, self.feature_channels = image_size, feature_channels
+        self.image_size, self.feature_channels, self.norm = image_size, feature_channels, norm
         widths = (feature_channels // 2, 3 * feature_channels // 4)  # 32/48/64 for 64 features, as the seed
         self.trunk = FeaturePyramid(3, feature_channels, norm, widths)
         self.resolution = ((image_size + 1) // 2 + 1) // 2
@@ -77,7 +78,7 @@ class Encoder(nn.Module):
             )
         if frames.dtype == torch.uint8:
             frames = frames.float() / 255.0
-        features = self.trunk(_trunk_layout(frames)).contiguous()
+        features = self.trunk(_trunk_layout(frames, self.norm)).contiguous()
         embed = self.to_embed(self.down(features))
         readout = self.readout(features) if self.readout is not None else None
         return features, embed, readout
