@@ -23,8 +23,9 @@ from aime.bench.measure import (
 from aime.bench.registry import Settings, benchmark
 from aime.bench.world_model import WM_ACTIONS
 from aime.config import load_config
+from aime.runtime.device import resolve_precision
 
-__all__ = ["agent_config", "agents", "bench_compile", "bench_update", "replay_batch"]
+__all__ = ["agent_config", "agents", "build_agent", "bench_compile", "bench_update", "replay_batch"]
 
 
 def agent_config(settings: Settings, preset: str, attention: bool):
@@ -34,12 +35,19 @@ def agent_config(settings: Settings, preset: str, attention: bool):
     return cfg
 
 
+def build_agent(cfg, num_actions: int, device: str) -> Agent:
+    """An agent in the precision a training run would give it: ``train.precision`` resolved as the
+    training loop resolves it (``auto``: bf16 where the device computes it natively, this CPU's
+    AVX512-BF16 or AMX included)."""
+    return Agent(cfg, num_actions, device, precision=resolve_precision(cfg.train.precision, device).name)
+
+
 def agents(settings: Settings, preset: str, num_actions: int) -> dict[str, Agent]:
     """The full agent and the ablation at a preset's sizes, seeded alike."""
     built = {}
     for label, attention in (("full", True), ("ablation", False)):
         torch.manual_seed(settings.seed)
-        built[label] = Agent(agent_config(settings, preset, attention), num_actions, settings.device)
+        built[label] = build_agent(agent_config(settings, preset, attention), num_actions, settings.device)
     return built
 
 
@@ -110,7 +118,7 @@ def _update_rows(
             "item": f"Agent.train_step {preset} {label} ({count_parameters(agent):,} params), B {b} x T {t}",
             "value": round(median, 4),
             "unit": "s/update",
-            "note": f"median of {len(times)}",
+            "note": f"median of {len(times)}, {agent.precision}",
         },
         {
             "item": f"Agent.train_step {preset} {label}: behaviour part ({b * t} starts x H {horizon})",
@@ -166,7 +174,7 @@ def bench_compile(settings: Settings) -> list[dict]:
             for key, value in switches.items():
                 setattr(cfg.train, key, value)
             torch.manual_seed(settings.seed)
-            agent = Agent(cfg, WM_ACTIONS, settings.device)
+            agent = build_agent(cfg, WM_ACTIONS, settings.device)
             synchronize(settings.device)
             start = time.perf_counter()
             agent.train_step(batch)  # the first call compiles (imagination's shapes included)

@@ -125,7 +125,9 @@ def test_update_rows_time_the_agents_train_step(bench, monkeypatch):
     assert len([r for r in results if r["unit"] == "s/update"]) == 4
     for label in ("full", "ablation"):
         assert update[label]["item"].startswith(f"Agent.train_step debug {label} (")
-        assert update[label]["item"].endswith("B 2 x T 4") and update[label]["note"] == "median of 2"
+        assert (
+            update[label]["item"].endswith("B 2 x T 4") and update[label]["note"] == "median of 2, fp32"
+        )  # debug: precision fp32
         # the behaviour part is timed inside the same calls, so it is a positive part of the whole
         assert 0 < behavior[label]["value"] < update[label]["value"]
         # debug: horizon 15, B*T starts
@@ -246,3 +248,17 @@ def test_set_overrides_the_presets_sizes(bench, capsys):
         bench["main"](["--quick", "--only", "update", "--set", "model.hiden=24"])
     assert exit_info.value.code == 2
     assert "Did you mean 'model.hidden'" in capsys.readouterr().err
+
+
+def test_bench_agents_take_the_training_loops_precision():
+    """``auto`` resolves as in the training loop (bf16 on a CPU with AVX512-BF16 or AMX), not as the
+    agent's own device-only default; an explicit setting is kept."""
+    from aime.bench.agent_update import build_agent
+    from aime.config import load_config
+    from aime.runtime.device import resolve_precision
+
+    for setting in ("auto", "fp32", "bf16"):
+        cfg = load_config(["debug"], [f"train.precision={setting}"])
+        agent = build_agent(cfg, 3, "cpu")
+        assert agent.precision == resolve_precision(setting, "cpu").name
+        assert agent.precision == setting or setting == "auto"
