@@ -16,10 +16,10 @@ so the network can pick the object that matters (the ball) wherever its slot ind
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from aime.nn.dot_product_attention import attend
 from aime.nn.mlp import mlp
 
 
@@ -49,7 +49,7 @@ class ObjectReader(nn.Module):
     def forward(self, feat: Tensor, objects: Tensor) -> Tensor:
         q = rearrange(self.to_q(feat), "... (h d) -> ... h 1 d", h=self.heads)
         k, v = rearrange(self.to_kv(objects), "... k (two h d) -> two ... h k d", two=2, h=self.heads)
-        read = F.scaled_dot_product_attention(q, k, v)  # [..., h, 1, d]
+        read = attend(q, k, v)  # [..., h, 1, d]
         return self.to_out(rearrange(read, "... h 1 d -> ... (h d)"))
 
 

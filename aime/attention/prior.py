@@ -30,8 +30,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from aime.nn.conv_gru import ConvGRUCell
+from aime.nn.dot_product_attention import attend
 
-__all__ = ["AttentionPrior", "attend", "relative_position_index", "rotary_tables"]
+__all__ = ["AttentionPrior", "relative_position_index", "rotary_tables"]
 
 _POSITION_BIASES = ("relative", "rotary", "none")
 _DROPOUT_MODES = ("residual", "weights")
@@ -72,34 +73,6 @@ def rotary_tables(size: int, head_dim: int, base: float = 100.0) -> tuple[torch.
     angles = torch.cat([rows.reshape(-1, 1) * theta, cols.reshape(-1, 1) * theta], dim=-1)  # [N, d/2]
     angles = torch.cat([angles, angles], dim=-1)  # [N, d]
     return angles.cos(), angles.sin()
-
-
-FEW_KEYS = 64
-"""Up to this many keys, :func:`attend` writes the attention out instead of calling the fused kernel."""
-
-
-def attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, dropout_p: float = 0.0
-) -> torch.Tensor:
-    """Multi-head attention, ``softmax(q k^T / sqrt(d) + mask) v``: ``q [B, h, N, d]``, ``k, v [B, h, M, d]``
-    -> ``[B, h, N, d]``; ``mask`` an additive float bias broadcastable to ``[B, h, N, M]``,
-    ``dropout_p`` dropout on the weights.
-
-    With at most :data:`FEW_KEYS` keys (the pooled self-attention's 49 cells, the cross-attention's
-    4 context tokens) it is written out as two products and a softmax; with more it is
-    ``scaled_dot_product_attention``. The fused CPU kernel tiles over the keys, so with a handful of
-    them its overhead is the cost: forward + backward of the prior's cross-attention (B 253, 4 heads,
-    441 queries, 4 keys) took 0.32-0.34 s fused and 0.10-0.14 s written out in bf16, its 49-cell
-    self-attention 0.20-0.27 s and 0.02-0.03 s (one thread); in fp32 the two forms are within noise.
-    """
-    if k.shape[-2] > FEW_KEYS:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-    # the softmax in fp32, as inside the fused kernel (CPU autocast would run it in bf16)
-    scores = torch.einsum("bhnd,bhmd->bhnm", q, k).float() * q.shape[-1] ** -0.5
-    if mask is not None:
-        scores = scores + mask
-    weights = F.dropout(scores.softmax(dim=-1), dropout_p) if dropout_p > 0 else scores.softmax(dim=-1)
-    return torch.einsum("bhnm,bhmd->bhnd", weights.to(v.dtype), v)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -370,8 +343,8 @@ class AttentionPrior(nn.Module):
 
     def _block(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The pre-norm transformer block: self-attention, cross-attention, FFN. ``[B, N, D]``."""
-        attend = self._pooled_self_attention if self.token_pool > 1 else self._self_attention
-        x = x + self.residual_dropout(attend(x))
+        mix = self._pooled_self_attention if self.token_pool > 1 else self._self_attention
+        x = x + self.residual_dropout(mix(x))
         x = x + self.residual_dropout(self._cross_attention(x, context))
         return x + self.residual_dropout(self.ffn(self.ffn_norm(x)))
 

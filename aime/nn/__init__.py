@@ -6,6 +6,7 @@
   diversity;
 - ``nca``: ``ConvAttentionNCA`` and ``nca_refine`` (its training loop is ``aime.experiments.nca_training``);
 - ``neural_field``: ``NeuralField``, ``SimpleNeuralField`` (Amari, 1-D), ``NeuralField2d``;
+- ``dot_product_attention``: ``attend``, multi-head attention written out for a handful of keys;
 - ``perceiver``: ``PerceiverEncoder`` (per-frame context); ``mlp``: ``mlp.mlp``, the (Linear, LayerNorm,
   SiLU) stack of the world model's and the agent's networks, and the ``MLP`` baseline SpatialNet is compared
   to (the function is not re-exported here: ``aime.nn.mlp`` stays the module);
@@ -14,6 +15,7 @@
 
 from aime.nn.conv_gru import ConvGRUCell
 from aime.nn.distributions import DiagGaussian, StraightThroughCategorical, TwoHot, symexp, symlog
+from aime.nn.dot_product_attention import attend
 from aime.nn.mlp import MLP
 from aime.nn.nca import ConvAttentionNCA, nca_refine
 from aime.nn.neural_field import NeuralField, NeuralField2d, SimpleNeuralField
@@ -37,6 +39,7 @@ __all__ = [
     "SpatialNet",
     "StraightThroughCategorical",
     "TwoHot",
+    "attend",
     "info_nce_patch_coherence",
     "make_coordinate_grid",
     "nca_refine",

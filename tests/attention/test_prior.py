@@ -1,4 +1,4 @@
-"""AttentionPrior and attend: shapes, probabilities, recurrence, position bias, checkpointing, validation."""
+"""AttentionPrior: shapes, probabilities, recurrence, position bias, checkpointing, validation."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
-from aime.attention.prior import FEW_KEYS, AttentionPrior, attend, relative_position_index, rotary_tables
+from aime.attention.prior import AttentionPrior, relative_position_index, rotary_tables
 
 R, HID, LAT = 7, 16, 8
 
@@ -154,44 +153,6 @@ def test_rotary_prior_runs_and_uses_the_fused_path_inputs():
     prev, h, z = inputs()
     probs, _ = prior(prev, h, z)
     torch.testing.assert_close(probs.sum(dim=(1, 2)), torch.ones(3))
-
-
-@pytest.mark.parametrize("keys", [4, 49, FEW_KEYS + 1])
-@pytest.mark.parametrize("masked", [False, True])
-def test_attend_equals_the_fused_kernel(keys, masked):
-    """Written out (few keys) or fused (more), the same attention: values and gradients."""
-    g = torch.Generator().manual_seed(keys)
-    q, k, v = (torch.randn(2, 4, n, 8, generator=g, requires_grad=True) for n in (30, keys, keys))
-    mask = torch.randn(1, 4, 30, keys, generator=g) if masked else None
-    ours = attend(q, k, v, mask)
-    grads = torch.autograd.grad(ours.square().sum(), (q, k, v))
-    fused = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    torch.testing.assert_close(ours, fused)
-    for a, b in zip(grads, torch.autograd.grad(fused.square().sum(), (q, k, v))):
-        torch.testing.assert_close(a, b)
-
-
-def test_attend_under_bf16_autocast_stays_near_fp32():
-    g = torch.Generator().manual_seed(1)
-    q, k, v = (
-        torch.randn(2, 4, 30, 8, generator=g),
-        torch.randn(2, 4, 4, 8, generator=g),
-        torch.randn(2, 4, 4, 8, generator=g),
-    )
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = attend(q, k, v)
-    assert low.dtype == torch.bfloat16
-    torch.testing.assert_close(low.float(), attend(q, k, v), atol=0.05, rtol=0.02)
-
-
-def test_attend_dropout_acts_on_the_weights():
-    g = torch.Generator().manual_seed(0)
-    q, k = torch.randn(1, 2, 50, 8, generator=g), torch.randn(1, 2, 6, 8, generator=g)
-    v = torch.ones(1, 2, 6, 8)
-    torch.manual_seed(0)
-    out = attend(q, k, v, dropout_p=0.5)  # each row: the kept weights, scaled by 2
-    assert not torch.allclose(out, torch.ones_like(out))
-    torch.testing.assert_close(attend(q, k, v), torch.ones_like(out))
 
 
 def test_dropout_modes():
