@@ -33,6 +33,7 @@ import torch
 
 from aime.bench import BENCHMARKS, Settings, default_selection, machine_info, markdown, run_benchmarks
 from aime.bench.environments import ACTING_ENVS
+from aime.bench.measure import CLOCKS
 from aime.config import ConfigError, load_config
 from aime.runtime.allocator import retain_freed_memory
 from aime.runtime.denormals import denormal_state, flush_denormals
@@ -96,6 +97,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "to measure what flushing buys",
     )
     parser.add_argument(
+        "--clock",
+        choices=CLOCKS,
+        default="wall",
+        help="what the times read: wall seconds (default), or cpu: the process's CPU seconds over all "
+        "its threads, which other processes on the cores do not inflate (CPU devices only)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: batch 2, 1 repeat, no warmup; world model, update and acting loop at "
@@ -116,6 +124,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    if args.clock == "cpu" and torch.device(args.device).type != "cpu":
+        parser.error(f"--clock cpu counts the process's CPU time, not device {args.device}'s work: use --clock wall")
     return args
 
 
@@ -153,6 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.env_steps,
         args.acting_steps,
         tuple(args.set),
+        args.clock,
     )
     results = run_benchmarks(settings, args.only or default_selection())
     machine = machine_info(args.device, allocator, denormals)

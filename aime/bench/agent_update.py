@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from aime.agent.agent import Agent
 from aime.bench.measure import (
+    clock,
     count_parameters,
     flops_row,
     peak_memory_row,
@@ -66,13 +68,13 @@ def replay_batch(b: int, t: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def time_behavior_inside(agent: Agent, device: str) -> list[float]:
+def time_behavior_inside(agent: Agent, device: str, now: Callable[[], float] = time.perf_counter) -> list[float]:
     """Time the behaviour part of every later ``agent.train_step``, inside the real calls.
 
     The clock starts when ``train_step`` calls ``behavior.loss`` (imagination from the world model's
     posterior states, the actor and critic losses) and stops when it has called
     ``behavior.update_slow_critic`` (after the backward, the clipping and both optimiser steps).
-    Returns the list the times are appended to.
+    ``now``: the clock (:func:`aime.bench.measure.clock`). Returns the list the times are appended to.
     """
     times: list[float] = []
     loss, update_slow_critic = agent.behavior.loss, agent.behavior.update_slow_critic
@@ -80,13 +82,13 @@ def time_behavior_inside(agent: Agent, device: str) -> list[float]:
 
     def timed_loss(*args, **kwargs):
         synchronize(device)
-        started.append(time.perf_counter())
+        started.append(now())
         return loss(*args, **kwargs)
 
     def timed_update_slow_critic(*args, **kwargs) -> None:
         update_slow_critic(*args, **kwargs)
         synchronize(device)
-        times.append(time.perf_counter() - started.pop())
+        times.append(now() - started.pop())
 
     agent.behavior.loss = timed_loss  # instance attributes shadow the methods
     agent.behavior.update_slow_critic = timed_update_slow_critic
@@ -100,7 +102,7 @@ def _update_rows(
     arithmetic."""
     b, t = settings.batch, settings.seq_len
     agent.train()
-    behavior_times = time_behavior_inside(agent, settings.device)
+    behavior_times = time_behavior_inside(agent, settings.device, clock(settings))
     skipped = []
 
     def update() -> None:
@@ -176,10 +178,11 @@ def bench_compile(settings: Settings) -> list[dict]:
             torch.manual_seed(settings.seed)
             agent = build_agent(cfg, WM_ACTIONS, settings.device)
             synchronize(settings.device)
-            start = time.perf_counter()
+            now = clock(settings)
+            start = now()
             agent.train_step(batch)  # the first call compiles (imagination's shapes included)
             synchronize(settings.device)
-            first = time.perf_counter() - start
+            first = now() - start
             medians[label], times = time_calls(lambda agent=agent: agent.train_step(batch), settings, settings.repeats)
             rows.append(
                 {

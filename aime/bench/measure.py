@@ -16,6 +16,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from aime.bench.registry import Settings
 
 __all__ = [
+    "CLOCKS",
+    "clock",
     "count_parameters",
     "flops_row",
     "peak_memory_row",
@@ -24,6 +26,23 @@ __all__ = [
     "time_calls",
     "time_forward_backward",
 ]
+
+
+CLOCKS = ("wall", "cpu")
+
+
+def clock(settings: Settings) -> Callable[[], float]:
+    """The clock the benchmarks read, by ``settings.clock``: ``wall`` is ``time.perf_counter``;
+    ``cpu`` is ``time.process_time``, the CPU seconds of all the process's threads together.
+
+    On a machine that other processes share, the wall time of one convolution differed up to 7x
+    between two profiled updates and its CPU time 0.6-1.2x (docs/benchmarks.md): compare code there
+    in CPU time. A run on ``n`` busy threads reads about ``n`` times its wall time, and GPU work is not
+    counted, so ``cpu`` is for CPU devices.
+    """
+    if settings.clock not in CLOCKS:
+        raise ValueError(f"unknown clock {settings.clock!r}; expected one of {', '.join(CLOCKS)}")
+    return time.process_time if settings.clock == "cpu" else time.perf_counter
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -40,31 +59,34 @@ def synchronize(device: str) -> None:
 def time_forward_backward(
     module: nn.Module, make_inputs: Callable[[], tuple], loss_of: Callable, settings: Settings
 ) -> tuple[float, list[float]]:
-    """Median wall time (s) of ``loss_of(module(*inputs)).backward()`` over the repeats, and all timed runs."""
+    """Median time (s, by :func:`clock`) of ``loss_of(module(*inputs)).backward()`` over the repeats,
+    and all timed runs."""
     module.train()
     inputs = make_inputs()
+    now = clock(settings)
     times = []
     for i in range(settings.warmup + settings.repeats):
         module.zero_grad(set_to_none=True)
         synchronize(settings.device)
-        start = time.perf_counter()
+        start = now()
         loss_of(module(*inputs)).backward()
         synchronize(settings.device)
         if i >= settings.warmup:
-            times.append(time.perf_counter() - start)
+            times.append(now() - start)
     return statistics.median(times), times
 
 
 def time_calls(fn: Callable[[], None], settings: Settings, repeats: int) -> tuple[float, list[float]]:
-    """Median wall time (s) of ``fn()`` over ``repeats`` calls after ``settings.warmup`` untimed ones."""
+    """Median time (s, by :func:`clock`) of ``fn()`` over ``repeats`` calls after ``settings.warmup`` untimed ones."""
+    now = clock(settings)
     times = []
     for i in range(settings.warmup + repeats):
         synchronize(settings.device)
-        start = time.perf_counter()
+        start = now()
         fn()
         synchronize(settings.device)
         if i >= settings.warmup:
-            times.append(time.perf_counter() - start)
+            times.append(now() - start)
     return statistics.median(times), times
 
 

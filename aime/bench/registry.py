@@ -29,6 +29,9 @@ class Settings:
     """Vector steps (of all ``ACTING_ENVS`` sub-envs) per timed repeat of the acting-loop benchmark."""
     overrides: tuple[str, ...] = ()
     """``key=value`` settings applied over each of ``wm_presets`` (e.g. ``model.deter=256``)."""
+    clock: str = "wall"
+    """What the times read (:func:`aime.bench.measure.clock`): ``wall`` seconds, or ``cpu`` seconds of
+    the process (all its threads together), which other processes on the cores do not inflate."""
 
 
 @dataclass(frozen=True)

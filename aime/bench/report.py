@@ -39,7 +39,8 @@ def markdown(machine: dict, settings: Settings, results: list[dict]) -> str:
         f"Settings: batch {settings.batch}, image {settings.image_size}, repeats {settings.repeats}, "
         f"warmup {settings.warmup}, world model: T {settings.seq_len}, presets {', '.join(settings.wm_presets)}"
         f"{overrides} (84x84), "
-        f"env: {settings.env_steps} agent steps, acting loop: {settings.acting_steps} steps per repeat",
+        f"env: {settings.env_steps} agent steps, acting loop: {settings.acting_steps} steps per repeat, "
+        + ("clock: wall seconds" if settings.clock == "wall" else "clock: CPU seconds of the process, all threads"),
         "",
         "| benchmark | item | value | unit | note |",
         "| --- | --- | ---: | --- | --- |",

@@ -262,3 +262,24 @@ def test_bench_agents_take_the_training_loops_precision():
         agent = build_agent(cfg, 3, "cpu")
         assert agent.precision == resolve_precision(setting, "cpu").name
         assert agent.precision == setting or setting == "auto"
+
+
+def test_the_cpu_clock_counts_the_process_not_the_wall(bench, capsys):
+    """A sleeping call costs wall time and next to no CPU time; the table says which clock it read."""
+    from aime.bench import Settings, time_calls
+
+    nap = lambda: time.sleep(0.2)  # noqa: E731
+    settings = dict(batch=1, image_size=32, repeats=1, warmup=0, device="cpu", seed=0)
+    wall, _ = time_calls(nap, Settings(**settings), 1)
+    cpu, _ = time_calls(nap, Settings(**settings, clock="cpu"), 1)
+    assert wall >= 0.2 > 0.05 > cpu
+    with pytest.raises(ValueError, match="unknown clock 'cpus'; expected one of wall, cpu"):
+        time_calls(nap, Settings(**settings, clock="cpus"), 1)
+
+    report = bench["main"](["--quick", "--image-size", "32", "--only", "params", "--clock", "cpu"])
+    assert report["settings"]["clock"] == "cpu"
+    assert "clock: CPU seconds of the process, all threads" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        bench["main"](["--quick", "--only", "params", "--clock", "cpu", "--device", "cuda"])
+    assert exit_info.value.code == 2
+    assert "--clock cpu counts the process's CPU time, not device cuda's work" in capsys.readouterr().err
