@@ -23,12 +23,13 @@ def attend(
     ``k, v [..., h, M, d]`` -> ``[..., h, N, d]``; ``mask`` an additive float bias broadcastable to
     ``[..., h, N, M]``, ``dropout_p`` dropout on the weights.
 
-    With at most :data:`FEW_KEYS` keys (the pooled self-attention's 49 cells, the cross-attention's
-    4 context tokens, the object reader's K slots) it is written out as two products and a softmax; with more it is
-    ``scaled_dot_product_attention``. The fused CPU kernel tiles over the keys, so with a handful of
-    them its overhead is the cost: forward + backward of the prior's cross-attention (B 253, 4 heads,
-    441 queries, 4 keys) took 0.32-0.34 s fused and 0.10-0.14 s written out in bf16, its 49-cell
-    self-attention 0.20-0.27 s and 0.02-0.03 s (one thread); in fp32 the two forms are within noise.
+    With at most :data:`FEW_KEYS` keys (the prior's pooled self-attention's 49 cells and its
+    cross-attention's 4 context tokens, the object reader's K slots) it is written out as two
+    products and a softmax; with more it is ``scaled_dot_product_attention``. The fused CPU kernel
+    tiles over the keys, so with a handful of them its overhead is the cost: forward + backward of
+    the prior's cross-attention (B 253, 4 heads, 441 queries, 4 keys) took 0.32-0.34 s fused and
+    0.10-0.14 s written out in bf16, its 49-cell self-attention 0.20-0.27 s and 0.02-0.03 s (one
+    thread); in fp32 the two forms are within noise.
     """
     if k.shape[-2] > FEW_KEYS:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
