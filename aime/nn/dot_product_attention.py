@@ -31,6 +31,10 @@ def attend(
     0.10-0.14 s written out in bf16, its 49-cell self-attention 0.20-0.27 s and 0.02-0.03 s (one
     thread); in fp32 the two forms are within noise.
     """
+    if mask is not None and not mask.is_floating_point():  # a boolean mask would be added as 0/1
+        raise ValueError(
+            f"attend: expected an additive float mask (-inf where a key is hidden), got dtype {mask.dtype}"
+        )
     if k.shape[-2] > FEW_KEYS:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     # the softmax in fp32, as inside the fused kernel (CPU autocast would run it in bf16)

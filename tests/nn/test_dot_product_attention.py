@@ -58,3 +58,9 @@ def test_attend_takes_any_leading_dimensions():
     folded = attend(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1)).unflatten(0, (3, 5))
     torch.testing.assert_close(attend(q, k, v), folded)
     torch.testing.assert_close(attend(q, k, v), F.scaled_dot_product_attention(q, k, v))
+
+
+def test_attend_refuses_a_boolean_mask():
+    q = k = v = torch.zeros(1, 1, 3, 4)
+    with pytest.raises(ValueError, match="additive float mask .* got dtype torch.bool"):
+        attend(q, k, v, torch.ones(1, 1, 3, 3, dtype=torch.bool))
