@@ -1,0 +1,35 @@
+"""aime.bench.measure's clocks and timers, on Settings from aime.bench.registry."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aime.bench.measure import CLOCKS, clock, time_calls
+from aime.bench.registry import Settings
+
+SETTINGS = dict(batch=1, image_size=32, repeats=1, warmup=0, device="cpu", seed=0)
+
+
+def nap() -> None:
+    time.sleep(0.2)
+
+
+def test_the_cpu_clock_counts_the_process_not_the_wall():
+    """A sleeping call costs wall time and next to no CPU time."""
+    assert Settings(**SETTINGS).clock == "wall" and CLOCKS == ("wall", "cpu")
+    wall, _ = time_calls(nap, Settings(**SETTINGS), 1)
+    cpu, _ = time_calls(nap, Settings(**SETTINGS, clock="cpu"), 1)
+    assert wall >= 0.2 > 0.05 > cpu
+
+
+def test_time_calls_times_only_the_repeats_after_the_warmup():
+    calls = []
+    median, times = time_calls(lambda: calls.append(1), Settings(**{**SETTINGS, "warmup": 2}), 3)
+    assert len(calls) == 5 and len(times) == 3 and median == sorted(times)[1]
+
+
+def test_an_unknown_clock_is_refused():
+    with pytest.raises(ValueError, match="unknown clock 'cpus'; expected one of wall, cpu"):
+        clock(Settings(**SETTINGS, clock="cpus"))
