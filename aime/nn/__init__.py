@@ -1,6 +1,7 @@
 """Generic neural-network blocks; they know nothing of RL or Atari.
 
-- ``conv_gru``: ``ConvGRUCell``; ``slot_attention``: ``SlotAttention``;
+- ``conv_gru``: ``ConvGRUCell``; ``slot_attention``: ``SlotAttention`` (its iterations run by
+  ``fused_slot_attention.slot_iterations``, one autograd function with a hand-written backward);
 - ``spatialnet`` (a package: block, network, field decoder, coordinates): ``SpatialBlock`` (rmf | dot),
   ``SpatialNet``, ``FieldDecoder``, coordinate grids; ``spatial_losses``: InfoNCE patch coherence, spatial
   diversity;

@@ -12,6 +12,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from aime.nn.fused_slot_attention import slot_iterations
+
 __all__ = ["SlotAttention"]
 
 _SEED_MODES = ("add", "replace")
@@ -31,6 +33,9 @@ class SlotAttention(nn.Module):
         seed_mode: how ``seed_slots`` enter the initial slots: ``"add"`` (default) adds them to the
             sample from the learnable Gaussian N(mu, sigma), so the top-down signal shifts each
             slot while the Gaussian still breaks ties; ``"replace"`` uses them as the initial slots.
+        fused: run the iterations as one autograd function with a hand-written backward
+            (:mod:`aime.nn.fused_slot_attention`; default), or as the reference loop below, one
+            autograd node per operation (which also supports double backward).
 
     Forward:
         x: ``[B, N, D_in]`` tokens.
@@ -50,6 +55,7 @@ class SlotAttention(nn.Module):
         hidden_dim: int = 128,
         input_dim: int | None = None,
         seed_mode: str = "add",
+        fused: bool = True,
     ) -> None:
         super().__init__()
         input_dim = dim if input_dim is None else input_dim
@@ -67,7 +73,7 @@ class SlotAttention(nn.Module):
         if seed_mode not in _SEED_MODES:
             raise ValueError(f"SlotAttention: expected seed_mode in {_SEED_MODES}, got {seed_mode!r}")
         self.num_slots, self.dim, self.input_dim = num_slots, dim, input_dim
-        self.iters, self.eps, self.seed_mode = iters, eps, seed_mode
+        self.iters, self.eps, self.seed_mode, self.fused = iters, eps, seed_mode, bool(fused)
         self.scale = dim**-0.5
 
         self.slots_mu = nn.Parameter(torch.randn(1, 1, dim))
@@ -139,6 +145,11 @@ class SlotAttention(nn.Module):
         # the keys' projection, applied to the queries instead (see project_inputs), its bias as the
         # last column (q . b_k differs per slot, so it matters to the softmax over slots)
         key_map = torch.cat([self.to_k.weight, self.to_k.bias[:, None]], 1) * self.scale  # [D, D_in + 1]
+        if self.fused:
+            device = tokens.device.type
+            autocast = torch.is_autocast_enabled(device)
+            token_dtype = torch.get_autocast_dtype(device) if autocast else tokens.dtype
+            return slot_iterations(self, tokens, slots, key_map, token_dtype)
         tokens_t = tokens.transpose(1, 2)  # [B, D_in, N]
         for _ in range(self.iters):
             slots_prev = slots

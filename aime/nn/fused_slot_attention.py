@@ -1,0 +1,210 @@
+"""Slot attention's refinement iterations as one autograd function with a hand-written backward.
+
+:class:`aime.nn.slot_attention.SlotAttention` runs in the world model's time loop, once per step on
+``B`` small frames, so its cost is the number of operations, not their size: autograd's and
+autocast's bookkeeping around some 75 small operations per iteration, and six products with the
+tokens per iteration whose gradients are transposed, cast and summed one by one. This function
+runs the same iterations with autocast off and autograd off, keeps what the backward needs, and in
+the backward forms the tokens' gradient of all iterations as one batched product.
+
+One iteration, for slots ``s [B, K, D]`` and normalised tokens ``X [B, N, D_in]`` (``M = scale *
+[W_k | b_k]``, ``[D, D_in + 1]``, applies the key projection to the queries)::
+
+    q = (LN_1(s) W_q^T + b_q) M                      [B, K, D_in + 1]
+    a = softmax_K(q_{:D_in} X^T + q_{D_in})          [B, K, N]   responsibilities
+    w = (a + eps) / sum_N (a + eps)                   [B, K, N]   weighted mean over the tokens
+    v = (w X) W_v^T + b_v                             [B, K, D]
+    s' = GRU(v, s);  s'' = s' + MLP(LN_2(s'))         [B, K, D]
+
+and its backward, for the parts autograd would split into many nodes (``dv`` from the GRU's and
+the linear layers' backward)::
+
+    du = dv W_v;  dw = du X^T;  da = (dw - sum_N(dw * w)) / sum_N(a + eps)
+    dl = a * (da - sum_K(da * a));  dq = [dl X, sum_N dl]
+    dX = sum over iterations of dl^T q_{:D_in} + w^T du     (one product over 2 K iters rows)
+
+The slot side (``[B*K, D]`` matrices) runs in float32; the products with the tokens run in
+``token_dtype`` (bfloat16 under autocast, as autocast would run them). Double backward is not
+supported (``once_differentiable``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = ["slot_iterations"]
+
+
+def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.native_layer_norm(x, [x.shape[-1]], weight, bias, eps)
+
+
+def _layer_norm_backward(grad: Tensor, x: Tensor, stats: tuple[Tensor, Tensor], weight: Tensor, bias: Tensor):
+    mean, rstd = stats
+    return torch.ops.aten.native_layer_norm_backward(
+        grad, x, [x.shape[-1]], mean, rstd, weight, bias, [True, True, True]
+    )
+
+
+_PARAMS = 16  # the weights of one iteration, in slot_iterations' order
+
+
+class _SlotIterations(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tokens, slots, key_map, iters, eps, ln_eps, token_dtype, *params):
+        (g1, b1, w_q, b_q, w_v, b_v, w_ih, w_hh, b_ih, b_hh, g2, b2, w_1, c_1, w_2, c_2) = params
+        ctx.tokens_dtype, ctx.slots_dtype, ctx.key_map_dtype = tokens.dtype, slots.dtype, key_map.dtype
+        ctx.device_type = tokens.device.type
+        d_in, dtype = tokens.shape[-1], w_q.dtype  # the slot side runs in the weights' dtype
+        x = tokens.to(token_dtype)  # [B, N, D_in], cast once per call
+        x_t = x.transpose(1, 2)
+        key_map = key_map.to(dtype)
+        saved = []
+        s = slots.to(dtype)
+        attn = None
+        for _ in range(iters):
+            l1, m1, r1 = _layer_norm(s, g1, b1, ln_eps)
+            q = F.linear(l1, w_q, b_q)  # [B, K, D]
+            qa = q @ key_map  # [B, K, D_in + 1]
+            q_tok = qa[..., :d_in].to(token_dtype)
+            logits = torch.bmm(q_tok, x_t).to(dtype) + qa[..., d_in:]
+            attn = logits.softmax(dim=1)  # [B, K, N]
+            total = (attn + eps).sum(-1, keepdim=True)  # [B, K, 1]
+            w = (attn + eps) / total
+            w_tok = w.to(token_dtype)
+            u = torch.bmm(w_tok, x).to(dtype)  # [B, K, D_in]
+            v = F.linear(u, w_v, b_v)  # [B, K, D]
+            gi = F.linear(v, w_ih, b_ih).chunk(3, -1)
+            gh = F.linear(s, w_hh, b_hh).chunk(3, -1)
+            r = torch.sigmoid(gi[0] + gh[0])
+            z = torch.sigmoid(gi[1] + gh[1])
+            n = torch.tanh(gi[2] + r * gh[2])
+            s1 = n + z * (s - n)
+            l2, m2, r2 = _layer_norm(s1, g2, b2, ln_eps)
+            h = F.relu(F.linear(l2, w_1, c_1))
+            s_next = s1 + F.linear(h, w_2, c_2)
+            saved.append((s, l1, m1, r1, q, q_tok, attn, total, w_tok, u, v, gh[2], r, z, n, s1, l2, m2, r2, h))
+            s = s_next
+        ctx.iters, ctx.eps, ctx.token_dtype = iters, eps, token_dtype
+        ctx.save_for_backward(x, key_map, *params, *(t for step in saved for t in step))
+        return s.to(slots.dtype), attn
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_slots, grad_attn):
+        with torch.autocast(ctx.device_type, enabled=False):  # backward may run under autocast
+            return _backward(ctx, grad_slots, grad_attn)
+
+
+def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple:
+    x, key_map, *rest = ctx.saved_tensors
+    params, rest = rest[:_PARAMS], rest[_PARAMS:]
+    per_step = len(rest) // ctx.iters
+    steps = [rest[i * per_step : (i + 1) * per_step] for i in range(ctx.iters)]
+    (g1, b1, w_q, b_q, w_v, b_v, w_ih, w_hh, b_ih, b_hh, g2, b2, w_1, c_1, w_2, c_2) = params
+    grads = [torch.zeros_like(p) for p in params]
+    (dg1, db1, dw_q, db_q, dw_v, db_v, dw_ih, dw_hh, db_ih, db_hh, dg2, db2, dw_1, dc_1, dw_2, dc_2) = grads
+    d_in, dtype = x.shape[-1], w_q.dtype
+    d_key_map = torch.zeros_like(key_map)
+    ds = grad_slots.to(dtype) if grad_slots is not None else None
+    rows_p, rows_q = [], []  # the tokens' gradient, gathered: dX = sum_i P_i^T Q_i
+    for i in reversed(range(ctx.iters)):
+        (s, l1, m1, r1, q, q_tok, attn, total, w_tok, u, v, gh_n, r, z, n, s1, l2, m2, r2, h) = steps[i]
+        if ds is None:
+            ds = torch.zeros_like(s)
+        # s'' = s1 + MLP(LN_2(s1))
+        dw_2 += torch.einsum("bkd,bke->de", ds, h)
+        dc_2 += ds.sum((0, 1))
+        dh = (ds @ w_2) * (h > 0)
+        dw_1 += torch.einsum("bkd,bke->de", dh, l2)
+        dc_1 += dh.sum((0, 1))
+        d_s1, d_g2, d_b2 = _layer_norm_backward(dh @ w_1, s1, (m2, r2), g2, b2)
+        dg2 += d_g2
+        db2 += d_b2
+        d_s1 = d_s1 + ds
+        # s1 = (1 - z) n + z s, with n = tanh(gi_n + r gh_n)
+        d_pre_n = d_s1 * (1 - z) * (1 - n * n)
+        d_pre_z = d_s1 * (s - n) * z * (1 - z)
+        d_pre_r = d_pre_n * gh_n * r * (1 - r)
+        d_gi = torch.cat([d_pre_r, d_pre_z, d_pre_n], -1)  # [B, K, 3D]
+        d_gh = torch.cat([d_pre_r, d_pre_z, d_pre_n * r], -1)
+        dw_ih += torch.einsum("bkg,bkd->gd", d_gi, v)
+        db_ih += d_gi.sum((0, 1))
+        dw_hh += torch.einsum("bkg,bkd->gd", d_gh, s)
+        db_hh += d_gh.sum((0, 1))
+        d_prev = d_s1 * z + d_gh @ w_hh
+        dv = d_gi @ w_ih
+        dw_v += torch.einsum("bkd,bke->de", dv, u)
+        db_v += dv.sum((0, 1))
+        du = dv @ w_v  # [B, K, D_in]
+        du_tok = du.to(ctx.token_dtype)
+        dw = torch.bmm(du_tok, x.transpose(1, 2)).to(dtype)  # [B, K, N]
+        w = w_tok.to(dtype)
+        da = (dw - (dw * w).sum(-1, keepdim=True)) / total
+        if i == ctx.iters - 1 and grad_attn is not None:
+            da = da + grad_attn.to(dtype)
+        dl = attn * (da - (da * attn).sum(1, keepdim=True))  # softmax over K
+        dl_tok = dl.to(ctx.token_dtype)
+        dqa = torch.cat([torch.bmm(dl_tok, x).to(dtype), dl.sum(-1, keepdim=True)], -1)  # [B, K, D_in + 1]
+        rows_p += [dl_tok, w_tok]
+        rows_q += [q_tok, du_tok]
+        d_key_map += torch.einsum("bkd,bke->de", q, dqa)
+        dq = dqa @ key_map.T  # [B, K, D]
+        dw_q += torch.einsum("bkd,bke->de", dq, l1)
+        db_q += dq.sum((0, 1))
+        d_s, d_g1, d_b1 = _layer_norm_backward(dq @ w_q, s, (m1, r1), g1, b1)
+        dg1 += d_g1
+        db1 += d_b1
+        ds = d_prev + d_s
+    d_tokens = torch.bmm(torch.cat(rows_p, 1).transpose(1, 2), torch.cat(rows_q, 1))  # [B, N, D_in]
+    return (
+        d_tokens.to(ctx.tokens_dtype),
+        ds.to(ctx.slots_dtype),
+        d_key_map.to(ctx.key_map_dtype),
+        None,
+        None,
+        None,
+        None,
+        *grads,
+    )
+
+
+def slot_iterations(
+    module: torch.nn.Module, tokens: Tensor, slots: Tensor, key_map: Tensor, token_dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Run ``module.iters`` refinement iterations of a :class:`~aime.nn.slot_attention.SlotAttention`.
+
+    Args:
+        module: the slot attention whose weights to use.
+        tokens: ``[B, N, D_in]``, its ``project_inputs``.
+        slots: ``[B, K, D]``, the initial slots.
+        key_map: ``[D, D_in + 1]``, ``scale * [W_k | b_k]``.
+        token_dtype: the dtype of the products with the tokens (float32, or bfloat16 under autocast).
+    Returns:
+        ``slots [B, K, D]`` and ``attn [B, K, N]`` (float32), as the module's reference loop.
+    """
+    params = (
+        module.norm_slots.weight,
+        module.norm_slots.bias,
+        module.to_q.weight,
+        module.to_q.bias,
+        module.to_v.weight,
+        module.to_v.bias,
+        module.gru.weight_ih,
+        module.gru.weight_hh,
+        module.gru.bias_ih,
+        module.gru.bias_hh,
+        module.norm_pre_ff.weight,
+        module.norm_pre_ff.bias,
+        module.mlp[0].weight,
+        module.mlp[0].bias,
+        module.mlp[2].weight,
+        module.mlp[2].bias,
+    )
+    with torch.autocast(tokens.device.type, enabled=False):
+        return _SlotIterations.apply(
+            tokens, slots, key_map, module.iters, module.eps, module.norm_slots.eps, token_dtype, *params
+        )
