@@ -107,7 +107,7 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
     (g1, b1, w_q, b_q, w_v, b_v, w_ih, w_hh, b_ih, b_hh, g2, b2, w_1, c_1, w_2, c_2) = params
     grads = [torch.zeros_like(p) for p in params]
     (dg1, db1, dw_q, db_q, dw_v, db_v, dw_ih, dw_hh, db_ih, db_hh, dg2, db2, dw_1, dc_1, dw_2, dc_2) = grads
-    d_in, dtype = x.shape[-1], w_q.dtype
+    dtype = w_q.dtype
     d_key_map = torch.zeros_like(key_map)
     ds = grad_slots.to(dtype) if grad_slots is not None else None
     rows_p, rows_q = [], []  # the tokens' gradient, gathered: dX = sum_i P_i^T Q_i
@@ -142,7 +142,7 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
         du = dv @ w_v  # [B, K, D_in]
         du_tok = du.to(ctx.token_dtype)
         dw = torch.bmm(du_tok, x.transpose(1, 2)).to(dtype)  # [B, K, N]
-        w = w_tok.to(dtype)
+        w = (attn + ctx.eps) / total  # in full precision: w_tok may be rounded
         da = (dw - (dw * w).sum(-1, keepdim=True)) / total
         if i == ctx.iters - 1 and grad_attn is not None:
             da = da + grad_attn.to(dtype)
