@@ -86,7 +86,7 @@ class _SlotIterations(torch.autograd.Function):
             l2, m2, r2 = _layer_norm(s1, g2, b2, ln_eps)
             h = F.relu(F.linear(l2, w_1, c_1))
             s_next = s1 + F.linear(h, w_2, c_2)
-            saved.append((s, l1, m1, r1, q, q_tok, attn, total, w_tok, u, v, gh[2], r, z, n, s1, l2, m2, r2, h))
+            saved.append((s, l1, m1, r1, q, qa, attn, total, w_tok, u, v, gh[2], r, z, n, s1, l2, m2, r2, h))
             s = s_next
         ctx.iters, ctx.eps, ctx.token_dtype = iters, eps, token_dtype
         ctx.save_for_backward(x, key_map, *params, *(t for step in saved for t in step))
@@ -112,7 +112,7 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
     ds = grad_slots.to(dtype) if grad_slots is not None else None
     rows_p, rows_q = [], []  # the tokens' gradient, gathered: dX = sum_i P_i^T Q_i
     for i in reversed(range(ctx.iters)):
-        (s, l1, m1, r1, q, q_tok, attn, total, w_tok, u, v, gh_n, r, z, n, s1, l2, m2, r2, h) = steps[i]
+        (s, l1, m1, r1, q, qa, attn, total, w_tok, u, v, gh_n, r, z, n, s1, l2, m2, r2, h) = steps[i]
         if ds is None:
             ds = torch.zeros_like(s)
         # s'' = s1 + MLP(LN_2(s1))
@@ -149,8 +149,8 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
         dl = attn * (da - (da * attn).sum(1, keepdim=True))  # softmax over K
         dl_tok = dl.to(ctx.token_dtype)
         dqa = torch.cat([torch.bmm(dl_tok, x).to(dtype), dl.sum(-1, keepdim=True)], -1)  # [B, K, D_in + 1]
-        rows_p += [dl_tok, w_tok]
-        rows_q += [q_tok, du_tok]
+        rows_p += [dl, w]
+        rows_q += [qa[..., :-1], du]
         d_key_map += torch.einsum("bkd,bke->de", q, dqa)
         dq = dqa @ key_map.T  # [B, K, D]
         dw_q += torch.einsum("bkd,bke->de", dq, l1)
@@ -159,9 +159,12 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
         dg1 += d_g1
         db1 += d_b1
         ds = d_prev + d_s
-    d_tokens = torch.bmm(torch.cat(rows_p, 1).transpose(1, 2), torch.cat(rows_q, 1))  # [B, N, D_in]
+    # in the tokens' own dtype: [B, N, 2 K iters] x [B, 2 K iters, D_in] is cheap in float32, and
+    # casting its small factors costs less than casting the [B, N, D_in] product
+    rows_p, rows_q = (torch.cat(rows, 1).to(ctx.tokens_dtype) for rows in (rows_p, rows_q))
+    d_tokens = torch.bmm(rows_p.transpose(1, 2), rows_q)  # [B, N, D_in]
     return (
-        d_tokens.to(ctx.tokens_dtype),
+        d_tokens,
         ds.to(ctx.slots_dtype),
         d_key_map.to(ctx.key_map_dtype),
         None,
