@@ -56,41 +56,38 @@ class _SlotIterations(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tokens, slots, key_map, iters, eps, ln_eps, token_dtype, *params):
         (g1, b1, w_q, b_q, w_v, b_v, w_ih, w_hh, b_ih, b_hh, g2, b2, w_1, c_1, w_2, c_2) = params
-        ctx.tokens_dtype, ctx.slots_dtype, ctx.key_map_dtype = tokens.dtype, slots.dtype, key_map.dtype
-        ctx.device_type = tokens.device.type
+        b, k, d = slots.shape
         d_in, dtype = tokens.shape[-1], w_q.dtype  # the slot side runs in the weights' dtype
+        ctx.tokens_dtype, ctx.slots_dtype, ctx.key_map_dtype = tokens.dtype, slots.dtype, key_map.dtype
+        ctx.device_type, ctx.iters, ctx.eps, ctx.token_dtype = tokens.device.type, iters, eps, token_dtype
         x = tokens.to(token_dtype)  # [B, N, D_in], cast once per call
         x_t = x.transpose(1, 2)
         key_map = key_map.to(dtype)
-        saved = []
-        s = slots.to(dtype)
-        attn = None
+        s = slots.to(dtype).reshape(b * k, d)  # the slot side as [B*K, .] matrices: one GEMM per layer
+        saved, attn = [], None
         for _ in range(iters):
             l1, m1, r1 = _layer_norm(s, g1, b1, ln_eps)
-            q = F.linear(l1, w_q, b_q)  # [B, K, D]
-            qa = q @ key_map  # [B, K, D_in + 1]
-            q_tok = qa[..., :d_in].to(token_dtype)
-            logits = torch.bmm(q_tok, x_t).to(dtype) + qa[..., d_in:]
+            q = F.linear(l1, w_q, b_q)  # [B*K, D]
+            qa = q @ key_map  # [B*K, D_in + 1]
+            q_tok = qa[:, :d_in].to(token_dtype).view(b, k, d_in)
+            logits = torch.bmm(q_tok, x_t).to(dtype) + qa[:, d_in:].view(b, k, 1)
             attn = logits.softmax(dim=1)  # [B, K, N]
             total = (attn + eps).sum(-1, keepdim=True)  # [B, K, 1]
             w = (attn + eps) / total
-            w_tok = w.to(token_dtype)
-            u = torch.bmm(w_tok, x).to(dtype)  # [B, K, D_in]
-            v = F.linear(u, w_v, b_v)  # [B, K, D]
-            gi = F.linear(v, w_ih, b_ih).chunk(3, -1)
-            gh = F.linear(s, w_hh, b_hh).chunk(3, -1)
-            r = torch.sigmoid(gi[0] + gh[0])
-            z = torch.sigmoid(gi[1] + gh[1])
-            n = torch.tanh(gi[2] + r * gh[2])
+            u = torch.bmm(w.to(token_dtype), x).to(dtype).view(b * k, d_in)
+            v = F.linear(u, w_v, b_v)  # [B*K, D]
+            gi_r, gi_z, gi_n = F.linear(v, w_ih, b_ih).chunk(3, -1)
+            gh_r, gh_z, gh_n = F.linear(s, w_hh, b_hh).chunk(3, -1)
+            r = torch.sigmoid(gi_r + gh_r)
+            z = torch.sigmoid(gi_z + gh_z)
+            n = torch.tanh(gi_n + r * gh_n)
             s1 = n + z * (s - n)
             l2, m2, r2 = _layer_norm(s1, g2, b2, ln_eps)
             h = F.relu(F.linear(l2, w_1, c_1))
-            s_next = s1 + F.linear(h, w_2, c_2)
-            saved.append((s, l1, m1, r1, q, qa, attn, total, w_tok, u, v, gh[2], r, z, n, s1, l2, m2, r2, h))
-            s = s_next
-        ctx.iters, ctx.eps, ctx.token_dtype = iters, eps, token_dtype
+            saved.append((s, l1, m1, r1, q, qa, attn, total, u, v, gh_n, r, z, n, s1, l2, m2, r2, h))
+            s = torch.addmm(s1, h, w_2.T).add_(c_2)
         ctx.save_for_backward(x, key_map, *params, *(t for step in saved for t in step))
-        return s.to(slots.dtype), attn
+        return s.view(b, k, d).to(slots.dtype), attn
 
     @staticmethod
     @once_differentiable
@@ -107,54 +104,54 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
     (g1, b1, w_q, b_q, w_v, b_v, w_ih, w_hh, b_ih, b_hh, g2, b2, w_1, c_1, w_2, c_2) = params
     grads = [torch.zeros_like(p) for p in params]
     (dg1, db1, dw_q, db_q, dw_v, db_v, dw_ih, dw_hh, db_ih, db_hh, dg2, db2, dw_1, dc_1, dw_2, dc_2) = grads
-    dtype = w_q.dtype
+    b, k, _ = steps[0][6].shape
+    dtype, token_dtype, d = w_q.dtype, ctx.token_dtype, w_q.shape[0]
     d_key_map = torch.zeros_like(key_map)
-    ds = grad_slots.to(dtype) if grad_slots is not None else None
+    ds = grad_slots.to(dtype).reshape(b * k, d) if grad_slots is not None else None
     rows_p, rows_q = [], []  # the tokens' gradient, gathered: dX = sum_i P_i^T Q_i
     for i in reversed(range(ctx.iters)):
-        (s, l1, m1, r1, q, qa, attn, total, w_tok, u, v, gh_n, r, z, n, s1, l2, m2, r2, h) = steps[i]
+        (s, l1, m1, r1, q, qa, attn, total, u, v, gh_n, r, z, n, s1, l2, m2, r2, h) = steps[i]
         if ds is None:
             ds = torch.zeros_like(s)
         # s'' = s1 + MLP(LN_2(s1))
-        dw_2 += torch.einsum("bkd,bke->de", ds, h)
-        dc_2 += ds.sum((0, 1))
+        dw_2.addmm_(ds.T, h)
+        dc_2 += ds.sum(0)
         dh = (ds @ w_2) * (h > 0)
-        dw_1 += torch.einsum("bkd,bke->de", dh, l2)
-        dc_1 += dh.sum((0, 1))
+        dw_1.addmm_(dh.T, l2)
+        dc_1 += dh.sum(0)
         d_s1, d_g2, d_b2 = _layer_norm_backward(dh @ w_1, s1, (m2, r2), g2, b2)
         dg2 += d_g2
         db2 += d_b2
-        d_s1 = d_s1 + ds
+        d_s1 += ds
         # s1 = (1 - z) n + z s, with n = tanh(gi_n + r gh_n)
         d_pre_n = d_s1 * (1 - z) * (1 - n * n)
         d_pre_z = d_s1 * (s - n) * z * (1 - z)
         d_pre_r = d_pre_n * gh_n * r * (1 - r)
-        d_gi = torch.cat([d_pre_r, d_pre_z, d_pre_n], -1)  # [B, K, 3D]
+        d_gi = torch.cat([d_pre_r, d_pre_z, d_pre_n], -1)  # [B*K, 3D]
         d_gh = torch.cat([d_pre_r, d_pre_z, d_pre_n * r], -1)
-        dw_ih += torch.einsum("bkg,bkd->gd", d_gi, v)
-        db_ih += d_gi.sum((0, 1))
-        dw_hh += torch.einsum("bkg,bkd->gd", d_gh, s)
-        db_hh += d_gh.sum((0, 1))
-        d_prev = d_s1 * z + d_gh @ w_hh
+        dw_ih.addmm_(d_gi.T, v)
+        db_ih += d_gi.sum(0)
+        dw_hh.addmm_(d_gh.T, s)
+        db_hh += d_gh.sum(0)
+        d_prev = torch.addmm(d_s1 * z, d_gh, w_hh)
         dv = d_gi @ w_ih
-        dw_v += torch.einsum("bkd,bke->de", dv, u)
-        db_v += dv.sum((0, 1))
-        du = dv @ w_v  # [B, K, D_in]
-        du_tok = du.to(ctx.token_dtype)
-        dw = torch.bmm(du_tok, x.transpose(1, 2)).to(dtype)  # [B, K, N]
-        w = (attn + ctx.eps) / total  # in full precision: w_tok may be rounded
+        dw_v.addmm_(dv.T, u)
+        db_v += dv.sum(0)
+        du = dv @ w_v  # [B*K, D_in]
+        dw = torch.bmm(du.to(token_dtype).view(b, k, -1), x.transpose(1, 2)).to(dtype)  # [B, K, N]
+        w = (attn + ctx.eps) / total
         da = (dw - (dw * w).sum(-1, keepdim=True)) / total
         if i == ctx.iters - 1 and grad_attn is not None:
-            da = da + grad_attn.to(dtype)
+            da += grad_attn.to(dtype)
         dl = attn * (da - (da * attn).sum(1, keepdim=True))  # softmax over K
-        dl_tok = dl.to(ctx.token_dtype)
-        dqa = torch.cat([torch.bmm(dl_tok, x).to(dtype), dl.sum(-1, keepdim=True)], -1)  # [B, K, D_in + 1]
+        d_read = torch.bmm(dl.to(token_dtype), x).to(dtype).view(b * k, -1)
+        dqa = torch.cat([d_read, dl.sum(-1).view(b * k, 1)], -1)  # [B*K, D_in + 1]
         rows_p += [dl, w]
-        rows_q += [qa[..., :-1], du]
-        d_key_map += torch.einsum("bkd,bke->de", q, dqa)
-        dq = dqa @ key_map.T  # [B, K, D]
-        dw_q += torch.einsum("bkd,bke->de", dq, l1)
-        db_q += dq.sum((0, 1))
+        rows_q += [qa[:, :-1].view(b, k, -1), du.view(b, k, -1)]
+        d_key_map.addmm_(q.T, dqa)
+        dq = dqa @ key_map.T  # [B*K, D]
+        dw_q.addmm_(dq.T, l1)
+        db_q += dq.sum(0)
         d_s, d_g1, d_b1 = _layer_norm_backward(dq @ w_q, s, (m1, r1), g1, b1)
         dg1 += d_g1
         db1 += d_b1
@@ -163,16 +160,8 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
     # casting its small factors costs less than casting the [B, N, D_in] product
     rows_p, rows_q = (torch.cat(rows, 1).to(ctx.tokens_dtype) for rows in (rows_p, rows_q))
     d_tokens = torch.bmm(rows_p.transpose(1, 2), rows_q)  # [B, N, D_in]
-    return (
-        d_tokens,
-        ds.to(ctx.slots_dtype),
-        d_key_map.to(ctx.key_map_dtype),
-        None,
-        None,
-        None,
-        None,
-        *grads,
-    )
+    d_slots = ds.view(b, k, d).to(ctx.slots_dtype)
+    return (d_tokens, d_slots, d_key_map.to(ctx.key_map_dtype), None, None, None, None, *grads)
 
 
 def slot_iterations(
