@@ -23,9 +23,10 @@ the linear layers' backward)::
     dl = a * (da - sum_K(da * a));  dq = [dl X, sum_N dl]
     dX = sum over iterations of dl^T q_{:D_in} + w^T du     (one product over 2 K iters rows)
 
-The slot side (``[B*K, D]`` matrices) runs in float32; the products with the tokens run in
-``token_dtype`` (bfloat16 under autocast, as autocast would run them). Double backward is not
-supported (``once_differentiable``).
+The slot side (``[B*K, D]`` matrices) runs in the weights' dtype (float32); the products with the
+tokens run in ``token_dtype`` (bfloat16 under autocast, as autocast would run them), and the tokens'
+gradient, a product of small factors, in the tokens' own dtype. Double backward is not supported
+(``once_differentiable``).
 """
 
 from __future__ import annotations
