@@ -7,7 +7,8 @@ as ratios within one run, since shared machines are noisy. Every full / ablation
 schema on / off) is computed in the same run from the unrounded medians.
 
 - ``aime.bench.schema``: ``params``, ``posterior``, ``prior``: the attention-schema components
-  (B = ``batch``), one forward + backward each;
+  (B = ``batch``), one forward + backward each; ``slots``: the slot attention over T steps as the
+  time loop runs it, fused against the reference loop, fp32 and bf16;
 - ``aime.bench.world_model``: ``world_model``: ``VRNN.loss`` + backward + Adam step, B x T at each of
   ``wm_presets``' sizes, full vs ablation, with peak memory; ``acting``: ``VRNN.observe_step``, one
   filtering step of B / 2 frames;

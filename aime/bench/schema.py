@@ -1,15 +1,19 @@
 """Benchmarks of the attention schema's components at the seed's sizes: parameter counts
-(``params``) and one forward + backward of the posterior (``posterior``) and the prior (``prior``)."""
+(``params``), one forward + backward of the posterior (``posterior``) and the prior (``prior``), and
+the slot attention as the world model's time loop runs it, fused against the reference loop
+(``slots``)."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 
 from aime.attention import AttentionPosterior, AttentionPrior, AttentionSchema, ConvGRUCell, SlotAttention
-from aime.bench.measure import count_parameters, time_forward_backward
+from aime.bench.measure import count_parameters, time_calls, time_forward_backward
 from aime.bench.registry import Settings, benchmark
 
-__all__ = ["bench_params", "bench_posterior", "bench_prior"]
+__all__ = ["bench_params", "bench_posterior", "bench_prior", "bench_slots"]
 
 
 def seed_sizes_for(settings: Settings) -> tuple[int, int]:
@@ -115,6 +119,50 @@ def bench_prior(settings: Settings) -> list[dict]:
                 "value": round(median, 4),
                 "unit": "s fwd+bwd",
                 "note": f"median of {len(times)}",
+            }
+        )
+    return rows
+
+
+@benchmark("slots", "SlotAttention in a time loop (T steps of B frames), fused vs reference loop, fp32 and bf16")
+def bench_slots(settings: Settings) -> list[dict]:
+    """``T = seq_len`` steps of ``B = batch`` frames, each step's seeds the previous step's slots (as
+    the world model's loop runs it: 441 tokens at 84x84, K 4, d 64, 3 iterations), forward + backward
+    through all steps, with ``SlotAttention(fused=True)`` and ``fused=False`` under fp32 and under
+    bf16 autocast; a ratio fused / reference per precision."""
+    _, res = seed_sizes_for(settings)
+    b, t, device = settings.batch, settings.seq_len, settings.device
+    torch.manual_seed(settings.seed)
+    module = SlotAttention(num_slots=4, dim=64, iters=3, hidden_dim=128).to(device)
+    tokens = module.project_inputs(torch.randn(b, t, res * res, 64, device=device)).detach().requires_grad_()
+    seeds = torch.randn(b, 4, 64, device=device, requires_grad=True)
+
+    def run(bf16: bool) -> None:
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            slots, loss = seeds, 0.0
+            for step in tokens.unbind(1):  # one unbind: the backward of T slices would be quadratic in T
+                slots, attn = module(None, seed_slots=slots, inputs=step)
+                loss = loss + attn.float().square().mean()
+            loss = loss + slots.float().square().mean()
+        loss.backward()
+
+    rows = []
+    for precision in ("fp32", "bf16"):
+        medians = {}
+        for variant in ("fused", "reference"):
+            module.fused = variant == "fused"
+            median, times = time_calls(partial(run, precision == "bf16"), settings, settings.repeats)
+            medians[variant] = median
+            item = f"SlotAttention {variant}, {precision}, T {t} x B {b}, {res * res} tokens"
+            rows.append(
+                {"item": item, "value": round(median, 4), "unit": "s fwd+bwd", "note": f"median of {len(times)}"}
+            )
+        rows.append(
+            {
+                "item": f"SlotAttention {precision}: fused / reference",
+                "value": round(medians["fused"] / medians["reference"], 2),
+                "unit": "ratio",
+                "note": "same run",
             }
         )
     return rows

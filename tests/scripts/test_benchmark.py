@@ -15,7 +15,7 @@ import envs
 from aime.agent.agent import Agent
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
-NAMES = ["acting", "acting_loop", "env", "params", "posterior", "prior", "update", "world_model"]
+NAMES = ["acting", "acting_loop", "env", "params", "posterior", "prior", "slots", "update", "world_model"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,14 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
     params = {r["item"]: r["value"] for r in report["results"] if r["benchmark"] == "params"}
     assert params["AttentionSchema"] == params["AttentionPosterior"] + params["AttentionPrior"]
     times = [r["value"] for r in report["results"] if r["unit"] == "s fwd+bwd"]
-    assert len(times) == 7 and all(t > 0 for t in times)
+    assert len(times) == 11 and all(t > 0 for t in times)
+    slots = {r["item"]: r["value"] for r in report["results"] if r["benchmark"] == "slots"}
+    assert "SlotAttention fused, bf16, T 4 x B 2, 64 tokens" in slots  # --quick: T 4, B 2, 32x32 frames
+    for precision in ("fp32", "bf16"):
+        fused, reference = (
+            slots[f"SlotAttention {v}, {precision}, T 4 x B 2, 64 tokens"] for v in ("fused", "reference")
+        )
+        assert slots[f"SlotAttention {precision}: fused / reference"] == pytest.approx(fused / reference, abs=0.02)
 
 
 def test_world_model_rows_compare_full_and_ablation(bench):
