@@ -54,6 +54,8 @@ _PARAMS = 16  # the weights of one iteration, in slot_iterations' order
 
 
 class _SlotIterations(torch.autograd.Function):
+    """``iters`` iterations; ``ln_eps``: the two layer norms' epsilons; ``params``: see :func:`slot_iterations`."""
+
     @staticmethod
     def forward(ctx, tokens, slots, key_map, iters, eps, ln_eps, token_dtype, *params):
         (g1, b1, w_q, b_q, w_v, b_v, w_ih, w_hh, b_ih, b_hh, g2, b2, w_1, c_1, w_2, c_2) = params
@@ -67,7 +69,7 @@ class _SlotIterations(torch.autograd.Function):
         s = slots.to(dtype).reshape(b * k, d)  # the slot side as [B*K, .] matrices: one GEMM per layer
         saved, attn = [], None
         for _ in range(iters):
-            l1, m1, r1 = _layer_norm(s, g1, b1, ln_eps)
+            l1, m1, r1 = _layer_norm(s, g1, b1, ln_eps[0])
             q = F.linear(l1, w_q, b_q)  # [B*K, D]
             qa = q @ key_map  # [B*K, D_in + 1]
             q_tok = qa[:, :d_in].to(token_dtype).view(b, k, d_in)
@@ -83,7 +85,7 @@ class _SlotIterations(torch.autograd.Function):
             z = torch.sigmoid(gi_z + gh_z)
             n = torch.tanh(gi_n + r * gh_n)
             s1 = n + z * (s - n)
-            l2, m2, r2 = _layer_norm(s1, g2, b2, ln_eps)
+            l2, m2, r2 = _layer_norm(s1, g2, b2, ln_eps[1])
             h = F.relu(F.linear(l2, w_1, c_1))
             saved.append((s, l1, m1, r1, q, qa, attn, total, u, v, gh_n, r, z, n, s1, l2, m2, r2, h))
             s = torch.addmm(s1, h, w_2.T).add_(c_2)
@@ -197,7 +199,6 @@ def slot_iterations(
         module.mlp[2].weight,
         module.mlp[2].bias,
     )
+    ln_eps = (module.norm_slots.eps, module.norm_pre_ff.eps)
     with torch.autocast(tokens.device.type, enabled=False):
-        return _SlotIterations.apply(
-            tokens, slots, key_map, module.iters, module.eps, module.norm_slots.eps, token_dtype, *params
-        )
+        return _SlotIterations.apply(tokens, slots, key_map, module.iters, module.eps, ln_eps, token_dtype, *params)

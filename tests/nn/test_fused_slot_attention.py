@@ -14,6 +14,8 @@ def _pair(dtype=torch.float64, **kwargs):
                 p.add_(0.3 * torch.randn_like(p))
     reference = SlotAttention(**kwargs, fused=False).to(dtype)
     reference.load_state_dict(fused.state_dict())
+    for sa in (fused, reference):  # two epsilons of their own, large enough to show if swapped
+        sa.norm_slots.eps, sa.norm_pre_ff.eps = 0.3, 0.01
     return fused, reference
 
 
