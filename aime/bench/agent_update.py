@@ -18,6 +18,7 @@ from aime.bench.measure import (
     count_parameters,
     flops_row,
     peak_memory_row,
+    ratio_row,
     reset_peak_memory,
     synchronize,
     time_calls,
@@ -147,12 +148,7 @@ def bench_update(settings: Settings) -> list[dict]:
             medians[label], label_rows = _update_rows(agent, batch, settings, preset, label)
             rows += label_rows
         rows.append(
-            {
-                "item": f"Agent.train_step {preset}: update time full / ablation",
-                "value": round(medians["full"] / medians["ablation"], 2),
-                "unit": "ratio",
-                "note": "same run",
-            }
+            ratio_row(f"Agent.train_step {preset}: update time full / ablation", medians["full"], medians["ablation"])
         )
     return rows
 
@@ -202,12 +198,5 @@ def bench_compile(settings: Settings) -> list[dict]:
             )
         for label in variants:
             if label != "eager":
-                rows.append(
-                    {
-                        "item": f"Agent.train_step {preset}: eager / {label}",
-                        "value": round(medians["eager"] / medians[label], 2),
-                        "unit": "ratio",
-                        "note": "same run",
-                    }
-                )
+                rows.append(ratio_row(f"Agent.train_step {preset}: eager / {label}", medians["eager"], medians[label]))
     return rows

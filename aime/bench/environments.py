@@ -12,7 +12,7 @@ import numpy as np
 import envs
 from aime.agent.agent import Agent
 from aime.bench.agent_update import agents
-from aime.bench.measure import time_calls
+from aime.bench.measure import ratio_row, time_calls
 from aime.bench.registry import Settings, benchmark
 
 __all__ = ["ACTING_ENVS", "ACTING_GAME", "ENV_GAMES", "VECTOR_ENVS", "bench_acting_loop", "bench_env"]
@@ -124,11 +124,10 @@ def bench_acting_loop(settings: Settings) -> list[dict]:
         finally:
             env.close()
         rows.append(
-            {
-                "item": f"{ACTING_GAME} x {ACTING_ENVS} envs + Agent.act {preset}: step time full / ablation",
-                "value": round(medians["full"] / medians["ablation"], 2),
-                "unit": "ratio",
-                "note": "same run",
-            }
+            ratio_row(
+                f"{ACTING_GAME} x {ACTING_ENVS} envs + Agent.act {preset}: step time full / ablation",
+                medians["full"],
+                medians["ablation"],
+            )
         )
     return rows

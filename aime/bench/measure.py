@@ -21,6 +21,7 @@ __all__ = [
     "count_parameters",
     "flops_row",
     "peak_memory_row",
+    "ratio_row",
     "reset_peak_memory",
     "synchronize",
     "time_calls",
@@ -88,6 +89,11 @@ def time_calls(fn: Callable[[], None], settings: Settings, repeats: int) -> tupl
         if i >= settings.warmup:
             times.append(now() - start)
     return statistics.median(times), times
+
+
+def ratio_row(item: str, numerator: float, denominator: float) -> dict:
+    """A ``ratio`` row of two medians measured in the same run (from the unrounded values)."""
+    return {"item": item, "value": round(numerator / denominator, 2), "unit": "ratio", "note": "same run"}
 
 
 def reset_peak_memory(device: str) -> None:

@@ -10,7 +10,7 @@ from functools import partial
 import torch
 
 from aime.attention import AttentionPosterior, AttentionPrior, AttentionSchema, ConvGRUCell, SlotAttention
-from aime.bench.measure import count_parameters, time_calls, time_forward_backward
+from aime.bench.measure import count_parameters, ratio_row, time_calls, time_forward_backward
 from aime.bench.registry import Settings, benchmark
 
 __all__ = ["bench_params", "bench_posterior", "bench_prior", "bench_slots"]
@@ -157,12 +157,5 @@ def bench_slots(settings: Settings) -> list[dict]:
             rows.append(
                 {"item": item, "value": round(median, 4), "unit": "s fwd+bwd", "note": f"median of {len(times)}"}
             )
-        rows.append(
-            {
-                "item": f"SlotAttention {precision}: fused / reference",
-                "value": round(medians["fused"] / medians["reference"], 2),
-                "unit": "ratio",
-                "note": "same run",
-            }
-        )
+        rows.append(ratio_row(f"SlotAttention {precision}: fused / reference", medians["fused"], medians["reference"]))
     return rows

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from aime.bench.measure import count_parameters, peak_memory_row, reset_peak_memory, time_calls
+from aime.bench.measure import count_parameters, peak_memory_row, ratio_row, reset_peak_memory, time_calls
 from aime.bench.registry import Settings, benchmark
 from aime.config import load_config
 from aime.world_model.vrnn import VRNN
@@ -72,14 +72,7 @@ def bench_world_model(settings: Settings) -> list[dict]:
                 }
             )
             rows.append(peak_memory_row(f"VRNN {preset} {label}", settings.device))
-        rows.append(
-            {
-                "item": f"VRNN {preset}: update time full / ablation",
-                "value": round(medians["full"] / medians["ablation"], 2),
-                "unit": "ratio",
-                "note": "same run",
-            }
-        )
+        rows.append(ratio_row(f"VRNN {preset}: update time full / ablation", medians["full"], medians["ablation"]))
     return rows
 
 
@@ -113,12 +106,5 @@ def bench_acting(settings: Settings) -> list[dict]:
                     "note": f"median of {len(times)}",
                 }
             )
-        rows.append(
-            {
-                "item": f"VRNN.observe_step {preset}: full / ablation",
-                "value": round(medians["full"] / medians["ablation"], 2),
-                "unit": "ratio",
-                "note": "same run",
-            }
-        )
+        rows.append(ratio_row(f"VRNN.observe_step {preset}: full / ablation", medians["full"], medians["ablation"]))
     return rows

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from aime.bench.measure import CLOCKS, clock, time_calls
+from aime.bench.measure import CLOCKS, clock, ratio_row, time_calls
 from aime.bench.registry import Settings
 
 SETTINGS = dict(batch=1, image_size=32, repeats=1, warmup=0, device="cpu", seed=0)
@@ -33,3 +33,9 @@ def test_time_calls_times_only_the_repeats_after_the_warmup():
 def test_an_unknown_clock_is_refused():
     with pytest.raises(ValueError, match="unknown clock 'cpus'; expected one of wall, cpu"):
         clock(Settings(**SETTINGS, clock="cpus"))
+
+
+def test_ratio_row_divides_the_unrounded_medians():
+    row = ratio_row("full / ablation", 10.93, 8.09)
+    assert row == {"item": "full / ablation", "value": 1.35, "unit": "ratio", "note": "same run"}
+    assert ratio_row("x", 1.0049, 1.0)["value"] == 1.0 and ratio_row("x", 1.0, 3.0)["value"] == 0.33
