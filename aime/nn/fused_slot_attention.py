@@ -161,8 +161,10 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
         ds = d_prev + d_s
     # in the tokens' own dtype: [B, N, 2 K iters] x [B, 2 K iters, D_in] is cheap in float32, and
     # casting its small factors costs less than casting the [B, N, D_in] product
-    rows_p, rows_q = (torch.cat(rows, 1).to(ctx.tokens_dtype) for rows in (rows_p, rows_q))
-    d_tokens = torch.bmm(rows_p.transpose(1, 2), rows_q)  # [B, N, D_in]
+    d_tokens = None
+    if ctx.needs_input_grad[0]:  # e.g. not with a frozen encoder
+        rows_p, rows_q = (torch.cat(rows, 1).to(ctx.tokens_dtype) for rows in (rows_p, rows_q))
+        d_tokens = torch.bmm(rows_p.transpose(1, 2), rows_q)  # [B, N, D_in]
     d_slots = ds.view(b, k, d).to(ctx.slots_dtype)
     return (d_tokens, d_slots, d_key_map.to(ctx.key_map_dtype), None, None, None, None, *grads)
 

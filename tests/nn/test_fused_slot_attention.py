@@ -89,3 +89,13 @@ def test_no_grad_forward_and_double_backward():
         g.sum().backward()
     (g,) = torch.autograd.grad(reference(x, noise=False)[0].square().sum(), x, create_graph=True)
     g.sum().backward()  # the reference loop supports it
+
+
+def test_tokens_without_gradient_leave_the_weights_gradients_as_they_were():
+    fused, reference = _pair(num_slots=3, dim=8, hidden_dim=16)
+    x = torch.randn(2, 10, 8, dtype=torch.float64)  # a frozen encoder's tokens
+    for sa in (fused, reference):
+        sa(None, noise=False, inputs=x)[0].square().sum().backward()
+    for (name, p), q in zip(fused.named_parameters(), reference.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
