@@ -11,7 +11,8 @@ schema on / off) is computed in the same run from the unrounded medians.
   time loop runs it, fused against the reference loop, fp32 and bf16;
 - ``aime.bench.world_model``: ``world_model``: ``VRNN.loss`` + backward + Adam step, B x T at each of
   ``wm_presets``' sizes, full vs ablation, with peak memory; ``acting``: ``VRNN.observe_step``, one
-  filtering step of B / 2 frames;
+  filtering step of B / 2 frames; ``pooling``: the feature pyramid's 2x2 pooling over B x T frames,
+  its written-out backward against ``adaptive_avg_pool2d``'s, fp32 and bf16;
 - ``aime.bench.agent_update``: ``update``: ``Agent.train_step`` on a replay-like numpy batch, full vs
   ablation, its behaviour part timed alone inside the same calls, peak memory and the arithmetic of
   one update (GFLOP and the rate achieved); ``compile`` (opt-in): eager vs ``torch.compile``;

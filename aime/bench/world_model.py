@@ -1,17 +1,20 @@
 """Benchmarks of the world model at preset sizes, attention schema on (full) vs off (ablation):
 one update (``world_model``: ``VRNN.loss`` + backward + Adam step) and one filtering step for
-acting (``acting``: ``VRNN.observe_step``)."""
+acting (``acting``: ``VRNN.observe_step``); and the feature pyramid's 2x2 pooling with a written-out
+backward against ``adaptive_avg_pool2d``'s (``pooling``)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from aime.bench.measure import count_parameters, peak_memory_row, ratio_row, reset_peak_memory, time_calls
 from aime.bench.registry import Settings, benchmark
 from aime.config import load_config
+from aime.nn.feature_pyramid import pool_to
 from aime.world_model.vrnn import VRNN
 
-__all__ = ["WM_ACTIONS", "bench_acting", "bench_world_model", "wm_batch", "world_models"]
+__all__ = ["WM_ACTIONS", "bench_acting", "bench_pooling", "bench_world_model", "wm_batch", "world_models"]
 
 WM_ACTIONS = 4  # Breakout's minimal action set
 
@@ -73,6 +76,39 @@ def bench_world_model(settings: Settings) -> list[dict]:
             )
             rows.append(peak_memory_row(f"VRNN {preset} {label}", settings.device))
         rows.append(ratio_row(f"VRNN {preset}: update time full / ablation", medians["full"], medians["ablation"]))
+    return rows
+
+
+@benchmark("pooling", "the feature pyramid's 2x2 pooling over B*T frames: written-out backward vs adaptive_avg_pool2d")
+def bench_pooling(settings: Settings) -> list[dict]:
+    """Forward + backward of ``pool_to`` (``[N, 32, S/2, S/2] -> S/4``, the pyramid's first level
+    fused at a quarter of the frame, ``N = batch * seq_len`` frames of ``image_size``) against
+    ``F.adaptive_avg_pool2d``, in fp32 and bf16; a ratio for each."""
+    n, quarter, device = settings.batch * settings.seq_len, settings.image_size // 4, settings.device
+    torch.manual_seed(settings.seed)
+    variants = {
+        "written-out": lambda x: pool_to(x, (quarter, quarter)),
+        "adaptive_avg_pool2d": lambda x: F.adaptive_avg_pool2d(x, (quarter, quarter)),
+    }
+    rows = []
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        x = torch.randn(n, 32, 2 * quarter, 2 * quarter, device=device, dtype=dtype)
+        medians = {}
+        for variant, fn in variants.items():
+
+            def call(fn=fn, x=x) -> None:
+                fn(x.detach().requires_grad_(True)).float().sum().backward()
+
+            medians[variant], times = time_calls(call, settings, settings.repeats)
+            rows.append(
+                {
+                    "item": f"2x2 pooling, {variant}, {precision}, {n} frames of {2 * quarter}x{2 * quarter}",
+                    "value": round(medians[variant], 4),
+                    "unit": "s fwd+bwd",
+                    "note": f"median of {len(times)}",
+                }
+            )
+        rows.append(ratio_row(f"2x2 pooling {precision}: written-out / adaptive", *medians.values()))
     return rows
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FeaturePyramid", "NORMS"]
+__all__ = ["FeaturePyramid", "NORMS", "pool_to"]
 
 NORMS = ("group", "none")
 
@@ -21,6 +21,34 @@ def _norm(kind: str, channels: int) -> nn.Module:
         groups = max(g for g in range(1, max(channels // 4, 1) + 1) if channels % g == 0)
         return nn.GroupNorm(groups, channels)
     return nn.Identity()
+
+
+def pool_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Average pooling of ``x [B, C, H, W]`` to ``size`` (``adaptive_avg_pool2d``).
+
+    Where ``size`` halves a contiguous NCHW ``x`` exactly (the pyramid's 42 -> 21 at 84x84 frames),
+    the backward spreads each gradient over its 2x2 cells as a broadcast view: about 1.7x faster
+    than ``adaptive_avg_pool2d``'s backward (the same values; docs/benchmarks.md).
+    """
+    h, w = x.shape[-2:]
+    if x.dim() == 4 and (h, w) == (2 * size[0], 2 * size[1]) and x.is_contiguous() and x.requires_grad:
+        return _Halve.apply(x)
+    return F.adaptive_avg_pool2d(x, size)
+
+
+class _Halve(torch.autograd.Function):
+    """2x2 average pooling of a contiguous NCHW map, ``[B, C, 2h, 2w] -> [B, C, h, w]``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x, (x.shape[-2] // 2, x.shape[-1] // 2))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = grad.shape
+        spread = (grad * 0.25)[:, :, :, None, :, None].expand(b, c, h, 2, w, 2)  # each cell's 4 pixels
+        return spread.reshape(b, c, 2 * h, 2 * w)
 
 
 class FeaturePyramid(nn.Module):
@@ -70,5 +98,5 @@ class FeaturePyramid(nn.Module):
         l1 = self.level1(x)  # [B, 32, S/2, S/2]
         l2 = self.level2(l1)  # [B, 48, S/4, S/4]
         l3 = self.level3(l2)  # [B, C, S/4, S/4]
-        l1 = F.adaptive_avg_pool2d(l1, l2.shape[-2:])
+        l1 = pool_to(l1, l2.shape[-2:])  # [B, 32, S/4, S/4]
         return self.fuse(torch.cat([l1, l2, l3], dim=1))

@@ -15,7 +15,7 @@ import envs
 from aime.agent.agent import Agent
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
-NAMES = ["acting", "acting_loop", "env", "params", "posterior", "prior", "slots", "update", "world_model"]
+NAMES = ["acting", "acting_loop", "env", "params", "pooling", "posterior", "prior", "slots", "update", "world_model"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
     params = {r["item"]: r["value"] for r in report["results"] if r["benchmark"] == "params"}
     assert params["AttentionSchema"] == params["AttentionPosterior"] + params["AttentionPrior"]
     times = [r["value"] for r in report["results"] if r["unit"] == "s fwd+bwd"]
-    assert len(times) == 11 and all(t > 0 for t in times)
+    assert len(times) == 15 and all(t > 0 for t in times)
     slots = {r["item"]: r["value"] for r in report["results"] if r["benchmark"] == "slots"}
     assert "SlotAttention fused, bf16, T 4 x B 2, 64 tokens" in slots  # --quick: T 4, B 2, 32x32 frames
     for precision in ("fp32", "bf16"):
@@ -67,6 +67,13 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
             slots[f"SlotAttention {v}, {precision}, T 4 x B 2, 64 tokens"] for v in ("fused", "reference")
         )
         assert slots[f"SlotAttention {precision}: fused / reference"] == pytest.approx(fused / reference, abs=0.02)
+    pooling = {r["item"]: r["value"] for r in report["results"] if r["benchmark"] == "pooling"}
+    for precision in ("fp32", "bf16"):  # --quick: B 2 x T 4 frames of 32x32, pooled from 16x16 to 8x8
+        ours, adaptive = (
+            pooling[f"2x2 pooling, {v}, {precision}, 8 frames of 16x16"] for v in ("written-out", "adaptive_avg_pool2d")
+        )
+        assert ours > 0 and adaptive > 0  # times this small round too coarsely to check their ratio
+        assert pooling[f"2x2 pooling {precision}: written-out / adaptive"] > 0
 
 
 def test_world_model_rows_compare_full_and_ablation(bench):
