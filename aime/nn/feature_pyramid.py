@@ -27,8 +27,9 @@ def pool_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Average pooling of ``x [B, C, H, W]`` to ``size`` (``adaptive_avg_pool2d``).
 
     Where ``size`` halves a contiguous NCHW ``x`` exactly (the pyramid's 42 -> 21 at 84x84 frames),
-    the backward spreads each gradient over its 2x2 cells as a broadcast view: about 1.7x faster
-    than ``adaptive_avg_pool2d``'s backward (the same values; docs/benchmarks.md).
+    the backward spreads each gradient over its 2x2 pixels as a broadcast view: the same values,
+    and in bf16 about 3x faster than ``adaptive_avg_pool2d``'s backward (forward + backward 2x; in
+    fp32 about even. ``scripts/benchmark.py --only pooling``, docs/benchmarks.md).
     """
     h, w = x.shape[-2:]
     if x.dim() == 4 and (h, w) == (2 * size[0], 2 * size[1]) and x.is_contiguous() and x.requires_grad:
