@@ -89,6 +89,11 @@ def test_unknown_preset_and_bad_values():
         load_config([], ["model.prior_token_pool=0"])
     with pytest.raises(ConfigError, match="'replay.prefetch': 'maybe' is not one of auto, thread, none"):
         load_config([], ["replay.prefetch=maybe"])
+    with pytest.raises(ConfigError, match="'model.slot_seeds': 'h' is not one of state, frame"):
+        load_config([], ["model.slot_seeds=h"])
+    with pytest.raises(ConfigError, match="cannot carry slots from step to step"):
+        load_config([], ["model.slot_seeds=frame", "model.slot_persistence=true"])
+    assert load_config([], ["model.slot_seeds=frame", "model.attention=false", "model.slot_persistence=true"])
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -41,6 +41,7 @@ __all__ = [
 _FUSION_MODES = ("weighted", "max", "gated")
 _MAP_MODES = ("normalize", "softmax")
 _POSITION_CODES = ("learned", "fourier")
+_SLOT_SEEDS = ("state", "frame")
 _MAP_FLOOR = 1e-6  # added to the fused map before normalising: log A stays finite for the losses
 
 
@@ -126,12 +127,16 @@ class AttentionPosterior(nn.Module):
             world model's encoder trunk; ``None`` builds the seed's :class:`FeaturePyramid`.
         persistence: the previous step's slots seed this step's (SAVi; seed 003's future extension
             2); see :meth:`step`. Off: the seed's posterior, seeded from ``(h, c)`` alone.
+        slot_seeds: what the slot seeds (and the ``gated`` fusion's gates) are made from:
+            ``"state"`` (the seed's ``MLP([h, c])``) or ``"frame"`` (``MLP(c)``: the frame's context
+            alone, so :meth:`step` needs no ``h`` and runs on any batch of frames, e.g. all ``B*T``
+            of a sequence at once).
 
     Forward:
         observation: ``[B, input_channels, image_size, image_size]``, float in [0, 1] or uint8 in
             [0, 255] (converted once to float in [0, 1]); may be ``None`` when ``features`` is
             given.
-        hidden_state: ``[B, hidden_dim]``.
+        hidden_state: ``[B, hidden_dim]`` (unread with ``slot_seeds="frame"``).
         context: ``[B, context_dim]``.
         features: optional precomputed ``encode(observation)`` ``[B, d, R, R]``; when given, the
             observation is not looked at (the world model runs the FPN once over ``B*T`` frames).
@@ -145,7 +150,8 @@ class AttentionPosterior(nn.Module):
         bottleneck_features ``[B, hidden_dim // 2]``, diversity_loss (scalar tensor).
 
     Slot initialisation: the learnable Gaussian N(mu, sigma) of SlotAttention *plus* the top-down
-    seeds MLP(h, c); sampled in training, its mean in eval mode (deterministic evaluation).
+    seeds MLP(h, c) (``MLP(c)`` with ``slot_seeds="frame"``); sampled in training, its mean in eval
+    mode (deterministic evaluation).
     """
 
     def __init__(
@@ -169,6 +175,7 @@ class AttentionPosterior(nn.Module):
         position_code: str = "learned",
         fpn: nn.Module | None = None,
         persistence: bool = False,
+        slot_seeds: str = "state",
     ) -> None:
         super().__init__()
         int_args = (
@@ -203,6 +210,8 @@ class AttentionPosterior(nn.Module):
             )
         if map_mode not in _MAP_MODES:
             raise ValueError(f"AttentionPosterior: expected map_mode in {_MAP_MODES}, got {map_mode!r}")
+        if slot_seeds not in _SLOT_SEEDS:
+            raise ValueError(f"AttentionPosterior: expected slot_seeds in {_SLOT_SEEDS}, got {slot_seeds!r}")
         if position_code not in _POSITION_CODES:
             raise ValueError(f"AttentionPosterior: expected position_code in {_POSITION_CODES}, got {position_code!r}")
         if not 0.0 <= dropout_p < 1.0:
@@ -218,7 +227,10 @@ class AttentionPosterior(nn.Module):
         self.dropout_p, self.coord_noise_std = float(dropout_p), float(coord_noise_std)
         self.map_mode, self.position_code = map_mode, position_code
         d, k = feature_channels, num_semantic_slots
-        td_dim = hidden_dim + context_dim
+        self.slot_seeds = slot_seeds
+        td_dim = hidden_dim + context_dim if slot_seeds == "state" else context_dim
+        if td_dim == 0:
+            raise ValueError("AttentionPosterior: slot_seeds='frame' needs a context (context_dim >= 1)")
 
         # the world model passes in its encoder's pyramid: each frame is convolved once
         self.fpn = fpn if fpn is not None else FeaturePyramid(input_channels, feature_channels, norm)
@@ -312,7 +324,7 @@ class AttentionPosterior(nn.Module):
     def forward(
         self,
         observation: torch.Tensor | None,
-        hidden_state: torch.Tensor,
+        hidden_state: torch.Tensor | None,
         context: torch.Tensor,
         features: torch.Tensor | None = None,
         inputs: torch.Tensor | None = None,
@@ -341,17 +353,18 @@ class AttentionPosterior(nn.Module):
 
     def step(
         self,
-        hidden_state: torch.Tensor,
+        hidden_state: torch.Tensor | None,
         context: torch.Tensor,
         features: torch.Tensor | None = None,
         inputs: torch.Tensor | None = None,
         prev_slots: torch.Tensor | None = None,
     ) -> PosteriorResult:
         """One step from FPN ``features [B, d, R, R]`` or their ``prepare``d ``inputs [B, R*R, d]``,
-        ``hidden_state [B, H]`` and ``context [B, Ctx]``: a :class:`PosteriorResult`. With
-        ``persistence``, ``prev_slots [B, K, d]`` (the previous step's ``slots``; zeros at an
-        episode's start) add ``slot_carry(prev_slots)`` to the slots' seeds, so slot ``k`` starts
-        where slot ``k`` ended (SAVi).
+        ``hidden_state [B, H]`` (unread, and may be ``None``, with ``slot_seeds="frame"``) and
+        ``context [B, Ctx]``: a :class:`PosteriorResult`. With ``persistence``, ``prev_slots [B, K,
+        d]`` (the previous step's ``slots``; zeros at an episode's start) add
+        ``slot_carry(prev_slots)`` to the slots' seeds, so slot ``k`` starts where slot ``k`` ended
+        (SAVi).
 
         Sets nothing on the module (the world model's time loop calls this).
         """
@@ -362,16 +375,17 @@ class AttentionPosterior(nn.Module):
                 raise ValueError(f"AttentionPosterior: expected features of shape [B, {d}, {r}, {r}], got {got}")
             inputs = self.prepare(features)
         b = inputs.shape[0]
-        if tuple(hidden_state.shape) != (b, self.hidden_dim):
+        from_state = self.slot_seeds == "state"
+        if from_state and (hidden_state is None or tuple(hidden_state.shape) != (b, self.hidden_dim)):
             raise ValueError(
                 f"AttentionPosterior: expected hidden_state of shape {(b, self.hidden_dim)}, "
-                f"got {tuple(hidden_state.shape)}"
+                f"got {None if hidden_state is None else tuple(hidden_state.shape)}"
             )
         if tuple(context.shape) != (b, self.context_dim):
             raise ValueError(
                 f"AttentionPosterior: expected context of shape {(b, self.context_dim)}, got {tuple(context.shape)}"
             )
-        top_down = torch.cat([hidden_state, context], dim=-1)  # [B, H + Ctx]
+        top_down = torch.cat([hidden_state, context], dim=-1) if from_state else context  # [B, H + Ctx] | [B, Ctx]
         seeds = rearrange(self.slot_modulator(top_down), "b (k d) -> b k d", k=k)
         if self.persistence and prev_slots is not None:
             if tuple(prev_slots.shape) != (b, k, d):

@@ -44,7 +44,8 @@ class SchemaConfig:
     ``slot_iters``, ``slot_mlp_hidden``; ``posterior_norm`` (its pyramid's ``norm``, ``"group"`` or
     ``"none"``), ``posterior_map`` (its ``map_mode``, ``"normalize"`` or the seed's ``"softmax"``),
     ``posterior_position`` (its ``position_code``, ``"learned"`` or ``"fourier"``),
-    ``slot_persistence`` (its ``persistence``: the slots of ``t-1`` seed those of ``t``).
+    ``slot_persistence`` (its ``persistence``: the slots of ``t-1`` seed those of ``t``),
+    ``slot_seeds`` (``"state"``: seeds from ``(h, c)``, the seed's; ``"frame"``: from ``c`` alone).
 
     Prior (:class:`AttentionPrior`): ``motion_kernels``, ``use_relative_position_bias``,
     ``use_checkpoint``, ``prior_dropout`` (its ``dropout``), ``convgru_hidden_size``,
@@ -70,6 +71,7 @@ class SchemaConfig:
     posterior_map: str = "normalize"
     posterior_position: str = "learned"
     slot_persistence: bool = False
+    slot_seeds: str = "state"
     motion_kernels: int = 8
     use_relative_position_bias: bool = True
     use_checkpoint: bool = True
@@ -102,6 +104,7 @@ class SchemaConfig:
             map_mode=self.posterior_map,
             position_code=self.posterior_position,
             persistence=self.slot_persistence,
+            slot_seeds=self.slot_seeds,
         )
 
     def prior_kwargs(self) -> dict[str, Any]:

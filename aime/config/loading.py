@@ -319,6 +319,11 @@ def validate(cfg: Config) -> None:
             "config key 'model.decoder_attention' needs the 'conv' or 'nca' decoder, got 'field': with the field "
             "decoder set model.decoder_attention=false and model.attention_detail=false"
         )
+    if cfg.model.attention and cfg.model.slot_seeds == "frame" and cfg.model.slot_persistence:
+        raise ConfigError(
+            "config key 'model.slot_seeds: frame' runs the posterior over all frames before the time loop, so it "
+            "cannot carry slots from step to step: set model.slot_persistence=false, or model.slot_seeds=state"
+        )
     if cfg.model.object_policy and not cfg.model.attention:
         raise ConfigError(
             "config key 'model.object_policy' needs 'model.attention: true' (the object tokens are the attention "

@@ -84,6 +84,12 @@ class ModelConfig:
     slot_persistence: bool = False
     """The slots of step ``t-1``, through a small predictor, seed the slots of step ``t`` (SAVi; seed
     003's future extension 2), so a slot can keep the object it held; zero at an episode's start."""
+    slot_seeds: str = "state"
+    """What seeds the posterior's slots: ``state`` (an MLP of ``[h_t, c_t]``, the seed's top-down
+    seeding; the posterior runs inside the time loop) or ``frame`` (of the frame's context ``c_t``
+    alone: the posterior no longer waits for ``h_t``, so it runs batched over all ``B*T`` frames
+    before the loop; where attention goes next is still the prior's, from ``h`` and ``z``). Not with
+    ``slot_persistence``."""
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``), ``current_motion``
@@ -291,6 +297,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.posterior_map": ("normalize", "softmax"),
     "model.attention_target": ("motion", "current_motion", "none"),
     "model.slot_position": ("learned", "fourier"),
+    "model.slot_seeds": ("state", "frame"),
     "model.prior_position_bias": ("none", "relative"),
     "train.precision": ("auto", "fp32", "bf16"),
     "train.imagination": ("sample", "mode"),

@@ -296,6 +296,7 @@ _MODEL_KEYS_ADDED_LATER = {
     "slot_position": "learned",
     "attention_detail": False,
     "object_policy": False,
+    "slot_seeds": "state",
 }
 
 

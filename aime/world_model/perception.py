@@ -25,7 +25,8 @@ The interface (all shapes for a batch of ``B`` sequences or ``N`` frames):
 - ``state_keys``: the state entries it carries from step to step (``initial_state`` makes them);
 - ``prepare(features, readout, frames)``: the per-frame work, batched over ``B*T`` before the time loop;
   ``frame_outputs``: which of its entries :meth:`VRNN.observe` returns as they are;
-- ``step(deter, embed, frame, state)``: the in-loop part, ``-> (e_t, extras)``;
+- ``step(deter, embed, frame, state)``: the in-loop part, ``-> (e_t, extras)`` (with the schema's
+  ``slot_seeds="frame"`` only reading what ``prepare`` computed);
 - ``predict(attention, deter, stoch)`` and ``head_maps(feat)``: maps for imagined states
   (``attends`` says whether there are any);
 - ``losses(out, is_first, obs)`` and ``metrics(out)``: its own training terms and readings.
@@ -50,6 +51,8 @@ from aime.world_model.heads import AttentionMapHead
 from aime.world_model.schema_losses import schema_losses
 
 State = dict[str, Tensor]
+# what one posterior step adds to the model's output, per step
+_POSTERIOR_OUTPUTS = ("attention", "coords", "slot_maps", "slot_centers", "slot_features")
 ATTENTION_TARGETS = ("motion", "current_motion", "none")
 
 
@@ -104,7 +107,7 @@ class SchemaPerception(nn.Module):
         embed_dim, readout_dim, hidden, deter, latent_size, context_dim, num_slots,
         attention_resolution, image_size, posterior_map, slot_position, slot_persistence,
         attention_target, readout_position, fpn_norm, prior_position_bias, attention_dropout,
-        prior_token_pool, attention_loss_fraction, attention_detail: as in
+        prior_token_pool, attention_loss_fraction, attention_detail, slot_seeds: as in
         :class:`aime.world_model.vrnn.VRNN`.
         loss_scales: which optional schema losses are computed (those above 0).
     """
@@ -137,6 +140,7 @@ class SchemaPerception(nn.Module):
         attention_loss_fraction: float,
         loss_scales: LossScales,
         attention_detail: bool = False,
+        slot_seeds: str = "state",
     ) -> None:
         super().__init__()
         if attention_target not in ATTENTION_TARGETS:
@@ -145,7 +149,14 @@ class SchemaPerception(nn.Module):
             )
         if not 0.0 < attention_loss_fraction <= 1.0:
             raise ValueError(f"attention_loss_fraction must lie in (0, 1], got {attention_loss_fraction}")
+        if slot_seeds == "frame" and slot_persistence:
+            raise ValueError(
+                "slot_seeds='frame' runs the posterior over all frames before the time loop, so it cannot "
+                "carry slots from step to step: set slot_persistence=False"
+            )
         self.resolution, self.attention_target = attention_resolution, attention_target
+        # with seeds from the frame alone the whole posterior is per-frame work, batched in prepare
+        self.batched = slot_seeds == "frame"
         self.attention_loss_fraction, self.scales = attention_loss_fraction, loss_scales
         self.slot_persistence, self.readout_position = slot_persistence, readout_position
         self.state_keys = ("attention", "slots") if slot_persistence else ("attention",)
@@ -173,6 +184,7 @@ class SchemaPerception(nn.Module):
                 dropout_p=attention_dropout,  # the posterior's slot-feature dropout: acting runs without it
                 use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
                 token_pool=prior_token_pool if prior_position_bias == "none" else 1,
+                slot_seeds=slot_seeds,
             ),
             fpn=encoder.trunk,  # one convolutional pass per frame: the encoder's pyramid
         )
@@ -180,6 +192,8 @@ class SchemaPerception(nn.Module):
         # imagined states get an attention map from s alone (a SpatialNet field head)
         self.attention_head = AttentionMapHead(deter + latent_size, attention_resolution)
         self.frame_outputs = ("attention_detail",) if attention_detail else ()
+        if self.batched:
+            self.frame_outputs += _POSTERIOR_OUTPUTS
         if attention_detail:  # each cell's distribution over its P x P pixels
             self.detail_head = AttentionDetailHead(features, image_size, attention_resolution)
 
@@ -205,40 +219,49 @@ class SchemaPerception(nn.Module):
         ``features [N, F, R, R]``, ``readout [N, C, R, R]`` (and the ``frames [N, 3, S, S]``, which
         the detail head needs) -> ``tokens``, ``readout [N, C, R*R]``,
         ``context [N, context_dim]`` (and ``attention_detail [N, P*P, R, R]``, log-probabilities
-        of where inside each cell the attention lies)."""
+        of where inside each cell the attention lies). With ``slot_seeds="frame"`` nothing of the
+        posterior depends on ``h``, so this is all of it: also the step's outputs (``attention``,
+        ``coords``, ``slot_maps``, ...) and ``percept``, what ``e_t`` takes of them."""
         out = {
             "tokens": self.schema.posterior_net.prepare(features),
             "readout": rearrange(readout, "n c h w -> n c (h w)"),
             "context": self.context(features),
         }
-        if self.frame_outputs:
+        if "attention_detail" in self.frame_outputs:
             if frames is None:
                 raise ValueError("SchemaPerception.prepare: attention_detail needs the frames")
             out["attention_detail"] = self.detail_head(frames, features)
+        if self.batched:  # slot_seeds="frame": the posterior itself, for all N frames at once
+            post = self.schema.posterior_net.step(None, out["context"], inputs=out["tokens"])
+            out["percept"], extras = self._percept(post, out["readout"])
+            out.update(extras)
         return out
+
+    def _percept(self, post, readout: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """What the posterior over z reads of a :class:`PosteriorResult` of ``N`` frames, beside the
+        encoder's global code: ``[pooled readout (, position code), phi] [N, embed_size - E]``, and
+        the result's entries for the model's output (:data:`_POSTERIOR_OUTPUTS`)."""
+        attention = post.attention
+        pooled = torch.einsum("brn,bn->br", readout, attention.flatten(1))
+        if self.readout_position:
+            pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)
+        phi = self.phi(torch.cat([post.bottleneck, post.coords], -1))
+        return torch.cat([pooled, phi], -1), {k: getattr(post, k) for k in _POSTERIOR_OUTPUTS}
 
     def step(self, deter: Tensor, embed: Tensor, frame: dict[str, Tensor], state: State) -> tuple[Tensor, dict]:
         """The attention posterior for one step: ``deter [B, D]``, ``embed [B, E]`` and the frame's
         prepared entries -> ``(e_t [B, embed_size], extras)`` with ``attention [B, R, R]``,
         ``coords [B, 2]``, ``slot_maps [B, K, R, R]``, ``slot_centers [B, K, 2]``, ``slot_features
-        [B, K, d]`` (and ``slots``)."""
+        [B, K, d]`` (and ``slots``). With ``slot_seeds="frame"`` all of it was computed in
+        :meth:`prepare`, and the step reads it."""
+        if self.batched:
+            return torch.cat([embed, frame["percept"]], -1), {k: frame[k] for k in _POSTERIOR_OUTPUTS}
         net = self.schema.posterior_net
         post = net.step(deter, frame["context"], inputs=frame["tokens"], prev_slots=state.get("slots"))
-        attention = post.attention
-        pooled = torch.einsum("brn,bn->br", frame["readout"], attention.flatten(1))
-        if self.readout_position:
-            pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)
-        phi = self.phi(torch.cat([post.bottleneck, post.coords], -1))
-        extras = {
-            "attention": attention,
-            "coords": post.coords,
-            "slot_maps": post.slot_maps,
-            "slot_centers": post.slot_centers,
-            "slot_features": post.slot_features,
-        }
+        percept, extras = self._percept(post, frame["readout"])
         if self.slot_persistence:
             extras["slots"] = post.slots
-        return torch.cat([embed, pooled, phi], -1), extras
+        return torch.cat([embed, percept], -1), extras
 
     def predict(self, attention: Tensor, deter: Tensor, stoch: Tensor) -> Tensor:
         """The attention prior: where the map moves next, ``[B, R, R]`` from ``A_t``, ``h_t``, ``z_t``."""

@@ -11,7 +11,8 @@ Per step ``t`` (deterministic ``h``, stochastic ``z``, action ``a``)::
 
 The transition never sees an observation-only quantity, so :meth:`VRNN.imagine` runs it from any
 state with actions alone. Only the cell, the slot attention of the posterior and the posterior over
-z run inside the time loop; the encoder, the context encoder, the prior over z, the attention prior,
+z run inside the time loop (with ``slot_seeds="frame"`` the slots are seeded from the frame alone,
+and the whole attention posterior runs batched before it); the encoder, the context encoder, the prior over z, the attention prior,
 the decoder and the heads run batched over ``B*T``. With ``attention=False`` the schema, the
 readout and ``phi`` are absent and the model is a plain recurrent state-space model with the same
 encoder, decoder and heads (the project's ablation baseline). Which of the two runs is a choice of
@@ -75,6 +76,9 @@ class VRNN(nn.Module):
             (divided by their sum; can be sharp) or ``"softmax"`` (the seed's; stays near uniform).
         slot_persistence: the slots of ``t-1`` seed those of ``t`` (SAVi); the state then carries
             ``slots [B, K, d]``, zeroed at an episode's start.
+        slot_seeds: what seeds the posterior's slots, ``"state"`` (``[h_t, c_t]``, the seed's; the
+            posterior runs in the time loop) or ``"frame"`` (``c_t`` alone; the posterior runs batched
+            over ``B*T`` before the loop). Not with ``slot_persistence``.
         slot_position: the posterior tokens' position code, ``"learned"`` (the seed's row and column
             embeddings) or ``"fourier"`` (plus a linear map of the cells' Fourier features).
         attention_target: where the posterior is taught to look, ``"motion"`` (cross-entropy of
@@ -147,6 +151,7 @@ class VRNN(nn.Module):
         posterior_map: str = _MODEL.posterior_map,
         slot_position: str = _MODEL.slot_position,
         slot_persistence: bool = _MODEL.slot_persistence,
+        slot_seeds: str = _MODEL.slot_seeds,
         attention_target: str = _MODEL.attention_target,
         readout_position: bool = False,
         decoder_attention: bool = False,
@@ -207,6 +212,7 @@ class VRNN(nn.Module):
             attention_loss_fraction=attention_loss_fraction,
             loss_scales=self.scales,
             attention_detail=attention_detail,
+            slot_seeds=slot_seeds,
         )
         if not 0.0 <= attention_detail_dropout <= 1.0:
             raise ValueError(f"attention_detail_dropout must lie in [0, 1], got {attention_detail_dropout}")
@@ -387,7 +393,8 @@ class VRNN(nn.Module):
                 step["cell"] = state["cell"]
             steps.append(step)
             prev_action = action[:, i]
-        out = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0] if k != "post"}
+        batched = set(self.perception.frame_outputs)  # already [B, T, ...]: not stacked again
+        out = {k: torch.stack([s[k] for s in steps], 1) for k in steps[0] if k != "post" and k not in batched}
         out["post"] = stack_params([s["post"] for s in steps])
         out["prior"] = self.latent.prior(out["deter"])  # batched over B*T
         out["features"] = frames["features"]

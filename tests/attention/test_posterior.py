@@ -207,6 +207,26 @@ def test_top_down_state_changes_the_attention():
     assert not torch.allclose(attn, attn_2)
 
 
+def test_frame_seeds_read_the_context_alone():
+    """``slot_seeds="frame"``: the seeds (and gates) come from ``c``; ``h`` is not read and may be None."""
+    for mode in ("weighted", "gated"):
+        posterior = _posterior(slot_seeds="frame", attention_fusion_mode=mode).eval()
+        obs, h, c = _inputs()
+        attn, coords = posterior(obs, h, c)
+        for other in (-h, None):
+            again, again_coords = posterior(obs, other, c)
+            torch.testing.assert_close(again, attn, rtol=0, atol=0)
+            torch.testing.assert_close(again_coords, coords, rtol=0, atol=0)
+        assert not torch.allclose(posterior(obs, h, -c)[0], attn)
+        assert posterior.slot_modulator[0].in_features == 128
+    with pytest.raises(ValueError, match=r"hidden_state of shape \(2, 256\), got None"):
+        _posterior()(obs, None, c)
+    with pytest.raises(ValueError, match="slot_seeds in"):
+        AttentionPosterior(slot_seeds="slots")
+    with pytest.raises(ValueError, match="needs a context"):
+        AttentionPosterior(slot_seeds="frame", context_dim=0)
+
+
 def test_other_configurations():
     posterior = _posterior(
         image_size=64,

@@ -77,3 +77,37 @@ def test_the_parameters_keep_the_order_optimizer_states_were_saved_in():
         "reward",
         "cont",
     ]
+
+
+def test_frame_seeded_slots_run_the_posterior_before_the_loop_and_ignore_h():
+    """``slot_seeds="frame"``: the posterior is per-frame work, so its maps do not move with the
+    actions (which change ``h``), acting sees the same maps as filtering, and the loss reaches the
+    slot seeds; with the seed's ``"state"`` seeding the same change of actions moves the maps."""
+    batch = _batch(t=5)
+    batch["is_first"][:, 0] = True
+    other = (batch["action"] + 1) % 3
+    maps = {}
+    for seeds in ("state", "frame"):
+        torch.manual_seed(0)
+        model = VRNN(3, slot_seeds=seeds, **SMALL).eval()
+        with torch.no_grad():
+            a = model.observe(batch["obs"], batch["action"], batch["is_first"])
+            b = model.observe(batch["obs"], other, batch["is_first"])
+        maps[seeds] = (a["attention"][:, 1:] - b["attention"][:, 1:]).abs().max()
+        assert a["slot_maps"].shape == (2, 5, 2, 21, 21) and a["slot_centers"].shape == (2, 5, 2, 2)
+        assert a["attention"].shape == (2, 5, 21, 21) and a["state"]["attention"].shape == (2, 21, 21)
+        torch.testing.assert_close(a["state"]["attention"], a["attention"][:, -1])
+        state = None
+        for t in range(5 if seeds == "frame" else 0):  # z is drawn, so h differs between the two paths
+            state, extra = model.observe_step(state, batch["obs"][:, t], batch["is_first"][:, t])
+            state["action"] = torch.nn.functional.one_hot(batch["action"][:, t], 3).float()
+            torch.testing.assert_close(extra["slot_maps"], a["slot_maps"][:, t], rtol=1e-4, atol=1e-5)
+    assert maps["frame"] == 0 and maps["state"] > 1e-6
+    seeder = VRNN(3, slot_seeds="frame", **SMALL).schema.posterior_net.slot_modulator[0]
+    assert seeder.in_features == SMALL["context_dim"]  # c alone
+    model = VRNN(3, slot_seeds="frame", **SMALL)
+    batch.update(reward=torch.zeros(2, 5), is_terminal=torch.zeros(2, 5, dtype=torch.bool))
+    model.loss(batch)[0].backward()
+    assert model.schema.posterior_net.slot_modulator[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="cannot carry slots"):
+        VRNN(3, slot_seeds="frame", slot_persistence=True, **SMALL)
