@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from aime.attention.overlays import entropy_ratio
 from aime.attention.positions import fourier_grid
+from aime.attention.posterior import PosteriorResult
 from aime.attention.schema import AttentionSchema, SchemaConfig
 from aime.config import LossScales
 from aime.nn.mlp import mlp
@@ -237,7 +238,7 @@ class SchemaPerception(nn.Module):
             out.update(extras)
         return out
 
-    def _percept(self, post, readout: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def _percept(self, post: PosteriorResult, readout: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """What the posterior over z reads of a :class:`PosteriorResult` of ``N`` frames, beside the
         encoder's global code: ``[pooled readout (, position code), phi] [N, embed_size - E]``, and
         the result's entries for the model's output (:data:`_POSTERIOR_OUTPUTS`)."""
