@@ -12,8 +12,8 @@ Per step ``t`` (deterministic ``h``, stochastic ``z``, action ``a``)::
 The transition never sees an observation-only quantity, so :meth:`VRNN.imagine` runs it from any
 state with actions alone. Only the cell, the slot attention of the posterior and the posterior over
 z run inside the time loop (with ``slot_seeds="frame"`` the slots are seeded from the frame alone,
-and the whole attention posterior runs batched before it); the encoder, the context encoder, the prior over z, the attention prior,
-the decoder and the heads run batched over ``B*T``. With ``attention=False`` the schema, the
+and the whole attention posterior runs batched before it); the encoder, the context encoder, the
+prior over z, the attention prior, the decoder and the heads run batched over ``B*T``. With ``attention=False`` the schema, the
 readout and ``phi`` are absent and the model is a plain recurrent state-space model with the same
 encoder, decoder and heads (the project's ablation baseline). Which of the two runs is a choice of
 :data:`aime.world_model.perception.PERCEPTIONS`: the model calls one interface, with no branches.
