@@ -13,10 +13,11 @@ The transition never sees an observation-only quantity, so :meth:`VRNN.imagine` 
 state with actions alone. Only the cell, the slot attention of the posterior and the posterior over
 z run inside the time loop (with ``slot_seeds="frame"`` the slots are seeded from the frame alone,
 and the whole attention posterior runs batched before it); the encoder, the context encoder, the
-prior over z, the attention prior, the decoder and the heads run batched over ``B*T``. With ``attention=False`` the schema, the
-readout and ``phi`` are absent and the model is a plain recurrent state-space model with the same
-encoder, decoder and heads (the project's ablation baseline). Which of the two runs is a choice of
-:data:`aime.world_model.perception.PERCEPTIONS`: the model calls one interface, with no branches.
+prior over z, the attention prior, the decoder and the heads run batched over ``B*T``. With
+``attention=False`` the schema, the readout and ``phi`` are absent and the model is a plain
+recurrent state-space model with the same encoder, decoder and heads (the project's ablation
+baseline). Which of the two runs is a choice of :data:`aime.world_model.perception.PERCEPTIONS`:
+the model calls one interface, with no branches.
 
 Conventions: ``obs`` is ``uint8 [B, T, 3, S, S]`` (``S = image_size``, 84 for Atari);
 ``action[:, t]`` is the action taken at ``obs[:, t]`` (integer indices); ``reward[:, t]`` was
