@@ -89,7 +89,8 @@ class ModelConfig:
     seeding; the posterior runs inside the time loop) or ``frame`` (of the frame's context ``c_t``
     alone: the posterior no longer waits for ``h_t``, so it runs batched over all ``B*T`` frames
     before the loop; where attention goes next is still the prior's, from ``h`` and ``z``). Not with
-    ``slot_persistence``."""
+    ``slot_persistence``. Opt-in: a fifth to a quarter off the schema's cost per update, but on
+    Breakout's world-model protocol its map went even on one seed of four (docs/attention.md)."""
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``), ``current_motion``
