@@ -234,20 +234,21 @@ class SchemaPerception(nn.Module):
             out["attention_detail"] = self.detail_head(frames, features)
         if self.batched:  # slot_seeds="frame": the posterior itself, for all N frames at once
             post = self.schema.posterior_net.step(None, out["context"], inputs=out["tokens"])
-            out["percept"], extras = self._percept(post, out["readout"])
-            out.update(extras)
+            parts, extras = self._percept(post, out["readout"])
+            out.update(extras, percept=torch.cat(parts, -1))
         return out
 
-    def _percept(self, post: PosteriorResult, readout: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def _percept(self, post: PosteriorResult, readout: Tensor) -> tuple[list[Tensor], dict[str, Tensor]]:
         """What the posterior over z reads of a :class:`PosteriorResult` of ``N`` frames, beside the
-        encoder's global code: ``[pooled readout (, position code), phi] [N, embed_size - E]``, and
-        the result's entries for the model's output (:data:`_POSTERIOR_OUTPUTS`)."""
+        encoder's global code: the parts ``pooled readout [N, C] (, position code [N, 16]), phi
+        [N, hidden]`` (concatenated once, with the code, by the caller), and the result's entries for
+        the model's output (:data:`_POSTERIOR_OUTPUTS`)."""
         attention = post.attention
         pooled = torch.einsum("brn,bn->br", readout, attention.flatten(1))
         if self.readout_position:
             pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)
         phi = self.phi(torch.cat([post.bottleneck, post.coords], -1))
-        return torch.cat([pooled, phi], -1), {k: getattr(post, k) for k in _POSTERIOR_OUTPUTS}
+        return [pooled, phi], {k: getattr(post, k) for k in _POSTERIOR_OUTPUTS}
 
     def step(self, deter: Tensor, embed: Tensor, frame: dict[str, Tensor], state: State) -> tuple[Tensor, dict]:
         """The attention posterior for one step: ``deter [B, D]``, ``embed [B, E]`` and the frame's
@@ -259,10 +260,10 @@ class SchemaPerception(nn.Module):
             return torch.cat([embed, frame["percept"]], -1), {k: frame[k] for k in _POSTERIOR_OUTPUTS}
         net = self.schema.posterior_net
         post = net.step(deter, frame["context"], inputs=frame["tokens"], prev_slots=state.get("slots"))
-        percept, extras = self._percept(post, frame["readout"])
+        parts, extras = self._percept(post, frame["readout"])
         if self.slot_persistence:
             extras["slots"] = post.slots
-        return torch.cat([embed, percept], -1), extras
+        return torch.cat([embed, *parts], -1), extras
 
     def predict(self, attention: Tensor, deter: Tensor, stoch: Tensor) -> Tensor:
         """The attention prior: where the map moves next, ``[B, R, R]`` from ``A_t``, ``h_t``, ``z_t``."""
