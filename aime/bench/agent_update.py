@@ -17,6 +17,7 @@ from aime.bench.measure import (
     clock,
     count_parameters,
     flops_row,
+    operations_row,
     peak_memory_row,
     ratio_row,
     reset_peak_memory,
@@ -100,7 +101,7 @@ def _update_rows(
     agent: Agent, batch: dict[str, np.ndarray], settings: Settings, preset: str, label: str
 ) -> tuple[float, list[dict]]:
     """The unrounded median time of ``agent.train_step(batch)`` and its rows: time, behaviour part, peak memory,
-    arithmetic."""
+    arithmetic, operations."""
     b, t = settings.batch, settings.seq_len
     agent.train()
     behavior_times = time_behavior_inside(agent, settings.device, clock(settings))
@@ -131,6 +132,7 @@ def _update_rows(
         },
         peak_memory_row(f"Agent.train_step {preset} {label}", settings.device),
         flops_row(f"Agent.train_step {preset} {label}", update, median),
+        operations_row(f"Agent.train_step {preset} {label}", update),
     ]
 
 

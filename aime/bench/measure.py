@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from aime.bench.registry import Settings
@@ -18,8 +19,10 @@ from aime.bench.registry import Settings
 __all__ = [
     "CLOCKS",
     "clock",
+    "count_operations",
     "count_parameters",
     "flops_row",
+    "operations_row",
     "peak_memory_row",
     "ratio_row",
     "reset_peak_memory",
@@ -113,6 +116,40 @@ def flops_row(item: str, fn: Callable[[], None], seconds: float) -> dict:
         "value": round(gflop, 3),
         "unit": "GFLOP",
         "note": f"{gflop / seconds:.0f} GFLOP/s at the median time (matmuls and convolutions)",
+    }
+
+
+class _OperationCounter(TorchDispatchMode):
+    """Counts the ATen operations dispatched while it is active: all of them, and the views."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = self.views = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.total += 1
+        self.views += func.is_view
+        return func(*args, **(kwargs or {}))
+
+
+def count_operations(fn: Callable[[], None]) -> tuple[int, int]:
+    """The ATen operations one call of ``fn`` dispatches, forward, backward and optimiser steps
+    alike: ``(all, views)``. A view (``view``, ``t``, ``expand``, ``detach``, ...) only re-describes
+    a tensor; every other operation runs a kernel, which on a GPU is one launch, so where each
+    kernel is short (the schema's time loop at B 16) the count, not the arithmetic, sets the time."""
+    with _OperationCounter() as counter:
+        fn()
+    return counter.total, counter.views
+
+
+def operations_row(item: str, fn: Callable[[], None]) -> dict:
+    """One more call of ``fn`` under :func:`count_operations`: the operations that run kernels."""
+    total, views = count_operations(fn)
+    return {
+        "item": f"{item}: operations",
+        "value": total - views,
+        "unit": "ops",
+        "note": f"ATen operations that run a kernel (of {total:,} dispatched; the rest are views)",
     }
 
 

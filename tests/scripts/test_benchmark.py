@@ -120,14 +120,20 @@ def test_update_rows_time_the_agents_train_step(bench, monkeypatch):
     monkeypatch.setattr(agent_cls, "train_step", counted)
     report = bench["main"](["--quick", "--only", "update", "--repeats", "2"])
     results = report["results"]
-    # the real update: full, then the ablation, 2 repeats each and one more under the FLOP counter
-    assert calls == [True, True, True, False, False, False]
+    # the real update: full, then the ablation, 2 repeats each, one more under the FLOP counter and
+    # one under the operation counter
+    assert calls == [True] * 4 + [False] * 4
     gflop = {
         label: next(r for r in results if r["unit"] == "GFLOP" and f" {label}: arithmetic" in r["item"])
         for label in ("full", "ablation")
     }
     assert gflop["full"]["value"] > gflop["ablation"]["value"] > 0  # the schema adds arithmetic
     assert "GFLOP/s" in gflop["full"]["note"]
+    ops = {
+        label: next(r for r in results if r["unit"] == "ops" and f" {label}: operations" in r["item"])
+        for label in ("full", "ablation")
+    }
+    assert ops["full"]["value"] > ops["ablation"]["value"] > 0  # the schema adds operations
     update = {
         label: next(r for r in results if r["unit"] == "s/update" and f" {label} (" in r["item"])
         for label in ("full", "ablation")
