@@ -179,7 +179,8 @@ def evaluate_objects(
     ``lift_motion_current`` (the map :func:`current_motion_saliency` gives), ``lift_uniform``
     (1.0), ``window_ratio_recon``, ``window_ratio_state``, ``window_ratio_h{h}``, ``window_ratio_copy_h{h}`` and
     ``frames`` (visible frames counted); the attention figures are absent for a model without the
-    schema. ``frames`` holds whole-frame ``psnr_recon``, ``psnr_h{h}``, ``entropy_ratio``.
+    schema. ``frames`` holds whole-frame ``psnr_recon``, ``psnr_h{h}``, ``entropy_ratio`` and
+    ``smallest_slot_share`` (per frame, the share of the cells that the slot with the least holds).
     """
     device = next(model.parameters()).device
     if context < 2:
@@ -269,6 +270,10 @@ def evaluate_objects(
                 )
                 add("centroid_error_px", (chosen - box_centre).norm(dim=-1).flatten(0, 1))
                 add("entropy_ratio", entropy_ratio(attention).flatten())
+                # each slot's share of the cells (responsibilities sum to 1 over slots per cell): a
+                # slot that holds one small object has a few thousandths; slots that have split the
+                # screen into regions all hold tenths (docs/attention.md, the frame-seeded probe)
+                add("smallest_slot_share", slots.float().mean((-2, -1)).amin(-1).flatten())
     finally:
         model.train(was_training)
     cat = {k: torch.cat(v) for k, v in acc.items()}
@@ -321,8 +326,9 @@ def _summarise(cat: dict[str, Tensor], classes: tuple[str, ...], horizons: tuple
     result: dict = {"classes": {}, "frames": {"psnr_recon": psnr(cat["mse_recon"])}}
     for h in horizons:
         result["frames"][f"psnr_h{h}"] = psnr(cat[f"mse_h{h}"])
-    if "entropy_ratio" in cat:
-        result["frames"]["entropy_ratio"] = float(cat["entropy_ratio"].mean())
+    for key in ("entropy_ratio", "smallest_slot_share"):
+        if key in cat:
+            result["frames"][key] = float(cat[key].mean())
     for c, name in enumerate(classes):
         vis = cat["visible"][:, c].bool()
         row = {
@@ -372,24 +378,25 @@ COLUMNS = (
 def format_table(results: dict[str, dict]) -> str:
     """A Markdown table, one row per (model, class): ``results = {label: evaluate_objects(...)}``."""
     titles = " | ".join(title for _, title in COLUMNS)
-    head = "| model | object | frames | " + titles + " | PSNR recon | entropy ratio |"
+    head = "| model | object | frames | " + titles + " | PSNR recon | entropy ratio | smallest slot share |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for label, res in results.items():
         frames = res["frames"]
         for name, row in res["classes"].items():
             cells = [f"{row[k]:.2f}" if k in row and not math.isnan(row[k]) else "-" for k, _ in COLUMNS]
-            ent = f"{frames['entropy_ratio']:.3f}" if "entropy_ratio" in frames else "-"
+            ent, share = (f"{frames[k]:.3f}" if k in frames else "-" for k in ("entropy_ratio", "smallest_slot_share"))
             lines.append(
                 f"| {label} | {name} | {row['frames']} | "
                 + " | ".join(cells)
-                + f" | {frames['psnr_recon']:.2f} | {ent} |"
+                + f" | {frames['psnr_recon']:.2f} | {ent} | {share} |"
             )
     return "\n".join(lines)
 
 
 def format_seed_table(results: dict[str, list[dict]], columns=COLUMNS) -> str:
     """Mean +- sd over seeds, a row per (model, class): ``results = {label: [evaluate_objects(...), ...]}``."""
-    head = "| model | object | seeds | " + " | ".join(title for _, title in columns) + " | PSNR recon | entropy ratio |"
+    titles = " | ".join(title for _, title in columns)
+    head = "| model | object | seeds | " + titles + " | PSNR recon | entropy ratio | smallest slot share |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
 
     def cell(values: list[float]) -> str:
@@ -404,6 +411,10 @@ def format_seed_table(results: dict[str, list[dict]], columns=COLUMNS) -> str:
             rows = [r["classes"][name] for r in runs]
             cells = [cell([row.get(k, math.nan) for row in rows]) for k, _ in columns]
             psnr = cell([r["frames"]["psnr_recon"] for r in runs])
-            entropy = cell([r["frames"].get("entropy_ratio", math.nan) for r in runs])
-            lines.append(f"| {label} | {name} | {len(runs)} | " + " | ".join(cells) + f" | {psnr} | {entropy} |")
+            entropy, share = (
+                cell([r["frames"].get(k, math.nan) for r in runs]) for k in ("entropy_ratio", "smallest_slot_share")
+            )
+            lines.append(
+                f"| {label} | {name} | {len(runs)} | " + " | ".join(cells) + f" | {psnr} | {entropy} | {share} |"
+            )
     return "\n".join(lines)

@@ -64,8 +64,10 @@ class ObjectMetrics:
         ``[h, z]`` alone (``state_map_lift``), the best slot's, the centroid error in pixels, the motion
         map's and the one-step prior's lift; the reconstruction's window ratio with the posterior map
         (``window_ratio_recon``) and with an even map (``window_ratio_state``: what the state alone
-        draws), and the open-loop ratios at 1 and 5 steps. Figures a model lacks (no map without the
-        schema) are left out.
+        draws), and the open-loop ratios at 1 and 5 steps; for the whole frame, the smallest slot's
+        share of the cells (``objects/smallest_slot_share``: near 0 while a slot holds a small object,
+        tenths once the slots have split the screen into regions). Figures a model lacks (no map
+        without the schema) are left out.
 
         ``device``: the world model's; its random stream (and the CPU's) is left as it was, so that
         measuring does not change the training run."""
@@ -76,6 +78,8 @@ class ObjectMetrics:
         with torch.random.fork_rng(devices=cuda):
             result = evaluate_objects(world_model, objects, windows=OBJECT_WINDOWS)
         values = {}
+        if "smallest_slot_share" in result["frames"]:
+            values["objects/smallest_slot_share"] = result["frames"]["smallest_slot_share"]
         for name, row in result["classes"].items():
             for key, tag in OBJECT_TAGS.items():
                 if key in row and np.isfinite(row[key]):

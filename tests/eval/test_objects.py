@@ -159,3 +159,26 @@ def test_state_map_lift_reads_the_attention_map_head(monkeypatch):
     monkeypatch.setattr(model.perception, "head_maps", head_maps)
     row = evaluate_objects(model, square_game(), context=3, horizons=(1,), windows=8)["classes"]["square"]
     assert row["lift_state"] == 0.0 and row["lift"] > 0.5
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_smallest_slot_share_tells_a_slot_on_one_object_from_slots_that_split_the_screen(monkeypatch, split):
+    torch.manual_seed(0)
+    model = VRNN(3, deter=32, stoch=4, classes=4, hidden=32, cnn_depth=8, context_dim=16, num_slots=2)
+    observe = model.observe
+
+    def observe_with_slots(*args, **kwargs):
+        out = observe(*args, **kwargs)
+        maps = torch.zeros_like(out["slot_maps"])  # [B, T, 2, R, R]
+        if split:  # slot 0 holds the 10 left columns, slot 1 the rest
+            maps[:, :, 0, :, :10] = 1.0
+        else:  # slot 0 holds one cell, an object's
+            maps[:, :, 0, 5, 5] = 1.0
+        maps[:, :, 1] = 1.0 - maps[:, :, 0]
+        return {**out, "slot_maps": maps}
+
+    monkeypatch.setattr(model, "observe", observe_with_slots)
+    result = evaluate_objects(model, square_game(), context=3, horizons=(1,), windows=8)
+    share = result["frames"]["smallest_slot_share"]
+    assert share == pytest.approx(10 / 21 if split else 1 / 441)
+    assert f"| {share:.3f} |" in format_table({"model": result})

@@ -48,8 +48,9 @@ def test_scalars_are_tagged_per_class_recorded_once_and_leave_the_random_streams
     second = metrics.scalars(model, torch.device("cpu"))
     assert calls == [("breakout", 7)]  # the rows are recorded once, with the metrics' own seed
     assert first == second  # the same rows and the same model read the same
-    expected = {f"objects/{tag}_square" for tag in OBJECT_TAGS.values()}
+    expected = {f"objects/{tag}_square" for tag in OBJECT_TAGS.values()} | {"objects/smallest_slot_share"}
     assert set(first) == expected and all(np.isfinite(v) for v in first.values())
+    assert 0 < first["objects/smallest_slot_share"] <= 0.5  # 2 slots: the smaller holds at most half
 
 
 def test_metrics_are_off_for_a_game_without_boxes_or_without_the_optional_package(monkeypatch):
