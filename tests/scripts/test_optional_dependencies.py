@@ -26,6 +26,7 @@ CASES = {
     "train_world_model": (["--env", "Catch", "--out", "{out}"], "matplotlib", "plots"),
     "plot_runs": (["{out}", "--out", "{out}/curves.png"], "matplotlib", "plots"),
     "eval_objects": (["{out}"], "ocatari", "objects"),
+    "map_gradients": (["{out}"], "ocatari", "objects"),
     "model_report": (["{out}", "--tracking", "10"], "ocatari", "objects"),
 }
 
