@@ -94,6 +94,9 @@ def test_unknown_preset_and_bad_values():
     with pytest.raises(ConfigError, match="cannot carry slots from step to step"):
         load_config([], ["model.slot_seeds=frame", "model.slot_persistence=true"])
     assert load_config([], ["model.slot_seeds=frame", "model.attention=false", "model.slot_persistence=true"])
+    with pytest.raises(ConfigError, match="'model.attention_grad': 'none' is not one of world, own"):
+        load_config([], ["model.attention_grad=none"])
+    assert load_config([], ["model.attention_grad=own"]).model.attention_grad == "own"
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -131,6 +131,10 @@ class AttentionPosterior(nn.Module):
             ``"state"`` (the seed's ``MLP([h, c])``) or ``"frame"`` (``MLP(c)``: the frame's context
             alone, so :meth:`step` needs no ``h`` and runs on any batch of frames, e.g. all ``B*T``
             of a sequence at once).
+        output_grad: whether losses on what others read of the slots reach the slots: the bottleneck
+            and the centres' summary ``coords`` are computed from the slots as they are (``True``, the
+            seed's) or detached (``False``: the projections after the slots still learn from those
+            losses, the slot attention and its seeds only from losses on the maps themselves).
 
     Forward:
         observation: ``[B, input_channels, image_size, image_size]``, float in [0, 1] or uint8 in
@@ -176,6 +180,7 @@ class AttentionPosterior(nn.Module):
         fpn: nn.Module | None = None,
         persistence: bool = False,
         slot_seeds: str = "state",
+        output_grad: bool = True,
     ) -> None:
         super().__init__()
         int_args = (
@@ -227,7 +232,7 @@ class AttentionPosterior(nn.Module):
         self.dropout_p, self.coord_noise_std = float(dropout_p), float(coord_noise_std)
         self.map_mode, self.position_code = map_mode, position_code
         d, k = feature_channels, num_semantic_slots
-        self.slot_seeds = slot_seeds
+        self.slot_seeds, self.output_grad = slot_seeds, bool(output_grad)
         td_dim = hidden_dim + context_dim if slot_seeds == "state" else context_dim
         if td_dim == 0:
             raise ValueError("AttentionPosterior: slot_seeds='frame' needs a context (context_dim >= 1)")
@@ -416,11 +421,12 @@ class AttentionPosterior(nn.Module):
         attention = rearrange(probs, "b (h w) -> b h w", h=r)
 
         slot_centers = weighted_centroids(slot_maps)  # [B, K, 2]
-        centers_in = slot_centers
+        centers_in = slot_centers if self.output_grad else slot_centers.detach()
+        read = slot_features if self.output_grad else slot_features.detach()
         if self.training and self.coord_noise_std > 0:
             centers_in = centers_in + self.coord_noise_std * torch.randn_like(centers_in)
         coords = self.spatial_regularizer(rearrange(centers_in, "b k two -> b (k two)"))  # [B, 2]
-        bottleneck = self.bottleneck_projector(rearrange(slot_features, "b k d -> b (k d)"))
+        bottleneck = self.bottleneck_projector(rearrange(read, "b k d -> b (k d)"))
         return PosteriorResult(attention, coords, slot_maps, slot_centers, slot_features, weights, bottleneck, slots)
 
     def visualize_multi_object_attention(

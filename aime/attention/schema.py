@@ -45,7 +45,9 @@ class SchemaConfig:
     ``"none"``), ``posterior_map`` (its ``map_mode``, ``"normalize"`` or the seed's ``"softmax"``),
     ``posterior_position`` (its ``position_code``, ``"learned"`` or ``"fourier"``),
     ``slot_persistence`` (its ``persistence``: the slots of ``t-1`` seed those of ``t``),
-    ``slot_seeds`` (``"state"``: seeds from ``(h, c)``, the seed's; ``"frame"``: from ``c`` alone).
+    ``slot_seeds`` (``"state"``: seeds from ``(h, c)``, the seed's; ``"frame"``: from ``c`` alone),
+    ``slot_output_grad`` (its ``output_grad``: whether losses on the bottleneck and ``coords`` reach
+    the slots).
 
     Prior (:class:`AttentionPrior`): ``motion_kernels``, ``use_relative_position_bias``,
     ``use_checkpoint``, ``prior_dropout`` (its ``dropout``), ``convgru_hidden_size``,
@@ -72,6 +74,7 @@ class SchemaConfig:
     posterior_position: str = "learned"
     slot_persistence: bool = False
     slot_seeds: str = "state"
+    slot_output_grad: bool = True
     motion_kernels: int = 8
     use_relative_position_bias: bool = True
     use_checkpoint: bool = True
@@ -105,6 +108,7 @@ class SchemaConfig:
             position_code=self.posterior_position,
             persistence=self.slot_persistence,
             slot_seeds=self.slot_seeds,
+            output_grad=self.slot_output_grad,
         )
 
     def prior_kwargs(self) -> dict[str, Any]:

@@ -91,6 +91,14 @@ class ModelConfig:
     before the loop; where attention goes next is still the prior's, from ``h`` and ``z``). Not with
     ``slot_persistence``. Opt-in: a fifth to a quarter off the schema's cost per update, but on
     Breakout's world-model protocol its map went even on one seed of four (docs/attention.md)."""
+    attention_grad: str = "world"
+    """What trains the posterior's map and slots: ``world`` (the seed's: besides the schema's own terms
+    on the maps, every world-model loss that reaches them through what ``e_t`` reads, the
+    map-weighted readout and ``phi`` of the slots' bottleneck and centres) or ``own`` (the schema's
+    own terms alone, the motion target above all: ``e_t`` reads the map and the slots detached, and
+    the layers after them still learn). A probe (docs/attention.md): in every trained model that
+    attends a descent step on the KL flattens the map; with ``slot_seeds: frame``, the seed whose map
+    went even with ``world`` attended with ``own`` (its map went even once and came back)."""
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``), ``current_motion``
@@ -299,6 +307,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.attention_target": ("motion", "current_motion", "none"),
     "model.slot_position": ("learned", "fourier"),
     "model.slot_seeds": ("state", "frame"),
+    "model.attention_grad": ("world", "own"),
     "model.prior_position_bias": ("none", "relative"),
     "train.precision": ("auto", "fp32", "bf16"),
     "train.imagination": ("sample", "mode"),

@@ -297,6 +297,7 @@ _MODEL_KEYS_ADDED_LATER = {
     "attention_detail": False,
     "object_policy": False,
     "slot_seeds": "state",
+    "attention_grad": "world",
 }
 
 

@@ -55,6 +55,7 @@ State = dict[str, Tensor]
 # what one posterior step adds to the model's output, per step
 _POSTERIOR_OUTPUTS = ("attention", "coords", "slot_maps", "slot_centers", "slot_features")
 ATTENTION_TARGETS = ("motion", "current_motion", "none")
+ATTENTION_GRADS = ("world", "own")
 
 
 class PlainPerception(nn.Module):
@@ -108,7 +109,7 @@ class SchemaPerception(nn.Module):
         embed_dim, readout_dim, hidden, deter, latent_size, context_dim, num_slots,
         attention_resolution, image_size, posterior_map, slot_position, slot_persistence,
         attention_target, readout_position, fpn_norm, prior_position_bias, attention_dropout,
-        prior_token_pool, attention_loss_fraction, attention_detail, slot_seeds: as in
+        prior_token_pool, attention_loss_fraction, attention_detail, slot_seeds, attention_grad: as in
         :class:`aime.world_model.vrnn.VRNN`.
         loss_scales: which optional schema losses are computed (those above 0).
     """
@@ -142,6 +143,7 @@ class SchemaPerception(nn.Module):
         loss_scales: LossScales,
         attention_detail: bool = False,
         slot_seeds: str = "state",
+        attention_grad: str = "world",
     ) -> None:
         super().__init__()
         if attention_target not in ATTENTION_TARGETS:
@@ -150,6 +152,8 @@ class SchemaPerception(nn.Module):
             )
         if not 0.0 < attention_loss_fraction <= 1.0:
             raise ValueError(f"attention_loss_fraction must lie in (0, 1], got {attention_loss_fraction}")
+        if attention_grad not in ATTENTION_GRADS:
+            raise ValueError(f"attention_grad must be one of {', '.join(ATTENTION_GRADS)}, got {attention_grad!r}")
         if slot_seeds == "frame" and slot_persistence:
             raise ValueError(
                 "slot_seeds='frame' runs the posterior over all frames before the time loop, so it cannot "
@@ -158,6 +162,7 @@ class SchemaPerception(nn.Module):
         self.resolution, self.attention_target = attention_resolution, attention_target
         # with seeds from the frame alone the whole posterior is per-frame work, batched in prepare
         self.batched = slot_seeds == "frame"
+        self.world_grad = attention_grad == "world"  # "own": e_t reads the map and the slots detached
         self.attention_loss_fraction, self.scales = attention_loss_fraction, loss_scales
         self.slot_persistence, self.readout_position = slot_persistence, readout_position
         self.state_keys = ("attention", "slots") if slot_persistence else ("attention",)
@@ -186,6 +191,7 @@ class SchemaPerception(nn.Module):
                 use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
                 token_pool=prior_token_pool if prior_position_bias == "none" else 1,
                 slot_seeds=slot_seeds,
+                slot_output_grad=self.world_grad,
             ),
             fpn=encoder.trunk,  # one convolutional pass per frame: the encoder's pyramid
         )
@@ -243,7 +249,7 @@ class SchemaPerception(nn.Module):
         encoder's global code: the parts ``pooled readout [N, C] (, position code [N, 16]), phi
         [N, hidden]`` (concatenated once, with the code, by the caller), and the result's entries for
         the model's output (:data:`_POSTERIOR_OUTPUTS`)."""
-        attention = post.attention
+        attention = post.attention if self.world_grad else post.attention.detach()
         pooled = torch.einsum("brn,bn->br", readout, attention.flatten(1))
         if self.readout_position:
             pooled = torch.cat([pooled, attention.flatten(1) @ self.position_code.flatten(1).T], -1)

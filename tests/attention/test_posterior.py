@@ -329,3 +329,18 @@ def test_step_returns_a_typed_result_and_leaves_the_module_as_it_was():
     torch.testing.assert_close(post.bottleneck_features, result.bottleneck)
     with pytest.raises(ValueError, match="features"):
         post.step(h, c, features=torch.zeros(2, 64, 10, 10))
+
+
+def test_without_output_grad_losses_on_the_bottleneck_and_coords_stop_at_the_slots():
+    """``output_grad=False``: what others read of the slots is computed from them detached, so a loss
+    on it trains the projections after the slots and nothing before; a loss on the map still does."""
+    for output_grad in (True, False):
+        posterior = _posterior(output_grad=output_grad).train()
+        result = posterior.step(*_inputs()[1:], features=torch.randn(2, 64, 21, 21))
+        (result.bottleneck.square().mean() + result.coords.square().sum()).backward()
+        slots = sum(float(p.grad.abs().sum()) for p in posterior.slot_attention.parameters() if p.grad is not None)
+        after = float(posterior.bottleneck_projector[0].weight.grad.abs().sum())
+        assert after > 0 and (slots > 0) == output_grad
+    posterior.zero_grad()
+    posterior.step(*_inputs()[1:], features=torch.randn(2, 64, 21, 21)).attention.square().sum().backward()
+    assert posterior.slot_attention.to_q.weight.grad.abs().sum() > 0

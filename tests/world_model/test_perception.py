@@ -111,3 +111,44 @@ def test_frame_seeded_slots_run_the_posterior_before_the_loop_and_ignore_h():
     assert model.schema.posterior_net.slot_modulator[0].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="cannot carry slots"):
         VRNN(3, slot_seeds="frame", slot_persistence=True, **SMALL)
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    return sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("slot_seeds", ["state", "frame"])
+def test_own_attention_grad_keeps_the_world_models_losses_off_the_map_and_the_slots(slot_seeds):
+    """``attention_grad="own"``: the reconstruction, KL, reward and continue terms reach the layers
+    after the slots (the bottleneck, the centres' summary) but neither the slot attention nor its
+    seeder, which then learn from the schema's terms on the maps alone; with ``"world"`` they reach
+    both."""
+    from aime.config.schema import LossScales
+
+    batch = _batch(t=4)
+    batch["is_first"][:, 0] = True
+    batch.update(reward=torch.zeros(2, 4), is_terminal=torch.zeros(2, 4, dtype=torch.bool))
+    world_terms = dict(reconstruction=1.0, kl=1.0, reward=1.0, continuation=1.0)
+    off = {name: 0.0 for name in vars(LossScales()) if name not in world_terms}
+    reached = {}
+    for grad in ("world", "own"):
+        for scales, label in ((LossScales(**world_terms, **off), "world terms"), (LossScales(), "all terms")):
+            torch.manual_seed(0)
+            model = VRNN(3, slot_seeds=slot_seeds, attention_grad=grad, loss_scales=scales, **SMALL)
+            model.loss(batch)[0].backward()
+            net = model.schema.posterior_net
+            reached[grad, label] = {
+                name: _grad_norm(part)
+                for name, part in (
+                    ("slots", net.slot_attention),
+                    ("seeder", net.slot_modulator),
+                    ("after the slots", net.bottleneck_projector),
+                    ("centres", net.spatial_regularizer),
+                )
+            }
+    assert all(v > 0 for v in reached["world", "world terms"].values())
+    own = reached["own", "world terms"]
+    assert own["slots"] == 0 and own["seeder"] == 0 and own["after the slots"] > 0 and own["centres"] > 0
+    assert reached["own", "all terms"]["slots"] > 0 and reached["own", "all terms"]["seeder"] > 0  # the map's terms
+    with pytest.raises(ValueError, match="attention_grad must be one of"):
+        VRNN(3, attention_grad="none", **SMALL)
