@@ -14,6 +14,7 @@ the signs and the orders of magnitude.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -53,7 +54,8 @@ def map_gradient_alignment(model: nn.Module, batch: dict[str, Tensor], terms: Se
     params = [p for p in model.schema.posterior_net.parameters() if p.requires_grad]
     weights = dict(vars(scales))
     result: dict = {"terms": {}}
-    with torch.random.fork_rng(devices=[]):
+    device = params[0].device
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         try:
             for name in terms:
                 # the one term at its weight; scales is shared with perception, so it is set in place
@@ -67,8 +69,8 @@ def map_gradient_alignment(model: nn.Module, batch: dict[str, Tensor], terms: Se
                 norm = grad.norm()
                 cos = -(grad @ up) / (norm * up.norm()) if norm > 0 and up.norm() > 0 else torch.zeros(())
                 result["terms"][name] = {"alignment": float(cos), "grad_norm": float(norm)}
-                r = out["attention"].shape[-1]
-                result["entropy_ratio"] = float(entropy.detach() / torch.log(torch.tensor(float(r * r))))
+                cells = out["attention"].shape[-2] * out["attention"].shape[-1]
+                result["entropy_ratio"] = float(entropy.detach()) / math.log(cells)
         finally:
             for key, value in weights.items():
                 setattr(scales, key, value)
