@@ -90,7 +90,7 @@ class ModelConfig:
     alone: the posterior no longer waits for ``h_t``, so it runs batched over all ``B*T`` frames
     before the loop; where attention goes next is still the prior's, from ``h`` and ``z``). Not with
     ``slot_persistence``. Opt-in: a fifth to a quarter off the schema's cost per update, but on
-    Breakout's world-model protocol its map went even on one seed of four (docs/attention.md)."""
+    Breakout's world-model protocol its map went even on one seed of six (docs/attention.md)."""
     attention_grad: str = "world"
     """What trains the posterior's map and slots: ``world`` (the seed's: besides the schema's own terms
     on the maps, every world-model loss that reaches them through what ``e_t`` reads, the
