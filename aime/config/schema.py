@@ -96,9 +96,10 @@ class ModelConfig:
     on the maps, every world-model loss that reaches them through what ``e_t`` reads, the
     map-weighted readout and ``phi`` of the slots' bottleneck and centres) or ``own`` (the schema's
     own terms alone, the motion target above all: ``e_t`` reads the map and the slots detached, and
-    the layers after them still learn). A probe (docs/attention.md): in every trained model that
-    attends a descent step on the KL flattens the map; with ``slot_seeds: frame``, the seed whose map
-    went even with ``world`` attended with ``own`` (its map went even once and came back)."""
+    the layers after them still learn). Breakout's world-model protocol (docs/attention.md): with
+    ``own`` six runs of six attended (four frame-seeded, the seed whose map went even with ``world``
+    among them), each with more mass on the ball than ``world`` on its seed; its effect on an agent
+    is unmeasured, so ``world`` stays the default."""
     attention_target: str = "motion"
     """Training target of the posterior's map: ``motion`` (cross-entropy against the detached,
     pooled frame difference; weight ``train.loss_scales.attention_target``), ``current_motion``
