@@ -57,20 +57,22 @@ def map_gradient_alignment(model: nn.Module, batch: dict[str, Tensor], terms: Se
     device = params[0].device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         try:
+            up = None
             for name in terms:
                 # the one term at its weight; scales is shared with perception, so it is set in place
                 for key in weights:
                     setattr(scales, key, weights[key] if key == name else 0.0)
-                torch.manual_seed(seed)
+                torch.manual_seed(seed)  # the same draws, so the same maps, in every pass
                 total, _, out = model.loss(batch)
-                entropy = objectives.entropy_of_map(out["attention"]).mean()
-                grad = _flat(torch.autograd.grad(total, params, retain_graph=True, allow_unused=True), params)
-                up = _flat(torch.autograd.grad(entropy, params, allow_unused=True), params)
+                if up is None:  # the maps come before any term, so their entropy's gradient is taken once
+                    entropy = objectives.entropy_of_map(out["attention"]).mean()
+                    up = _flat(torch.autograd.grad(entropy, params, retain_graph=True, allow_unused=True), params)
+                    cells = out["attention"].shape[-2] * out["attention"].shape[-1]
+                    result["entropy_ratio"] = float(entropy.detach()) / math.log(cells)
+                grad = _flat(torch.autograd.grad(total, params, allow_unused=True), params)
                 norm = grad.norm()
                 cos = -(grad @ up) / (norm * up.norm()) if norm > 0 and up.norm() > 0 else torch.zeros(())
                 result["terms"][name] = {"alignment": float(cos), "grad_norm": float(norm)}
-                cells = out["attention"].shape[-2] * out["attention"].shape[-1]
-                result["entropy_ratio"] = float(entropy.detach()) / math.log(cells)
         finally:
             for key, value in weights.items():
                 setattr(scales, key, value)
