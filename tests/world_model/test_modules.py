@@ -19,7 +19,8 @@ def test_encoder_outputs_and_uint8_equals_float():
 @pytest.mark.parametrize("norm", ["group", "none"])
 def test_encoder_trunk_layout_follows_the_precision(norm):
     """Channels-last into the pyramid, but NCHW for GroupNorm under CPU bf16 autocast (its fast
-    path there), with the same features up to bf16's rounding."""
+    path there), with the same features up to bf16's rounding. The features keep the pyramid's
+    layout: channels-last makes the consumers' ``b c h w -> b (h w) c`` tokens a view, not a copy."""
     torch.manual_seed(0)
     enc = Encoder(embed_dim=20, depth=4, norm=norm)
     seen = []
@@ -29,7 +30,8 @@ def test_encoder_trunk_layout_follows_the_precision(norm):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         bf16 = enc(frames)[0]
     assert seen == [False, norm == "group"]
-    assert fp32.is_contiguous() and bf16.is_contiguous()
+    assert fp32.is_contiguous(memory_format=torch.channels_last)
+    assert bf16.is_contiguous(memory_format=torch.contiguous_format if norm == "group" else torch.channels_last)
     torch.testing.assert_close(bf16.float(), fp32, atol=0.1, rtol=0.05)
 
 
