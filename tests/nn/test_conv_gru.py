@@ -36,6 +36,26 @@ def test_none_hidden_equals_explicit_zeros():
     assert torch.equal(cell(x, None), cell(x, torch.zeros(2, 8, 7, 9)))
 
 
+@pytest.mark.parametrize("hidden", [8, 5])  # gate norm of 8 groups (halves) / 5 groups (not halves)
+def test_zero_state_shortcut_matches_the_full_step_with_gradients(hidden):
+    """The shortcut from ``hidden=None`` (one convolution for the update gate and the candidate,
+    the update half normalised alone) against the reference formula on explicit zeros, values
+    and gradients, with the GroupNorm affine away from identity."""
+    torch.manual_seed(2)
+    cell = ConvGRUCell(1, hidden, 5)
+    for p in cell.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    x = torch.rand(3, 1, 9, 9, requires_grad=True)
+    fast = cell(x, None)
+    ref = _reference_step(cell, x, torch.zeros(3, hidden, 9, 9))
+    torch.testing.assert_close(fast, ref)
+    weights = torch.randn_like(ref)
+    grads = torch.autograd.grad((fast * weights).sum(), [x, *cell.parameters()], allow_unused=True)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), [x, *cell.parameters()], allow_unused=True)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
 def test_matches_reference_formula_with_random_weights():
     torch.manual_seed(1)
     cell = ConvGRUCell(2, 6, 3)
