@@ -21,9 +21,8 @@ from pathlib import Path
 
 import envs
 from aime.eval.play_history import BREAKOUT_FEATURES, episode_history
-from aime.runtime.checkpoint import CheckpointError, load_run_config, read_newest
+from aime.runtime.checkpoint import CheckpointError, load_run_config, read_newest, replay_dirname
 from aime.runtime.replay import ReplayBuffer
-from aime.runtime.run_dir import replay_dirname
 
 
 def read_run(run: str):

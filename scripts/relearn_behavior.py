@@ -32,10 +32,9 @@ import envs
 from aime.agent.agent import Agent
 from aime.config import ConfigError, apply_override, validate
 from aime.eval.play_history import BREAKOUT_FEATURES
-from aime.runtime.checkpoint import CheckpointError, config_of, load_agent_state, read_newest
+from aime.runtime.checkpoint import CheckpointError, config_of, load_agent_state, read_newest, replay_dirname
 from aime.runtime.evaluation import evaluate
 from aime.runtime.replay import ReplayBuffer
-from aime.runtime.run_dir import replay_dirname
 
 
 def read_replay(run: str) -> ReplayBuffer:

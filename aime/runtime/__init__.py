@@ -12,9 +12,10 @@ TensorBoard and the environments.
 - ``evaluation``: ``evaluate``, ``EvalResult``; ``environments``: ``env_options``, ``EpisodeTracker``;
 - ``progress``: the progress bar and ETA; ``metrics``: interval means and throughput;
   ``object_metrics``: the loop's ``objects/...`` scalars;
-- ``seeding``: ``seed_everything``, ``rank_seed``; ``run_dir``: a run directory's layout,
-  ``config_from_checkpoint``;
-- ``checkpoint``: crash-safe saves, ``load_agent``, ``load_world_model``, ``find_checkpoint``;
+- ``seeding``: ``seed_everything``, ``rank_seed``; ``run_dir``: ``config_from_checkpoint`` (a run's
+  ``config.yaml``);
+- ``checkpoint``: crash-safe saves, ``load_agent``, ``load_world_model``, ``find_checkpoint``,
+  ``replay_dirname``;
 - ``logger``: ``Logger`` (TensorBoard + ``metrics.jsonl``); ``summaries``: image summaries;
 - ``recording``: ``EpisodeRecorder`` (evaluation frames and videos); ``plots``: learning curves;
 - ``distributed``: DDP helpers; ``allocator``, ``denormals``: process-wide CPU speed settings;

@@ -33,6 +33,11 @@ FORMAT_VERSION = 1
 T = TypeVar("T")
 
 
+def replay_dirname(rank: int) -> str:
+    """A rank's replay folder inside ``checkpoint/``."""
+    return "replay" if rank == 0 else f"replay_rank{rank}"
+
+
 class CheckpointError(ValueError):
     """A checkpoint that is missing, damaged or does not fit the run."""
 
@@ -387,7 +392,6 @@ def load_agent_and_replay(run: str | os.PathLike, device: str = "cpu"):
     """``(agent, config, replay)`` from a run's newest checkpoint, read again if a training run
     replaces it meanwhile (:func:`read_newest`): for the scripts that study a run as it stands."""
     from aime.runtime.replay import ReplayBuffer
-    from aime.runtime.run_dir import replay_dirname
 
     def read(checkpoint: Path):
         agent, cfg = load_agent(checkpoint, device)

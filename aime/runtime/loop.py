@@ -52,7 +52,6 @@ from aime.runtime.object_metrics import ObjectMetrics
 from aime.runtime.prefetch import BurstPrefetcher, prefetch_enabled
 from aime.runtime.progress import Progress
 from aime.runtime.replay import ReplayBuffer
-from aime.runtime.run_dir import replay_dirname
 from aime.runtime.schedule import updates_due
 from aime.runtime.seeding import rank_seed, seed_everything
 from aime.runtime.stopping import TrainingStopped
@@ -140,7 +139,7 @@ class Trainer:
         if distributed.is_main():
             ckpt.begin_save(self.ckpt_dir)
         distributed.barrier()
-        self.replay.save(staging / replay_dirname(self.rank))
+        self.replay.save(staging / ckpt.replay_dirname(self.rank))
         if self.rank > 0:
             ckpt.save_agent_state(
                 staging / f"rank{self.rank}.pt",
@@ -226,7 +225,7 @@ class Trainer:
                 opt.load_state_dict(payload["optimizers"][name])
         except (RuntimeError, KeyError, ValueError) as error:
             raise ckpt.CheckpointError(f"checkpoint does not fit this configuration: {error}") from error
-        self.replay = ReplayBuffer.load(self.ckpt_dir / replay_dirname(self.rank))
+        self.replay = ReplayBuffer.load(self.ckpt_dir / ckpt.replay_dirname(self.rank))
         self.resume_changes = ckpt.changed_settings(self.cfg, payload.get("config", {}), RESUME_KEYS)
         counters = payload["counters"]
         self.env_steps, self.updates = int(counters["env_steps"]), int(counters["updates"])
@@ -249,8 +248,8 @@ class Trainer:
         per_row = self.cfg.env.num_envs * self.world  # agent steps per replay row (one row per iteration)
         if self.replay.total_added * per_row != self.env_steps:
             raise ckpt.CheckpointError(
-                f"{replay_dirname(self.rank)} holds {self.replay.total_added * per_row} agent steps, agent.pt counts "
-                f"{self.env_steps}: the checkpoint is incomplete (interrupted while saving?)"
+                f"{ckpt.replay_dirname(self.rank)} holds {self.replay.total_added * per_row} agent steps, "
+                f"agent.pt counts {self.env_steps}: the checkpoint is incomplete (interrupted while saving?)"
             )
         ckpt.set_rng_state(rng)
 

@@ -1,6 +1,6 @@
-"""A run directory's layout: ``config.yaml`` (the configuration the run started with) and
-``checkpoint/`` with one replay folder per data-parallel rank (``replay/`` for rank 0,
-``replay_rank{r}/`` for the others). Crash-safe writing of ``checkpoint/`` is
+"""A run directory: ``config.yaml`` (the configuration the run started with, read here for
+``--resume``) and ``checkpoint/``, whose layout (one replay folder per data-parallel rank:
+:func:`aime.runtime.checkpoint.replay_dirname`) and crash-safe writing are
 :mod:`aime.runtime.checkpoint`'s job.
 """
 
@@ -10,11 +10,6 @@ from pathlib import Path
 
 from aime.config import Config, load_config_file
 from aime.runtime.checkpoint import CheckpointError
-
-
-def replay_dirname(rank: int) -> str:
-    """A rank's replay folder inside ``checkpoint/``."""
-    return "replay" if rank == 0 else f"replay_rank{rank}"
 
 
 def config_from_checkpoint(logdir: str | Path) -> Config:

@@ -1,12 +1,12 @@
-"""aime.runtime.run_dir: a run directory's layout and the configuration it started with."""
+"""aime.runtime.run_dir: the configuration a run started with; the checkpoint's replay folders."""
 
 from __future__ import annotations
 
 import pytest
 
 from aime.config import load_config, save_config
-from aime.runtime.checkpoint import CheckpointError
-from aime.runtime.run_dir import config_from_checkpoint, replay_dirname
+from aime.runtime.checkpoint import CheckpointError, replay_dirname
+from aime.runtime.run_dir import config_from_checkpoint
 
 
 def test_replay_folders_per_rank():
