@@ -2,6 +2,7 @@
 non-finite update is skipped on the device (fused optimisers) exactly as the host branch skips it."""
 
 import contextlib
+import copy
 
 import numpy as np
 import pytest
@@ -105,6 +106,23 @@ def test_a_nonfinite_behaviour_loss_skips_only_the_behaviour(monkeypatch, fused)
     assert changed(before, after, "world_model.") and changed(before, after, "model.")  # its step was taken
     for part in ("behavior.", "actor.", "critic."):  # networks, slow critic, return range, optimisers
         assert changed(before, after, part) == [], part
+
+
+def test_unfused_optimizers_are_foreach_and_step_as_the_per_tensor_loop():
+    """Unfused means foreach by name (torch's CPU default is its per-tensor loop): the same
+    parameters and moments, bit for bit, after two updates from the same state."""
+    a = agent(False)
+    assert all(g["foreach"] is True and not g["fused"] for o in a.optimizers().values() for g in o.param_groups)
+    a.train_step(batch())
+    looped = copy.deepcopy(a)
+    for opt in looped.optimizers().values():
+        for group in opt.param_groups:
+            group["foreach"] = False
+    torch.manual_seed(5)
+    a.train_step(batch())
+    torch.manual_seed(5)
+    looped.train_step(batch())
+    assert changed(state(a), state(looped)) == []
 
 
 def test_fused_optimizers_stay_fused_when_a_foreach_checkpoint_is_loaded():
