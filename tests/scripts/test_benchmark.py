@@ -160,9 +160,13 @@ def test_update_rows_time_the_agents_train_step(bench, monkeypatch):
 
 
 class _SlowEnv:
-    """An environment whose every ``step`` call takes at least ``DELAY`` seconds (a known throughput)."""
+    """An environment whose every ``step`` call takes at least ``DELAY`` seconds (a known throughput).
 
-    DELAY = 0.02
+    The sleep must dwarf the real step's CPU time even on a loaded machine: at 0.02 s, eight
+    Breakout environments stepping beside three training runs took long enough to bring the
+    vector / single ratio from about 8 to 3.3."""
+
+    DELAY = 0.08
 
     def __init__(self, env, steps: list) -> None:
         self.env, self.steps = env, steps
