@@ -33,10 +33,9 @@ import envs
 from aime.agent.agent import Agent, world_model_update
 from aime.config import ConfigError, apply_override, validate
 from aime.eval.imagined_play import imagined_play
-from aime.runtime.checkpoint import CheckpointError, config_of, load_agent_state, read_newest
+from aime.runtime.checkpoint import CheckpointError, config_of, load_agent_state, read_newest, replay_dirname
 from aime.runtime.environments import env_options
 from aime.runtime.replay import ReplayBuffer
-from aime.runtime.run_dir import replay_dirname
 
 SCRIPTS = ("right", "follow")  # a wall the ball comes down at, and the paddle under the ball
 STEPS_SHOWN = (0, 1, 5, 10)  # imagined steps whose ball share the table shows
