@@ -294,7 +294,7 @@ class Agent(nn.Module):
         self.to(self.device)
         self.fused = self.device.type == "cuda" if fused is None else fused
         # unfused: foreach, asked for by name (torch's own default on CPU is a loop over the
-        # tensors, the same numbers in 9 operations per tensor: 2,085 per update of the full model)
+        # tensors, the same numbers in 9 operations per tensor: 2,085 per full atari100k update)
         impl = {"fused": True} if self.fused else {"foreach": True}
         self.model_opt = Adam(self.world_model.parameters(), t.model_lr, eps=1e-8, **impl)
         self.actor_opt = Adam(self.behavior.actor.parameters(), t.actor_lr, eps=1e-5, **impl)
