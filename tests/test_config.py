@@ -116,24 +116,26 @@ def test_describe_lists_every_leaf_with_its_doc():
 
 
 def test_the_attention_detail_and_the_map_decoder_are_checked_together():
-    # atari100k keeps the schema's defaults: the decoder reads the map and its sub-cell detail
+    # the attention measurements' settings: the decoder reads the map and its sub-cell detail
+    on = ["model.decoder_attention=true", "model.attention_detail=true"]
+    assert load_config(["atari100k"], on).model.attention_detail
     with pytest.raises(ConfigError, match="attention_detail' needs 'model.decoder_attention: true'"):
-        load_config(["atari100k"], ["model.decoder_attention=false"])
-    off = ["model.decoder_attention=false", "model.attention_detail=false"]
-    assert not load_config(["atari100k"], off).model.attention_detail
-    ablation = ["model.decoder_attention=false", "model.attention=false"]
+        load_config(["atari100k"], ["model.attention_detail=true"])
+    ablation = ["model.attention_detail=true", "model.attention=false"]
     assert load_config(["atari100k"], ablation).model.attention_detail
     with pytest.raises(ConfigError, match="field"):
-        load_config(["atari100k"], ["model.decoder=field"])
+        load_config(["atari100k"], ["model.decoder=field", "model.decoder_attention=true"])
+    assert load_config(["atari100k"], ["model.decoder=field"]).model.decoder == "field"
     assert load_config(["cpu"], ["model.decoder=field"]).model.decoder == "field"  # cpu's decoder reads no map
     with pytest.raises(ConfigError, match="attention_detail_dropout"):
         load_config(["cpu"], ["model.attention_detail_dropout=1.5"])
 
 
-def test_the_cpu_preset_decodes_from_the_state_alone_and_attention_md_can_restore_the_map():
-    cpu = load_config(["cpu"]).model
-    assert cpu.attention and not cpu.decoder_attention and not cpu.attention_detail
-    restored = load_config(["cpu"], ["model.decoder_attention=true", "model.attention_detail=true"]).model
+@pytest.mark.parametrize("preset", ["cpu", "atari100k"])
+def test_agents_decode_from_the_state_alone_and_attention_md_can_restore_the_map(preset):
+    model = load_config([preset]).model
+    assert model.attention and not model.decoder_attention and not model.attention_detail
+    restored = load_config([preset], ["model.decoder_attention=true", "model.attention_detail=true"]).model
     assert restored.decoder_attention and restored.attention_detail
 
 

@@ -109,11 +109,15 @@ class ModelConfig:
     """Give the posterior over z where the attention rests (the map's average of Fourier features of
     the cells), beside the attention-weighted readout. Breakout, 3 seeds: ball lift 77 +- 47 with it,
     40 +- 19 without (docs/attention.md)."""
-    decoder_attention: bool = True
+    decoder_attention: bool = False
     """The image decoder also reads the attention map (``log(R^2 A_t)`` as a channel at 21x21,
     detached): the posterior's when filtering, the attention prior's prediction in imagination.
-    Breakout: the ball drawn where it is instead of smeared along its paths (docs/attention.md)."""
-    attention_detail: bool = True
+    Breakout: the ball drawn where it is instead of smeared along its paths (docs/attention.md, whose
+    world-model measurements turn this and ``attention_detail`` on). Off by default: an agent's
+    decoder that reads the map draws the ball from it, so the state the actor reads need not hold the
+    ball (Breakout, probe R^2 of the ball's x from the state 0.09 with the map against 0.77 without at
+    60k steps; eval 3.15 against 5.13 over 30k-60k: docs/breakout.md)."""
+    attention_detail: bool = False
     """The posterior also says where inside each 4x4-pixel cell of its map the attention lies (a
     distribution over the cell's pixels from the cell's pixels and features, trained against where
     the current motion lies in the cell; weight ``train.loss_scales.attention_detail``), and the

@@ -50,8 +50,7 @@ from aime.world_model.perception import PERCEPTIONS
 
 State = dict[str, Tensor]
 Policy = Callable[[Tensor], Tensor]  # feat [N, F] -> one-hot action [N, A]
-# the constructor's defaults are the configuration's: one source (readout_position,
-# decoder_attention and attention_detail excepted, below)
+# the constructor's defaults are the configuration's: one source (readout_position excepted, below)
 _MODEL, _TRAIN = ModelConfig(), TrainConfig()
 # checkpoints written before perception was a module hold the schema's modules at the top level
 _PERCEPTION_MODULES = ("context.", "schema.", "phi.", "attention_head.")
@@ -61,9 +60,8 @@ class VRNN(nn.Module):
     """The world model. See the module docstring for the equations.
 
     Every default is :class:`aime.config.ModelConfig`'s (and :class:`aime.config.TrainConfig`'s
-    ``free_bits``, ``kl_balance``), except ``readout_position``, ``decoder_attention`` and
-    ``attention_detail``: off here,
-    so a model built by hand is the seed's filtering model unless they are asked for.
+    ``free_bits``, ``kl_balance``), except ``readout_position``: off here, so a model built by hand
+    is the seed's filtering model unless it is asked for.
     :meth:`from_config` builds it from a configuration.
 
     Args:

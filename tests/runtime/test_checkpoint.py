@@ -89,9 +89,9 @@ def test_a_checkpoint_written_before_the_position_readout_and_map_decoder_loads_
     from aime.config import load_config, to_dict
     from aime.runtime.checkpoint import load_run_config, save_agent_state
 
-    old = to_dict(load_config(["atari100k"]))
     keys = ("readout_position", "decoder_attention", "attention_detail")
-    assert all(old["model"][key] for key in keys)  # on by default now (the cpu preset turns the latter two off)
+    old = to_dict(load_config(["atari100k"], ["model.decoder_attention=true", "model.attention_detail=true"]))
+    assert all(old["model"][key] for key in keys)
     for key in keys:
         del old["model"][key]
     save_agent_state(tmp_path / "agent.pt", {"config": old})
