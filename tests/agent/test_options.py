@@ -61,6 +61,8 @@ def test_one_update_with_each_option(option):
     overrides = TINY + [option]
     if option == "train.loss_scales.nca_refinement=0.1":
         overrides.append("model.decoder=nca")  # the weight of the NCA decoder's own loss
+    if option == "model.attention_detail=true":
+        overrides.append("model.decoder_attention=true")  # the decoder is what reads the detail
     cfg = load_config(["debug"], overrides)
     agent = Agent(cfg, num_actions=3, device="cuda" if option == "device=cuda" else "cpu")
     # the NCA refinement loss refines min(B*T, 8) frames at 84x84 over 4 NCA steps: one sequence of the
