@@ -99,3 +99,37 @@ def test_tokens_without_gradient_leave_the_weights_gradients_as_they_were():
     for (name, p), q in zip(fused.named_parameters(), reference.parameters()):
         if p.grad is not None:
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_the_backward_sums_the_iterations_without_zero_tensors(monkeypatch):
+    """Each weight's gradient starts from its last iteration's term: no zero tensor is written and
+    added to (on a GPU each would be one more kernel launch per step of the time loop)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from aime.nn import fused_slot_attention
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    ops, backward = Ops(), fused_slot_attention._backward
+
+    def counted(*args):
+        with ops:
+            return backward(*args)
+
+    monkeypatch.setattr(fused_slot_attention, "_backward", counted)
+    fused, reference = _pair(num_slots=3, dim=8, hidden_dim=16, iters=3)
+    x = torch.randn(2, 10, 8, dtype=torch.float64, requires_grad=True)
+    for sa in (fused, reference):
+        sa(None, noise=False, inputs=x)[0].square().sum().backward()
+    assert {"addmm_", "native_layer_norm_backward"} <= ops.names  # the fused backward ran
+    assert not {"zeros_like", "zeros", "zero_", "fill_"} & ops.names, sorted(ops.names)
+    for (name, p), q in zip(fused.named_parameters(), reference.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
