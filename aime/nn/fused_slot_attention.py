@@ -78,7 +78,7 @@ class _SlotIterations(torch.autograd.Function):
         b, k, d = slots.shape
         d_in, dtype = tokens.shape[-1], w_q.dtype  # the slot side runs in the weights' dtype
         ctx.tokens_dtype, ctx.slots_dtype, ctx.key_map_dtype = tokens.dtype, slots.dtype, key_map.dtype
-        ctx.device_type, ctx.iters, ctx.eps, ctx.token_dtype = tokens.device.type, iters, eps, token_dtype
+        ctx.device_type, ctx.iters, ctx.token_dtype = tokens.device.type, iters, token_dtype
         x = tokens.to(token_dtype)  # [B, N, D_in], cast once per call
         x_t = x.transpose(1, 2)
         key_map = key_map.to(dtype)
@@ -91,8 +91,9 @@ class _SlotIterations(torch.autograd.Function):
             q_tok = qa[:, :d_in].to(token_dtype).view(b, k, d_in)
             logits = torch.bmm(q_tok, x_t).to(dtype) + qa[:, d_in:].view(b, k, 1)
             attn = logits.softmax(dim=1)  # [B, K, N]
-            total = (attn + eps).sum(-1, keepdim=True)  # [B, K, 1]
-            w = (attn + eps) / total
+            shifted = attn + eps
+            total = shifted.sum(-1, keepdim=True)  # [B, K, 1]
+            w = shifted / total
             u = torch.bmm(w.to(token_dtype), x).to(dtype).view(b * k, d_in)
             v = F.linear(u, w_v, b_v)  # [B*K, D]
             gi_r, gi_z, gi_n = F.linear(v, w_ih, b_ih).chunk(3, -1)
@@ -103,7 +104,7 @@ class _SlotIterations(torch.autograd.Function):
             s1 = n + z * (s - n)
             l2, m2, r2 = _layer_norm(s1, g2, b2, ln_eps[1])
             h = F.relu(F.linear(l2, w_1, c_1))
-            saved.append((s, l1, m1, r1, q, qa, attn, total, u, v, gh_n, r, z, n, s1, l2, m2, r2, h))
+            saved.append((s, l1, m1, r1, q, qa, attn, total, w, u, v, gh_n, r, z, n, s1, l2, m2, r2, h))
             s = torch.addmm(s1, h, w_2.T).add_(c_2)
         ctx.save_for_backward(x, key_map, *params, *(t for step in saved for t in step))
         return s.view(b, k, d).to(slots.dtype), attn
@@ -129,7 +130,7 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
     ds = grad_slots.to(dtype).reshape(b * k, d) if grad_slots is not None else None
     rows_p, rows_q = [], []  # the tokens' gradient, gathered: dX = sum_i P_i^T Q_i
     for i in reversed(range(ctx.iters)):
-        (s, l1, m1, r1, q, qa, attn, total, u, v, gh_n, r, z, n, s1, l2, m2, r2, h) = steps[i]
+        (s, l1, m1, r1, q, qa, attn, total, w, u, v, gh_n, r, z, n, s1, l2, m2, r2, h) = steps[i]
         if ds is None:
             ds = torch.zeros_like(s)
         # s'' = s1 + MLP(LN_2(s1))
@@ -158,7 +159,6 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
         grads.add(BV, dv.sum(0))
         du = dv @ w_v  # [B*K, D_in]
         dw = torch.bmm(du.to(token_dtype).view(b, k, -1), x.transpose(1, 2)).to(dtype)  # [B, K, N]
-        w = (attn + ctx.eps) / total
         da = (dw - (dw * w).sum(-1, keepdim=True)) / total
         if i == ctx.iters - 1 and grad_attn is not None:
             da += grad_attn.to(dtype)
