@@ -97,6 +97,8 @@ def test_unknown_preset_and_bad_values():
     with pytest.raises(ConfigError, match="'model.attention_grad': 'none' is not one of world, own"):
         load_config([], ["model.attention_grad=none"])
     assert load_config([], ["model.attention_grad=own"]).model.attention_grad == "own"
+    with pytest.raises(ConfigError, match="'model.slot_iters' must be > 0, got 0"):
+        load_config([], ["model.slot_iters=0"])
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -253,6 +253,7 @@ def validate(cfg: Config) -> None:
         "model.mixture_components",
         "model.readout_dim",
         "model.prior_token_pool",
+        "model.slot_iters",
         "train.batch_size",
         "train.seq_len",
         "train.horizon",

@@ -91,6 +91,10 @@ class ModelConfig:
     before the loop; where attention goes next is still the prior's, from ``h`` and ``z``). Not with
     ``slot_persistence``. Opt-in: a fifth to a quarter off the schema's cost per update, but on
     Breakout's world-model protocol its map went even on one seed of six (docs/attention.md)."""
+    slot_iters: int = 3
+    """Slot-attention refinement iterations of the posterior per frame: 3 (the seed's, slot
+    attention's) or fewer. SAVi runs one per frame, its slots seeded by a predictor as ``state``
+    seeds are here; each iteration is a third of the posterior's per-step work in the time loop."""
     attention_grad: str = "world"
     """What trains the posterior's map and slots: ``world`` (the seed's: besides the schema's own terms
     on the maps, every world-model loss that reaches them through what ``e_t`` reads, the

@@ -303,6 +303,7 @@ _MODEL_KEYS_ADDED_LATER = {
     "object_policy": False,
     "slot_seeds": "state",
     "attention_grad": "world",
+    "slot_iters": 3,
 }
 
 

@@ -109,7 +109,8 @@ class SchemaPerception(nn.Module):
         embed_dim, readout_dim, hidden, deter, latent_size, context_dim, num_slots,
         attention_resolution, image_size, posterior_map, slot_position, slot_persistence,
         attention_target, readout_position, fpn_norm, prior_position_bias, attention_dropout,
-        prior_token_pool, attention_loss_fraction, attention_detail, slot_seeds, attention_grad: as in
+        prior_token_pool, attention_loss_fraction, attention_detail, slot_seeds, attention_grad,
+        slot_iters: as in
         :class:`aime.world_model.vrnn.VRNN`.
         loss_scales: which optional schema losses are computed (those above 0).
     """
@@ -144,6 +145,7 @@ class SchemaPerception(nn.Module):
         attention_detail: bool = False,
         slot_seeds: str = "state",
         attention_grad: str = "world",
+        slot_iters: int = 3,
     ) -> None:
         super().__init__()
         if attention_target not in ATTENTION_TARGETS:
@@ -191,6 +193,7 @@ class SchemaPerception(nn.Module):
                 use_checkpoint=False,  # recomputation costs time on CPU and the maps are small
                 token_pool=prior_token_pool if prior_position_bias == "none" else 1,
                 slot_seeds=slot_seeds,
+                slot_iters=slot_iters,
                 slot_output_grad=self.world_grad,
             ),
             fpn=encoder.trunk,  # one convolutional pass per frame: the encoder's pyramid

@@ -81,6 +81,7 @@ class VRNN(nn.Module):
         attention_grad: what trains the posterior's map and slots, ``"world"`` (the schema's own
             terms and the world-model losses that reach them through ``e_t``; the seed's) or
             ``"own"`` (the schema's own terms alone: ``e_t`` reads the map and slots detached).
+        slot_iters: the posterior's slot-attention iterations per frame (3; SAVi runs 1).
         slot_position: the posterior tokens' position code, ``"learned"`` (the seed's row and column
             embeddings) or ``"fourier"`` (plus a linear map of the cells' Fourier features).
         attention_target: where the posterior is taught to look, ``"motion"`` (cross-entropy of
@@ -155,6 +156,7 @@ class VRNN(nn.Module):
         slot_persistence: bool = _MODEL.slot_persistence,
         slot_seeds: str = _MODEL.slot_seeds,
         attention_grad: str = _MODEL.attention_grad,
+        slot_iters: int = _MODEL.slot_iters,
         attention_target: str = _MODEL.attention_target,
         readout_position: bool = False,
         decoder_attention: bool = False,
@@ -217,6 +219,7 @@ class VRNN(nn.Module):
             attention_detail=attention_detail,
             slot_seeds=slot_seeds,
             attention_grad=attention_grad,
+            slot_iters=slot_iters,
         )
         if not 0.0 <= attention_detail_dropout <= 1.0:
             raise ValueError(f"attention_detail_dropout must lie in [0, 1], got {attention_detail_dropout}")

@@ -99,6 +99,16 @@ def test_a_checkpoint_written_before_the_position_readout_and_map_decoder_loads_
     assert not any(getattr(cfg.model, key) for key in keys)
 
 
+def test_a_checkpoint_written_before_slot_iters_loads_the_three_iterations_it_ran(tmp_path):
+    from aime.config import load_config, to_dict
+    from aime.runtime.checkpoint import load_run_config, save_agent_state
+
+    old = to_dict(load_config(["cpu"], ["model.slot_iters=1"]))
+    del old["model"]["slot_iters"]
+    save_agent_state(tmp_path / "agent.pt", {"config": old})
+    assert load_run_config(tmp_path).model.slot_iters == 3
+
+
 # -- generations: a save cut short at any instant leaves one complete checkpoint ----------------
 def stage(ckpt_dir, step):
     """A complete staged generation at ``step`` (replay first, agent.pt last, as Trainer.save does)."""

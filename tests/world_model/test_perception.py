@@ -113,6 +113,27 @@ def test_frame_seeded_slots_run_the_posterior_before_the_loop_and_ignore_h():
         VRNN(3, slot_seeds="frame", slot_persistence=True, **SMALL)
 
 
+def test_slot_iters_sets_the_posteriors_refinement_iterations():
+    """``slot_iters``: fewer iterations change the maps (each iteration re-assigns the cells) and
+    leave the parameters as they are, so a checkpoint loads under either count."""
+    batch = _batch()
+    maps = {}
+    for iters in (3, 1):
+        torch.manual_seed(0)
+        model = VRNN(3, slot_iters=iters, **SMALL).eval()
+        assert model.schema.posterior_net.slot_attention.iters == iters
+        torch.manual_seed(1)
+        with torch.no_grad():
+            maps[iters] = model.observe(batch["obs"], batch["action"], batch["is_first"])["slot_maps"]
+        if iters == 3:
+            weights = model.state_dict()
+    one = VRNN(3, slot_iters=1, **SMALL)
+    one.load_state_dict(weights)  # strict: the same parameters
+    assert (maps[3] - maps[1]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="slot_iters to be an int >= 1"):
+        VRNN(3, slot_iters=0, **SMALL)
+
+
 def _grad_norm(module: torch.nn.Module) -> float:
     return sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
 
