@@ -27,6 +27,7 @@ from aime.attention.losses import center_of_mass, slot_diversity_loss
 from aime.attention.overlays import visualize_multi_object_attention as _visualize
 from aime.attention.positions import fourier_grid
 from aime.nn.feature_pyramid import FeaturePyramid
+from aime.nn.layer_norm import LayerNorm
 from aime.nn.slot_attention import SlotAttention
 
 __all__ = [
@@ -246,14 +247,14 @@ class AttentionPosterior(nn.Module):
             self.register_buffer("cell_code", grid, persistent=False)  # [R*R, 16]
             self.position_proj = nn.Linear(grid.shape[-1], d)
         self.slot_modulator = nn.Sequential(
-            nn.Linear(td_dim, k * d), nn.LayerNorm(k * d), nn.SiLU(), nn.Linear(k * d, k * d)
+            nn.Linear(td_dim, k * d), LayerNorm(k * d), nn.SiLU(), nn.Linear(k * d, k * d)
         )
         self.slot_attention = SlotAttention(
             num_slots=k, dim=d, iters=slot_iters, hidden_dim=slot_mlp_hidden, seed_mode="add"
         )
         self.persistence = persistence
         if persistence:  # SAVi: the slots of t-1, through a small predictor, seed the slots of t
-            self.slot_carry = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
+            self.slot_carry = nn.Sequential(LayerNorm(d), nn.Linear(d, d))
         self.dropout = nn.Dropout(dropout_p)
         if attention_fusion_mode == "weighted":
             self.fusion_head = nn.Linear(k * d, k)
@@ -264,14 +265,14 @@ class AttentionPosterior(nn.Module):
         self.log_sharpness = nn.Parameter(torch.zeros(()))
         self.spatial_regularizer = nn.Sequential(
             nn.Linear(2 * k, hidden_dim // 2),
-            nn.LayerNorm(hidden_dim // 2),
+            LayerNorm(hidden_dim // 2),
             nn.SiLU(),
             nn.Linear(hidden_dim // 2, 2),
             nn.Tanh(),
         )
         self.bottleneck_projector = nn.Sequential(
             nn.Linear(k * d, hidden_dim),
-            nn.LayerNorm(hidden_dim),
+            LayerNorm(hidden_dim),
             nn.SiLU(),
             nn.Linear(hidden_dim, hidden_dim // 2),
         )
@@ -318,13 +319,15 @@ class AttentionPosterior(nn.Module):
         return code
 
     def prepare(self, features: torch.Tensor) -> torch.Tensor:
-        """Slot-attention inputs of FPN features ``[B, d, R, R]`` -> ``[B, R*R, d]``: the normalised
-        position-coded tokens (``SlotAttention.project_inputs``).
+        """Slot-attention inputs of FPN features ``[B, d, R, R]`` (or of their tokens ``[B, R*R, d]``)
+        -> ``[B, R*R, d]``: the normalised position-coded tokens (``SlotAttention.project_inputs``).
 
         Independent of ``h`` and ``c``: the world model computes them for all ``B*T`` frames at once.
+        The position code is added in the features' dtype (bf16 under autocast), so the tokens are
+        normalised in bf16, not in a promoted fp32 copy (the slot attention reads them in bf16).
         """
-        tokens = rearrange(features, "b c h w -> b (h w) c") + self.positional_encoding()  # [B, N, d]
-        return self.slot_attention.project_inputs(tokens)
+        tokens = features if features.dim() == 3 else rearrange(features, "b c h w -> b (h w) c")  # [B, N, d]
+        return self.slot_attention.project_inputs(tokens + self.positional_encoding().to(tokens.dtype))
 
     def forward(
         self,

@@ -31,6 +31,7 @@ from torch.utils.checkpoint import checkpoint
 
 from aime.nn.conv_gru import ConvGRUCell
 from aime.nn.dot_product_attention import attend
+from aime.nn.layer_norm import LayerNorm
 
 __all__ = ["AttentionPrior", "relative_position_index", "rotary_tables"]
 
@@ -226,7 +227,7 @@ class AttentionPrior(nn.Module):
             nn.Linear(feature_dim, feature_dim * context_tokens),
         )
 
-        self.self_norm = nn.LayerNorm(feature_dim)
+        self.self_norm = LayerNorm(feature_dim)
         self.self_qkv = nn.Linear(feature_dim, 3 * feature_dim)
         self.self_out = nn.Linear(feature_dim, feature_dim)
         if position_bias == "relative":
@@ -244,13 +245,13 @@ class AttentionPrior(nn.Module):
             self.rotary_cos = None
             self.rotary_sin = None
 
-        self.cross_norm = nn.LayerNorm(feature_dim)
-        self.context_norm = nn.LayerNorm(feature_dim)
+        self.cross_norm = LayerNorm(feature_dim)
+        self.context_norm = LayerNorm(feature_dim)
         self.cross_q = nn.Linear(feature_dim, feature_dim)
         self.cross_kv = nn.Linear(feature_dim, 2 * feature_dim)
         self.cross_out = nn.Linear(feature_dim, feature_dim)
 
-        self.ffn_norm = nn.LayerNorm(feature_dim)
+        self.ffn_norm = LayerNorm(feature_dim)
         self.ffn = nn.Sequential(
             nn.Linear(feature_dim, ffn_mult * feature_dim),
             nn.GELU(),

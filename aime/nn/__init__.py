@@ -11,6 +11,8 @@
 - ``perceiver``: ``PerceiverEncoder`` (per-frame context); ``mlp``: ``mlp.mlp``, the (Linear, LayerNorm,
   SiLU) stack of the world model's and the agent's networks, and the ``MLP`` baseline SpatialNet is compared
   to (the function is not re-exported here: ``aime.nn.mlp`` stays the module);
+- ``layer_norm``: ``LayerNorm``, whose weight and bias get accurate gradients under CPU bf16 autocast, and
+  ``normalize``, the affine-free norm of the attention schema's tokens (the readers fold the affine map in);
 - ``distributions``: symlog, two-hot, straight-through categorical, diagonal Gaussian, stick-breaking.
 """
 

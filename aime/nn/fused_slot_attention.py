@@ -80,7 +80,9 @@ class _SlotIterations(torch.autograd.Function):
         d_in, dtype = tokens.shape[-1], w_q.dtype  # the slot side runs in the weights' dtype
         ctx.tokens_dtype, ctx.slots_dtype, ctx.key_map_dtype = tokens.dtype, slots.dtype, key_map.dtype
         ctx.device_type, ctx.iters, ctx.token_dtype = tokens.device.type, iters, token_dtype
-        x = tokens.to(token_dtype)  # [B, N, D_in], cast once per call
+        # [B, N, D_in], cast once per call; contiguous, since a step's tokens are often a slice of a
+        # sequence's (and CPU bmm with the transposed tokens copies a strided batch on every call)
+        x = tokens.to(token_dtype).contiguous()
         x_t = x.transpose(1, 2)
         key_map = key_map.to(dtype)
         s = slots.to(dtype).reshape(b * k, d)  # the slot side as [B*K, .] matrices: one GEMM per layer
@@ -188,7 +190,12 @@ def _backward(ctx, grad_slots: Tensor | None, grad_attn: Tensor | None) -> tuple
 
 
 def slot_iterations(
-    module: torch.nn.Module, tokens: Tensor, slots: Tensor, key_map: Tensor, token_dtype: torch.dtype
+    module: torch.nn.Module,
+    tokens: Tensor,
+    slots: Tensor,
+    key_map: Tensor,
+    value_map: tuple[Tensor, Tensor],
+    token_dtype: torch.dtype,
 ) -> tuple[Tensor, Tensor]:
     """Run ``module.iters`` refinement iterations of a :class:`~aime.nn.slot_attention.SlotAttention`.
 
@@ -196,7 +203,9 @@ def slot_iterations(
         module: the slot attention whose weights to use.
         tokens: ``[B, N, D_in]``, its ``project_inputs``.
         slots: ``[B, K, D]``, the initial slots.
-        key_map: ``[D, D_in + 1]``, ``scale * [W_k | b_k]``.
+        key_map: ``[D, D_in + 1]``, ``scale * [W_k | b_k]`` (``input_maps``: the input norm's affine
+            map folded in).
+        value_map: ``W_v [D, D_in]`` and ``b_v [D]`` (likewise folded).
         token_dtype: the dtype of the products with the tokens (float32, or bfloat16 under autocast).
     Returns:
         ``slots [B, K, D]`` and ``attn [B, K, N]`` (float32), as the module's reference loop.
@@ -206,8 +215,7 @@ def slot_iterations(
         module.norm_slots.bias,
         module.to_q.weight,
         module.to_q.bias,
-        module.to_v.weight,
-        module.to_v.bias,
+        *value_map,
         module.gru.weight_ih,
         module.gru.weight_hh,
         module.gru.bias_ih,

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from aime.nn.layer_norm import LayerNorm
+
 
 def mlp(inp: int, hidden: int, out: int, layers: int = 2, zero_last: bool = False) -> nn.Sequential:
     """``layers`` x (Linear, LayerNorm, SiLU) then a Linear to ``out`` (zero-initialised if asked).
@@ -26,7 +28,7 @@ def mlp(inp: int, hidden: int, out: int, layers: int = 2, zero_last: bool = Fals
     """
     mods: list[nn.Module] = []
     for i in range(layers):
-        mods += [nn.Linear(inp if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.SiLU()]
+        mods += [nn.Linear(inp if i == 0 else hidden, hidden), LayerNorm(hidden), nn.SiLU()]
     last = nn.Linear(hidden if layers else inp, out)
     if zero_last:  # predictions start at 0 instead of a random scale (DreamerV3)
         nn.init.zeros_(last.weight)

@@ -10,6 +10,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from aime.nn.layer_norm import LayerNorm, normalize
+
 
 class PerceiverEncoder(nn.Module):
     """Latent array ``[L, D]`` -> cross-attention to tokens -> self-attention -> mean -> ``[B, out_dim]``.
@@ -37,13 +39,13 @@ class PerceiverEncoder(nn.Module):
             raise ValueError(f"latent_dim ({latent_dim}) must be a multiple of heads ({heads})")
         self.token_dim, self.heads = token_dim, heads
         self.latents = nn.Parameter(torch.randn(num_latents, latent_dim) * latent_dim**-0.5)
-        self.norm_tokens = nn.LayerNorm(token_dim)
+        self.norm_tokens = nn.LayerNorm(token_dim)  # its affine map is folded into the keys and values (forward)
         self.norm_latents = nn.LayerNorm(latent_dim)
         self.to_q = nn.Linear(latent_dim, latent_dim, bias=False)
         self.to_kv = nn.Linear(token_dim, 2 * latent_dim, bias=False)
         self.to_out = nn.Linear(latent_dim, latent_dim)
         self.mlp = nn.Sequential(
-            nn.LayerNorm(latent_dim),
+            LayerNorm(latent_dim),
             nn.Linear(latent_dim, 2 * latent_dim),
             nn.SiLU(),
             nn.Linear(2 * latent_dim, latent_dim),
@@ -55,7 +57,7 @@ class PerceiverEncoder(nn.Module):
             if self_attention
             else None
         )
-        self.head = nn.Sequential(nn.LayerNorm(latent_dim), nn.Linear(latent_dim, out_dim))
+        self.head = nn.Sequential(LayerNorm(latent_dim), nn.Linear(latent_dim, out_dim))
 
     def forward(self, tokens: Tensor) -> Tensor:
         """``tokens [B, N, C]`` (or a feature map ``[B, C, H, W]``) -> context ``[B, out_dim]``."""
@@ -66,16 +68,20 @@ class PerceiverEncoder(nn.Module):
                 f"tokens: expected [B, N, {self.token_dim}] or [B, {self.token_dim}, H, W], got {tuple(tokens.shape)}"
             )
         h, d = self.heads, self.latents.shape[1] // self.heads
-        x = self.norm_tokens(tokens)  # [B, N, C]
+        x = normalize(tokens, self.norm_tokens.eps)  # [B, N, C], without the affine map (below)
         # The latents are the same for every frame, so the keys and values are never formed:
         # q . (W_k x) = (W_k^T q) . x scores the tokens in their own C dims, and
         # softmax(.) (W_v x) = W_v (softmax(.) x) pools the tokens before projecting them. Exactly
         # the attention of to_q/to_kv, without writing (and backpropagating) a [B, N, 2D] tensor.
+        # norm_tokens' affine map g x + c is folded in: g scales the queries' token-space weights,
+        # q . W_k c is the same for every token (the softmax over tokens ignores it), and the pooled
+        # tokens get g and c after pooling (the attention sums to one over the tokens).
+        g, c = self.norm_tokens.weight, self.norm_tokens.bias
         q = rearrange(self.to_q(self.norm_latents(self.latents)), "l (h d) -> h l d", h=h)
         w_k, w_v = rearrange(self.to_kv.weight, "(two h d) c -> two h d c", two=2, h=h)
-        q_tokens = rearrange(torch.einsum("hld,hdc->hlc", q, w_k) * d**-0.5, "h l c -> (h l) c")
+        q_tokens = rearrange(torch.einsum("hld,hdc->hlc", q, w_k) * (g * d**-0.5), "h l c -> (h l) c")
         attn = torch.matmul(q_tokens, x.transpose(1, 2)).softmax(-1)  # [B, H*L, N]
-        pooled = rearrange(torch.bmm(attn, x), "b (h l) c -> b h l c", h=h)  # [B, H, L, C]
+        pooled = rearrange(torch.bmm(attn, x), "b (h l) c -> b h l c", h=h) * g + c  # [B, H, L, C]
         attended = rearrange(torch.einsum("bhlc,hdc->bhld", pooled, w_v), "b h l d -> b l (h d)")
         latents = self.latents + self.to_out(attended)  # [B, L, D]
         latents = latents + self.mlp(latents)

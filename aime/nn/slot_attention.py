@@ -9,10 +9,12 @@ values. Each slot is updated by a shared GRUCell and a residual MLP; 3 refinemen
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from aime.nn.fused_slot_attention import slot_iterations
+from aime.nn.layer_norm import normalize
 
 __all__ = ["SlotAttention"]
 
@@ -80,7 +82,7 @@ class SlotAttention(nn.Module):
         self.slots_logsigma = nn.Parameter(torch.empty(1, 1, dim))
         nn.init.xavier_uniform_(self.slots_logsigma)
 
-        self.norm_input = nn.LayerNorm(input_dim)
+        self.norm_input = nn.LayerNorm(input_dim)  # its affine map is folded into to_k and to_v (forward)
         self.norm_slots = nn.LayerNorm(dim)
         self.norm_pre_ff = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, dim)
@@ -90,21 +92,36 @@ class SlotAttention(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, dim))
 
     def project_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """What the slots attend to: the normalised tokens ``x [..., N, D_in]`` -> ``[..., N, D_in]``.
+        """What the slots attend to: the tokens ``x [..., N, D_in]`` normalised, without
+        ``norm_input``'s affine map -> ``x_hat [..., N, D_in]``, in ``x``'s dtype.
 
-        The keys ``k_n = W_k x_n + b_k`` and values ``v_n = W_v x_n + b_v`` are never formed: each
-        iteration maps its queries into token space instead (``q . k_n = (W_k^T q) . x_n + q . b_k``)
-        and pools the tokens before projecting them (the weights sum to one over the tokens, so
-        ``sum_n w_n v_n = W_v (sum_n w_n x_n) + b_v``). The same attention as with keys and values,
-        without writing (and backpropagating) two ``[..., N, D]`` tensors per frame. The normalised
-        tokens do not depend on the slots, so a recurrent caller computes them for a whole sequence
-        at once (batched over ``B*T``) and passes them to ``forward(inputs=...)`` step by step.
+        The keys ``k_n = W_k (g x_hat_n + c) + b_k`` and values ``v_n = W_v (g x_hat_n + c) + b_v``
+        (``g``, ``c``: ``norm_input``'s weight and bias) are never formed: ``forward`` folds ``g`` and
+        ``c`` into the two projections (:meth:`input_maps`), maps each iteration's queries into token
+        space (``q . k_n = (W_k diag(g))^T q . x_hat_n + q . (W_k c + b_k)``) and pools the tokens
+        before projecting them (the weights sum to one over the tokens, so ``sum_n w_n v_n =
+        W_v diag(g) (sum_n w_n x_hat_n) + W_v c + b_v``). The same attention as with keys and values,
+        without writing (and backpropagating) two ``[..., N, D]`` tensors, or an affine map, per
+        frame; bf16 tokens stay bf16 (:mod:`aime.nn.layer_norm`). They do not depend on the slots, so
+        a recurrent caller computes them for a whole sequence at once (batched over ``B*T``) and
+        passes them to ``forward(inputs=...)`` step by step.
         """
         if x.shape[-1] != self.input_dim:
             raise ValueError(
                 f"SlotAttention: expected tokens of shape [..., N, {self.input_dim}], got {tuple(x.shape)}"
             )
-        return self.norm_input(x)
+        return normalize(x, self.norm_input.eps)
+
+    def input_maps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``norm_input``'s affine map folded into the key and value projections: ``key_map [D,
+        D_in + 1] = scale * [W_k diag(g) | W_k c + b_k]`` (applied to the queries; its last column,
+        ``q . (W_k c + b_k)``, differs per slot, so it matters to the softmax over slots),
+        ``value_weight [D, D_in] = W_v diag(g)`` and ``value_bias [D] = W_v c + b_v``."""
+        g, c = self.norm_input.weight, self.norm_input.bias
+        # (W * c).sum(-1), not W @ c: elementwise, so autocast leaves these small maps in fp32
+        key_bias = self.to_k.bias + (self.to_k.weight * c).sum(-1)
+        key_map = torch.cat([self.to_k.weight * g, key_bias[:, None]], 1) * self.scale
+        return key_map, self.to_v.weight * g, self.to_v.bias + (self.to_v.weight * c).sum(-1)
 
     def forward(
         self,
@@ -142,14 +159,12 @@ class SlotAttention(nn.Module):
         if seed_slots is not None:
             slots = seed_slots if self.seed_mode == "replace" else slots + seed_slots
 
-        # the keys' projection, applied to the queries instead (see project_inputs), its bias as the
-        # last column (q . b_k differs per slot, so it matters to the softmax over slots)
-        key_map = torch.cat([self.to_k.weight, self.to_k.bias[:, None]], 1) * self.scale  # [D, D_in + 1]
+        key_map, value_weight, value_bias = self.input_maps()  # see project_inputs
         if self.fused:
             device = tokens.device.type
             autocast = torch.is_autocast_enabled(device)
             token_dtype = torch.get_autocast_dtype(device) if autocast else tokens.dtype
-            return slot_iterations(self, tokens, slots, key_map, token_dtype)
+            return slot_iterations(self, tokens, slots, key_map, (value_weight, value_bias), token_dtype)
         tokens_t = tokens.transpose(1, 2)  # [B, D_in, N]
         for _ in range(self.iters):
             slots_prev = slots
@@ -158,7 +173,7 @@ class SlotAttention(nn.Module):
             attn = logits.softmax(dim=1)  # [B, K, N] responsibilities: competition over slots
             weights = attn + self.eps
             weights = weights / weights.sum(dim=-1, keepdim=True)  # weighted mean over inputs
-            updates = self.to_v(torch.einsum("bkn,bnc->bkc", weights, tokens))  # [B, K, D]
+            updates = F.linear(torch.einsum("bkn,bnc->bkc", weights, tokens), value_weight, value_bias)  # [B, K, D]
             slots = self.gru(rearrange(updates, "b k d -> (b k) d"), rearrange(slots_prev, "b k d -> (b k) d"))
             slots = rearrange(slots, "(b k) d -> b k d", b=b)
             slots = slots + self.mlp(self.norm_pre_ff(slots))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from aime.nn.feature_pyramid import FeaturePyramid
+from aime.nn.layer_norm import LayerNorm
 
 
 def _trunk_layout(frames: Tensor, norm: str) -> Tensor:
@@ -69,7 +70,7 @@ class Encoder(nn.Module):
         )
         with torch.no_grad():
             flat = self.down(torch.zeros(1, feature_channels, self.resolution, self.resolution)).shape[-1]
-        self.to_embed = nn.Sequential(nn.Linear(flat, embed_dim), nn.LayerNorm(embed_dim), nn.SiLU())
+        self.to_embed = nn.Sequential(nn.Linear(flat, embed_dim), LayerNorm(embed_dim), nn.SiLU())
         self.readout = nn.Conv2d(feature_channels, readout_dim, 1) if readout_dim else None
 
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:

@@ -232,10 +232,12 @@ class SchemaPerception(nn.Module):
         of where inside each cell the attention lies). With ``slot_seeds="frame"`` nothing of the
         posterior depends on ``h``, so this is all of it: also the step's outputs (``attention``,
         ``coords``, ``slot_maps``, ...) and ``percept``, what ``e_t`` takes of them."""
+        # one token layout for both norms (a copy only for NCHW features): each reads it contiguous
+        tokens = rearrange(features, "n c h w -> n (h w) c").contiguous()  # [N, R*R, F]
         out = {
-            "tokens": self.schema.posterior_net.prepare(features),
+            "tokens": self.schema.posterior_net.prepare(tokens),
             "readout": rearrange(readout, "n c h w -> n c (h w)"),
-            "context": self.context(features),
+            "context": self.context(tokens),
         }
         if "attention_detail" in self.frame_outputs:
             if frames is None:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aime.config import LossScales, ModelConfig, TrainConfig
+from aime.nn.layer_norm import LayerNorm
 from aime.nn.spatial_losses import info_nce_patch_coherence, spatial_diversity_loss
 from aime.world_model import objectives
 from aime.world_model.decoders import DECODERS
@@ -245,7 +246,7 @@ class VRNN(nn.Module):
         self.perception = perception(encoder=self.encoder, latent_size=self.latent.size, **perception_args)
         self.register_load_state_dict_pre_hook(_rename_perception_keys)
         self.feat_size = deter + self.latent.size
-        self.img_in = nn.Sequential(nn.Linear(self.latent.size + num_actions, hidden), nn.LayerNorm(hidden), nn.SiLU())
+        self.img_in = nn.Sequential(nn.Linear(self.latent.size + num_actions, hidden), LayerNorm(hidden), nn.SiLU())
         self.cell = nn.GRUCell(hidden, deter) if rnn == "gru" else nn.LSTMCell(hidden, deter)
         self.decoder_attention = decoder_attention and self.perception.attends
         if self.decoder_attention and decoder == "field":

@@ -22,7 +22,7 @@ def _pair(dtype=torch.float64, **kwargs):
 def _run(sa, x, seeds, weights_slots, weights_attn):
     slots, attn = sa(None, seed_slots=seeds, noise=False, inputs=x)
     loss = (slots * weights_slots).sum() + (0 if weights_attn is None else (attn * weights_attn).sum())
-    unused = {"slots_logsigma", "norm_input.weight", "norm_input.bias"}  # no noise; inputs given
+    unused = {"slots_logsigma"}  # no noise (norm_input's affine map is folded into the key and value maps)
     if sa.seed_mode == "replace":
         unused.add("slots_mu")
     params = {"tokens": x, "seeds": seeds, **{n: p for n, p in sa.named_parameters() if n not in unused}}
@@ -46,7 +46,8 @@ def test_fused_equals_reference_loop_in_float64(iters, use_attn, seed_mode):
     want = _run(reference, x, seeds, w_slots, w_attn if use_attn else None)
     torch.testing.assert_close(got[0], want[0], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(got[1], want[1], rtol=1e-10, atol=1e-12)
-    assert len(got[2]) == 2 + 16 + 2 + (seed_mode == "add")  # tokens, seeds, 16 iteration weights, to_k's, mu
+    # tokens, seeds, the 16 iteration weights (to_v's among them), to_k's, norm_input's, mu
+    assert len(got[2]) == 2 + 16 + 2 + 2 + (seed_mode == "add")
     for name, w in want[2].items():
         assert (w.abs().max() < 1e-12) == (name in _BLIND), name
         torch.testing.assert_close(got[2][name], w, rtol=1e-9, atol=1e-12)
@@ -57,7 +58,11 @@ def test_gradcheck_of_the_iterations():
     x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
     slots = torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True)
     key_map = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
-    torch.autograd.gradcheck(lambda x, s, m: slot_iterations(sa, x, s, m, torch.float64), (x, slots, key_map))
+    w_v = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    b_v = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(
+        lambda x, s, m, w, b: slot_iterations(sa, x, s, m, (w, b), torch.float64), (x, slots, key_map, w_v, b_v)
+    )
 
 
 def test_bfloat16_autocast_stays_near_float32():

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import aime.nn.mlp
+from aime.nn.layer_norm import LayerNorm
 from aime.nn.mlp import mlp
 from aime.world_model.heads import ContinueHead, RewardHead
 from aime.world_model.heads import mlp as mlp_from_heads
@@ -40,7 +41,7 @@ RECORDED_LATENTS = {
 def test_layers_and_parameter_names():
     net = mlp(5, 7, 3, layers=2)
     kinds = [type(m) for m in net]
-    assert kinds == [nn.Linear, nn.LayerNorm, nn.SiLU, nn.Linear, nn.LayerNorm, nn.SiLU, nn.Linear]
+    assert kinds == [nn.Linear, LayerNorm, nn.SiLU, nn.Linear, LayerNorm, nn.SiLU, nn.Linear]
     assert list(net.state_dict()) == [f"{i}.{p}" for i in (0, 1, 3, 4, 6) for p in ("weight", "bias")]
     assert net(torch.randn(4, 2, 5)).shape == (4, 2, 3)
     single = mlp(5, 7, 3, layers=0)
