@@ -56,7 +56,6 @@ class LayerNorm(nn.LayerNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16) and self.elementwise_affine:
-            rows = x.numel() // max(1, self.weight.numel())
-            if rows > BF16_MAX_ROWS:
+            if x.numel() // self.weight.numel() > BF16_MAX_ROWS:  # rows summed into the gradients
                 x = x.float()
         return super().forward(x)
