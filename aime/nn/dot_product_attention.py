@@ -10,10 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FEW_KEYS", "attend"]
+__all__ = ["FEW_KEYS", "KEYS_MAJOR_BELOW", "attend"]
 
 FEW_KEYS = 64
 """Up to this many keys, :func:`attend` writes the attention out instead of calling the fused kernel."""
+
+KEYS_MAJOR_BELOW = 16
+"""Below this many keys, :func:`attend` lays its scores out keys-first (``[..., M, N]``)."""
 
 
 def attend(
@@ -30,6 +33,12 @@ def attend(
     the prior's cross-attention (B 253, 4 heads, 441 queries, 4 keys) took 0.32-0.34 s fused and
     0.10-0.14 s written out in bf16, its 49-cell self-attention 0.20-0.27 s and 0.02-0.03 s (one
     thread); in fp32 the two forms are within noise.
+
+    Below :data:`KEYS_MAJOR_BELOW` keys the scores are laid out ``[..., M, N]`` and normalised over
+    ``M``: a softmax over a last dimension shorter than a vector register (16 fp32 lanes) runs row
+    by row, over an inner one it runs across the queries. The prior's cross-attention (4 keys),
+    forward + backward, one thread: 91 -> 58 ms at B 252 in bf16, 20 -> 9 ms at B 60 in fp32
+    (at 16 keys the query-major layout is the faster one).
     """
     if mask is not None and not mask.is_floating_point():  # a boolean mask would be added as 0/1
         raise ValueError(
@@ -38,6 +47,13 @@ def attend(
     if k.shape[-2] > FEW_KEYS:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     # the softmax in fp32, as inside the fused kernel (CPU autocast would run it in bf16)
+    if k.shape[-2] < KEYS_MAJOR_BELOW:
+        scores = torch.einsum("...md,...nd->...mn", k, q).float() * q.shape[-1] ** -0.5
+        if mask is not None:
+            scores = scores + mask.transpose(-1, -2)
+        weights = scores.softmax(dim=-2)
+        weights = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+        return torch.einsum("...mn,...md->...nd", weights.to(v.dtype), v)
     scores = torch.einsum("...nd,...md->...nm", q, k).float() * q.shape[-1] ** -0.5
     if mask is not None:
         scores = scores + mask

@@ -73,8 +73,7 @@ def motion_saliency(obs: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
     """
     if obs.dim() != 5 or obs.shape[1] < 2:
         raise ValueError(f"motion_saliency: expected obs [B, T >= 2, C, S, S], got {tuple(obs.shape)}")
-    frames = obs.float()
-    change = (frames[:, 1:] - frames[:, :-1]).abs().sum(2)  # [B, T-1, S, S]
+    change = _channel_change(obs[:, 1:], obs[:, :-1])  # [B, T-1, S, S]
     return _pooled_distribution(change, resolution)
 
 
@@ -133,9 +132,20 @@ def current_motion_change(obs: Tensor) -> Tensor:
     (what :func:`current_motion_saliency` pools and :func:`current_motion_detail` splits into cells)."""
     if obs.dim() != 5 or obs.shape[1] < 3:
         raise ValueError(f"current_motion_change: expected obs [B, T >= 3, C, S, S], got {tuple(obs.shape)}")
-    frames = obs.float()
-    now = frames[:, 2:]
-    return torch.minimum((now - frames[:, 1:-1]).abs().sum(2), (now - frames[:, :-2]).abs().sum(2))
+    now = obs[:, 2:]
+    return torch.minimum(_channel_change(now, obs[:, 1:-1]), _channel_change(now, obs[:, :-2]))
+
+
+def _channel_change(a: Tensor, b: Tensor) -> Tensor:
+    """``|a - b|`` summed over the channels (dim 2), in float: ``[B, L, C, S, S] -> [B, L, S, S]``.
+
+    Frames of uint8 stay uint8 until the sum (``max - min`` is ``|a - b|`` without wrapping): the
+    same values as in float (integers up to ``255 C``) for a quarter of the memory traffic, 126 ->
+    49 ms on the ``atari100k`` batch (B 16 x T 64, one thread).
+    """
+    if a.dtype == torch.uint8:
+        return (torch.maximum(a, b) - torch.minimum(a, b)).sum(2, dtype=torch.float32)
+    return (a.float() - b.float()).abs().sum(2)
 
 
 def _pooled_distribution(change: Tensor, resolution: int) -> tuple[Tensor, Tensor]:

@@ -1,4 +1,5 @@
-"""attend: equal to the fused kernel on both sides of FEW_KEYS, bf16, dropout, leading dimensions."""
+"""attend: equal to the fused kernel in each of its three forms (keys-major, query-major, fused), bf16,
+dropout, leading dimensions."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aime.nn.dot_product_attention import FEW_KEYS, attend
+from aime.nn.dot_product_attention import FEW_KEYS, KEYS_MAJOR_BELOW, attend
 
 
-@pytest.mark.parametrize("keys", [4, 49, FEW_KEYS + 1])
+@pytest.mark.parametrize("keys", [2, 4, KEYS_MAJOR_BELOW - 1, KEYS_MAJOR_BELOW, 49, FEW_KEYS + 1])
 @pytest.mark.parametrize("masked", [False, True])
 def test_attend_equals_the_fused_kernel(keys, masked):
-    """Written out (few keys) or fused (more), the same attention: values and gradients."""
+    """Written out keys-major (under 16 keys), query-major (up to 64) or fused (more), the same
+    attention: values and gradients, with a mask broadcast over the batch."""
     g = torch.Generator().manual_seed(keys)
     q, k, v = (torch.randn(2, 4, n, 8, generator=g, requires_grad=True) for n in (30, keys, keys))
     mask = torch.randn(1, 4, 30, keys, generator=g) if masked else None

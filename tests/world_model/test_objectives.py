@@ -61,6 +61,19 @@ def test_motion_saliency_marks_the_cells_that_changed():
     assert maps[0, 1, 0, 20] > 0 and maps[0, 1, 10, 2] > maps[0, 1, 0, 20]
 
 
+def test_motion_change_of_uint8_frames_equals_that_of_their_floats():
+    """Frames kept uint8 until the channel sum give the float path's values exactly: both signs of
+    every difference, no wrapping (``a - b`` in uint8 would wrap where ``b > a``)."""
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (2, 5, 3, 84, 84), dtype=torch.uint8, generator=g)
+    for fn in (objectives.motion_saliency, objectives.current_motion_saliency):
+        for got, want in zip(fn(obs, 21), fn(obs.float(), 21)):
+            assert torch.equal(got, want)
+    change = objectives.current_motion_change(obs)
+    assert change.dtype == torch.float32 and torch.equal(change, objectives.current_motion_change(obs.float()))
+    assert change.max() > 255  # sums of three channels' differences, not one
+
+
 def test_current_motion_saliency_keeps_the_new_place_and_drops_the_old():
     obs = torch.zeros(1, 4, 3, 84, 84, dtype=torch.uint8)
     for t, col in enumerate((0, 8, 16, 24)):  # a 4x4 square moving right by two cells per frame
