@@ -46,16 +46,17 @@ def attend(
         )
     if k.shape[-2] > FEW_KEYS:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    keys_major = k.shape[-2] < KEYS_MAJOR_BELOW
+    if keys_major:  # scores [..., M, N]
+        scores = torch.einsum("...md,...nd->...mn", k, q)
+        mask = None if mask is None else mask.transpose(-1, -2)
+    else:  # scores [..., N, M]
+        scores = torch.einsum("...nd,...md->...nm", q, k)
     # the softmax in fp32, as inside the fused kernel (CPU autocast would run it in bf16)
-    if k.shape[-2] < KEYS_MAJOR_BELOW:
-        scores = torch.einsum("...md,...nd->...mn", k, q).float() * q.shape[-1] ** -0.5
-        if mask is not None:
-            scores = scores + mask.transpose(-1, -2)
-        weights = scores.softmax(dim=-2)
-        weights = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
-        return torch.einsum("...mn,...md->...nd", weights.to(v.dtype), v)
-    scores = torch.einsum("...nd,...md->...nm", q, k).float() * q.shape[-1] ** -0.5
+    scores = scores.float() * q.shape[-1] ** -0.5
     if mask is not None:
         scores = scores + mask
-    weights = F.dropout(scores.softmax(dim=-1), dropout_p) if dropout_p > 0 else scores.softmax(dim=-1)
-    return torch.einsum("...nm,...md->...nd", weights.to(v.dtype), v)
+    weights = scores.softmax(dim=-2 if keys_major else -1)
+    if dropout_p > 0:
+        weights = F.dropout(weights, dropout_p)
+    return torch.einsum("...mn,...md->...nd" if keys_major else "...nm,...md->...nd", weights.to(v.dtype), v)
