@@ -33,10 +33,11 @@ from aime.nn.conv_gru import ConvGRUCell
 from aime.nn.dot_product_attention import attend
 from aime.nn.layer_norm import LayerNorm
 
-__all__ = ["AttentionPrior", "relative_position_index", "rotary_tables"]
+__all__ = ["AttentionPrior", "conv_output_mean", "relative_position_index", "rotary_tables", "same_padding_taps"]
 
 _POSITION_BIASES = ("relative", "rotary", "none")
 _DROPOUT_MODES = ("residual", "weights")
+_MOVEMENTS = ("map", "mean")
 
 
 def _positive_int(owner: str, name: str, value: Any) -> int:
@@ -74,6 +75,47 @@ def rotary_tables(size: int, head_dim: int, base: float = 100.0) -> tuple[torch.
     angles = torch.cat([rows.reshape(-1, 1) * theta, cols.reshape(-1, 1) * theta], dim=-1)  # [N, d/2]
     angles = torch.cat([angles, angles], dim=-1)  # [N, d]
     return angles.cos(), angles.sin()
+
+
+def same_padding_taps(size: int, kernel_size: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Which input rows each kernel row reads in a 'same'-padded convolution: ``[k, size]``, 0/1.
+
+    Entry ``(u, r)`` is 1 when some output row ``i`` in ``[0, size)`` reads input row ``r`` through
+    kernel row ``u``, i.e. ``r = i + u - k // 2`` (the rows ``u`` would read past the border are
+    padding zeros). The same holds for columns.
+    """
+    rows = torch.arange(size)[None, :] - torch.arange(kernel_size)[:, None] + kernel_size // 2  # the output row i
+    return ((rows >= 0) & (rows < size)).to(dtype or torch.get_default_dtype())
+
+
+def conv_output_mean(
+    grid: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, channels_last: bool = False
+) -> torch.Tensor:
+    """The mean over positions of a stride-1, 'same'-padded convolution's output, without the output.
+
+    ``mean_ij conv(x)[o, i, j] = sum_{c,u,v} W[o, c, u, v] S[c, u, v] / (H W) + b[o]``, where
+    ``S[c, u, v] = sum_{r,q} x[c, r, q] M_rows[u, r] M_cols[v, q]`` sums the inputs that tap
+    ``(u, v)`` reads (:func:`same_padding_taps`): ``F.conv2d(x, W, b, padding=k // 2).mean((-2,
+    -1))`` up to rounding, for ``k^2`` sums per channel instead of a map of outputs.
+
+    Args:
+        grid: ``[B, C, H, W]``, or ``[B, H, W, C]`` with ``channels_last`` (no transposed copy).
+        weight: ``[O, C, k, k]``, ``k`` odd; bias: ``[O]`` or ``None``.
+    Returns:
+        ``[B, O]``.
+    """
+    k = weight.shape[-1]
+    channels = grid.shape[-1] if channels_last else grid.shape[1]
+    if weight.dim() != 4 or weight.shape[-2] != k or k % 2 == 0 or weight.shape[1] != channels:
+        raise ValueError(
+            f"conv_output_mean: expected weight [O, {channels}, k, k] with k odd, got {tuple(weight.shape)}"
+        )
+    h, w = grid.shape[1:3] if channels_last else grid.shape[-2:]
+    rows = same_padding_taps(h, k, grid.dtype).to(grid.device)
+    cols = same_padding_taps(w, k, grid.dtype).to(grid.device)
+    sums = torch.einsum("bhwc,uh,vw->bcuv" if channels_last else "bchw,uh,vw->bcuv", grid, rows, cols)
+    out = torch.einsum("bcuv,ocuv->bo", sums, weight.to(sums.dtype)) / (h * w)  # [B, O]
+    return out if bias is None else out + bias.to(out.dtype)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -127,10 +169,14 @@ class AttentionPrior(nn.Module):
         hidden_state: ``[B, hidden_dim]``.
         latent_state: ``[B, latent_dim]``.
         spatial_state: ``[B, convgru_hidden_size, R, R]`` or ``None`` (zeros).
+        movement: ``"map"`` (the seed's movement fields) or ``"mean"`` (their means over the
+            map alone, what the dynamics loss reads, computed without the fields:
+            :func:`conv_output_mean`).
 
     Returns:
         ``(attention_probs [B, R, R], info)``: the predicted map (sums to 1 over ``R*R``) and
-        ``info`` with ``predicted_movement`` (``(dx, dy)``, each ``[B, R, R]``),
+        ``info`` with ``predicted_movement`` (``(dx, dy)``, each ``[B, R, R]``, or ``[B]`` with
+        ``movement="mean"``),
         ``spatial_features`` ``[B, convgru_hidden_size, R, R]`` (also the next
         ``spatial_state``), ``motion_features`` ``[B, motion_kernels, R, R]`` and
         ``attention_logits`` ``[B, R, R]``.
@@ -355,9 +401,12 @@ class AttentionPrior(nn.Module):
         hidden_state: torch.Tensor,
         latent_state: torch.Tensor,
         spatial_state: torch.Tensor | None = None,
+        movement: str = "map",
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Predict the next map; see the class docstring for shapes."""
         self._validate(prev_attention, hidden_state, latent_state, spatial_state)
+        if movement not in _MOVEMENTS:
+            raise ValueError(f"AttentionPrior: expected movement in {_MOVEMENTS}, got {movement!r}")
         r = self.attention_resolution
         prev = prev_attention.unsqueeze(1)  # [B, 1, R, R]
 
@@ -380,10 +429,17 @@ class AttentionPrior(nn.Module):
 
         logits = rearrange(self.logit_head(x), "b (h w) 1 -> b h w", h=r)  # [B, R, R]
         probs = rearrange(torch.softmax(rearrange(logits, "b h w -> b (h w)"), dim=-1), "b (h w) -> b h w", h=r)
-        features = rearrange(x, "b (h w) d -> b d h w", h=r)  # [B, D, R, R]
-        movement = self.movement_head(torch.cat([prev, features], dim=1))  # [B, 2, R, R]
+        if movement == "mean":  # the head's input never concatenated, its output never formed
+            weight, bias = self.movement_head.weight, self.movement_head.bias
+            grid = rearrange(x, "b (h w) d -> b h w d", h=r)
+            moved = conv_output_mean(prev, weight[:, :1], bias) + conv_output_mean(
+                grid, weight[:, 1:], channels_last=True
+            )  # [B, 2]
+        else:
+            features = rearrange(x, "b (h w) d -> b d h w", h=r)  # [B, D, R, R]
+            moved = self.movement_head(torch.cat([prev, features], dim=1))  # [B, 2, R, R]
         info = {
-            "predicted_movement": (movement[:, 0], movement[:, 1]),
+            "predicted_movement": (moved[:, 0], moved[:, 1]),
             "spatial_features": spatial,
             "motion_features": motion,
             "attention_logits": logits,

@@ -94,13 +94,13 @@ def schema_losses(
     pick = random_subset(valid.numel(), fraction, attention.device)
     prev = attention[:, :-1].flatten(0, 1)[pick]  # [K, R, R]
     nxt = attention[:, 1:].flatten(0, 1)[pick]
-    _, info = prior_net(prev, out["deter"][:, :-1].flatten(0, 1)[pick], out["stoch"][:, :-1].flatten(0, 1)[pick])
+    deter, stoch = out["deter"][:, :-1].flatten(0, 1)[pick], out["stoch"][:, :-1].flatten(0, 1)[pick]
+    _, info = prior_net(prev, deter, stoch, movement="mean")  # the loss reads each field's mean alone
     ce = attention_prior_cross_entropy(  # the prior's prediction of A_{t+1}
         info["attention_logits"].float(), nxt.detach(), prior_is_logits=True, reduction="none"
     )
     terms["attention_prior"] = objectives.masked_mean(ce, valid[pick])
-    dx, dy = info["predicted_movement"]
-    moved = torch.stack([dx, dy], -1).mean((1, 2))[:, None]  # [K, 1, 2]: one move per pair
+    moved = torch.stack(info["predicted_movement"], -1)[:, None]  # [K, 1, 2]: one move per pair
     err = attention_dynamics_loss(torch.stack([prev, nxt], 1), moved, reduction="none")[:, 0]
     terms["attention_dynamics"] = objectives.masked_mean(err, valid[pick])
     frames = random_subset(attention.shape[0] * attention.shape[1], fraction, attention.device)

@@ -6,9 +6,16 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
-from aime.attention.prior import AttentionPrior, relative_position_index, rotary_tables
+from aime.attention.prior import (
+    AttentionPrior,
+    conv_output_mean,
+    relative_position_index,
+    rotary_tables,
+    same_padding_taps,
+)
 
 R, HID, LAT = 7, 16, 8
 
@@ -280,3 +287,57 @@ def test_token_pool_runs_attention_on_pooled_cells():
     torch.testing.assert_close(out, out[:, :, :1, :, :1].expand_as(out))
     with pytest.raises(ValueError, match="token_pool"):
         AttentionPrior(position_bias="relative", token_pool=3)
+
+
+def test_same_padding_taps_mark_the_rows_each_kernel_row_reads():
+    taps = same_padding_taps(4, 3)
+    # kernel row 0 reads row i - 1 (rows 0..2), row 1 reads row i, row 2 reads row i + 1 (rows 1..3)
+    assert taps.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1], [0, 1, 1, 1]]
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_output_mean_equals_the_mean_of_the_convolution(k, channels_last):
+    g = torch.Generator().manual_seed(k)
+    x = torch.randn(3, 5, 6, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(2, 5, k, k, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(2, generator=g, dtype=torch.float64, requires_grad=True)
+    expected = F.conv2d(x, weight, bias, padding=k // 2).mean((-2, -1))  # [3, 2]
+    grid = rearrange(x, "b c h w -> b h w c") if channels_last else x
+    got = conv_output_mean(grid, weight, bias, channels_last=channels_last)
+    torch.testing.assert_close(got, expected)
+    probe = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((got * probe).sum(), (x, weight, bias))
+    for mine, ref in zip(grads, torch.autograd.grad((expected * probe).sum(), (x, weight, bias))):
+        torch.testing.assert_close(mine, ref)
+
+
+def test_conv_output_mean_rejects_mismatched_weights():
+    with pytest.raises(ValueError, match="expected weight"):
+        conv_output_mean(torch.randn(2, 4, 5, 5), torch.randn(2, 3, 3, 3))
+    with pytest.raises(ValueError, match="k odd"):
+        conv_output_mean(torch.randn(2, 4, 5, 5), torch.randn(2, 4, 2, 2))
+
+
+def test_movement_mean_is_the_mean_of_the_movement_maps():
+    torch.manual_seed(0)
+    prior = small_prior(dropout=0.0).double()
+    prev, h, z = (t.double() for t in inputs())
+    probs, info = prior(prev, h, z)
+    probs_mean, info_mean = prior(prev, h, z, movement="mean")
+    torch.testing.assert_close(probs_mean, probs)
+    maps = torch.stack(info["predicted_movement"], -1).mean((1, 2))  # [B, 2]
+    means = torch.stack(info_mean["predicted_movement"], -1)
+    assert means.shape == (3, 2)
+    torch.testing.assert_close(means, maps)
+    weights = [p for p in prior.parameters() if p.requires_grad]
+    for mine, ref in zip(
+        torch.autograd.grad(means.square().sum(), weights, allow_unused=True),
+        torch.autograd.grad(maps.square().sum(), weights, allow_unused=True),
+    ):
+        if ref is None:
+            assert mine is None
+        else:
+            torch.testing.assert_close(mine, ref)
+    with pytest.raises(ValueError, match="movement"):
+        prior(prev, h, z, movement="field")
