@@ -77,14 +77,21 @@ def rotary_tables(size: int, head_dim: int, base: float = 100.0) -> tuple[torch.
     return angles.cos(), angles.sin()
 
 
-def same_padding_taps(size: int, kernel_size: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+def same_padding_taps(
+    size: int, kernel_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Which input rows each kernel row reads in a 'same'-padded convolution: ``[k, size]``, 0/1.
 
     Entry ``(u, r)`` is 1 when some output row ``i`` in ``[0, size)`` reads input row ``r`` through
     kernel row ``u``, i.e. ``r = i + u - k // 2`` (the rows ``u`` would read past the border are
     padding zeros). The same holds for columns.
     """
-    rows = torch.arange(size)[None, :] - torch.arange(kernel_size)[:, None] + kernel_size // 2  # the output row i
+    # the output row i, built where it is used (no host-to-device copy inside an update)
+    rows = (
+        torch.arange(size, device=device)[None, :]
+        - torch.arange(kernel_size, device=device)[:, None]
+        + kernel_size // 2
+    )
     return ((rows >= 0) & (rows < size)).to(dtype or torch.get_default_dtype())
 
 
@@ -111,8 +118,8 @@ def conv_output_mean(
             f"conv_output_mean: expected weight [O, {channels}, k, k] with k odd, got {tuple(weight.shape)}"
         )
     h, w = grid.shape[1:3] if channels_last else grid.shape[-2:]
-    rows = same_padding_taps(h, k, grid.dtype).to(grid.device)
-    cols = same_padding_taps(w, k, grid.dtype).to(grid.device)
+    rows = same_padding_taps(h, k, grid.dtype, grid.device)
+    cols = same_padding_taps(w, k, grid.dtype, grid.device)
     sums = torch.einsum("bhwc,uh,vw->bcuv" if channels_last else "bchw,uh,vw->bcuv", grid, rows, cols)
     out = torch.einsum("bcuv,ocuv->bo", sums, weight.to(sums.dtype)) / (h * w)  # [B, O]
     return out if bias is None else out + bias.to(out.dtype)
